@@ -1,0 +1,62 @@
+"""Backend dispatch: the one place that chooses where the numbers are crunched.
+
+``get_backend(device)`` returns a module with the same functions for every backend
+(``conv1d``, ``conv1d_adjoint``, ``relu_content``, ``relu_content_backward``,
+``style_loss_nxn``, ``style_loss_kernel``, ``asarray``, ``to_numpy``). Optional
+dependencies are probed once, when first asked for (as in sigpy's ``config``).
+"""
+
+import functools
+import importlib
+
+from nstaudio.errors import BackendError
+from nstaudio.validation import check_choice
+
+DEVICES = ("auto", "numpy", "cpu", "cuda")
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_status():
+    """Why the cuda backend is unavailable, or None if it can be used."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install 'nstaudio[gpu]')"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA GPU is visible"
+    except Exception as exc:  # cupy raises its own runtime errors when no driver is present
+        return f"no usable CUDA GPU ({exc.__class__.__name__}: {exc})"
+    return "the cuda backend is not implemented in this version of nstaudio"
+
+
+def available_backends():
+    """Names of the backends that work on this machine, fastest first."""
+    names = ["cpu", "numpy"]
+    if cuda_status() is None:
+        names.insert(0, "cuda")
+    return names
+
+
+def get_backend(device="auto"):
+    """The backend module for ``device``.
+
+    Parameters
+    ----------
+    device : {"auto", "numpy", "cpu", "cuda"}
+        ``"auto"`` picks the fastest available backend.
+
+    Raises
+    ------
+    BackendError
+        The requested backend cannot run here; the message says what is missing.
+    """
+    check_choice("device", device, DEVICES)
+    if device == "auto":
+        device = available_backends()[0]
+    if device == "cuda":
+        reason = cuda_status()
+        if reason is not None:
+            raise BackendError(f"device 'cuda' is unavailable: {reason}")
+    module = {"numpy": "numpy_backend", "cpu": "cpu", "cuda": "cuda"}[device]
+    return importlib.import_module(f"{__name__}.{module}")

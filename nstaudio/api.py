@@ -1,0 +1,198 @@
+"""The public entry point: arrays in, stylized array out.
+
+Data flows one way (DESIGN.md): audio at any rate and channel count -> working
+rate -> log1p-magnitude STFT -> a method -> phase reconstruction -> the content's
+rate, length, channels and loudness.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audio, spectral
+from .errors import AudioError, ParameterError
+from .methods.optimize import INITS, OPTIMIZERS, optimize
+from .validation import as_audio, check_choice, check_int
+
+METHODS = ("optimize",)
+PHASE_INITS = ("content", "random")
+
+
+@dataclass
+class StylizeInfo:
+    """What a :func:`stylize` run did.
+
+    Attributes
+    ----------
+    loss : float
+        Final objective value (summed over channels).
+    initial_loss : float
+        Objective at the starting point.
+    style_loss, initial_style_loss, content_loss : float
+        The parts of the objective at the end / start.
+    iterations, evaluations : int
+        Optimizer iterations and objective evaluations.
+    phase_convergence_db : float
+        Spectral convergence of the phase reconstruction (NaN if it ran 0 iterations).
+    seconds : float
+        Wall time.
+    backend, gram_form : str
+    history : np.ndarray
+        Loss after each iteration.
+    """
+
+    loss: float
+    initial_loss: float
+    style_loss: float
+    initial_style_loss: float
+    content_loss: float
+    iterations: int
+    evaluations: int
+    phase_convergence_db: float
+    seconds: float
+    backend: str
+    gram_form: str
+    history: np.ndarray = field(repr=False)
+
+
+def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="optimize", sr_work=22050,
+            n_fft=2048, hop_length=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
+            optimizer="lbfgs", init="noise", learning_rate=0.03, phase_iters=100, phase_init="content",
+            seed=0, device="auto", match_loudness=True, callback=None, return_info=False):
+    """Give ``content`` the timbre of ``style``.
+
+    Parameters
+    ----------
+    content : np.ndarray, shape (samples,) or (channels, samples)
+        Every channel is stylized (in one batch, with the same network).
+    style : np.ndarray or list of np.ndarray, each shape (samples,) or (channels, samples)
+        One or several style recordings; multichannel styles are mixed to mono.
+    sr : int
+        Sample rate of ``content``.
+    style_sr : int, list of int, or None
+        Sample rate(s) of the style(s); default ``sr``.
+    style_weights : sequence of float or None
+        Relative weights of several styles; default equal.
+    method : {"optimize"}
+    sr_work : int
+        Working sample rate for the spectrograms (22050 Hz in the papers).
+    n_fft : int
+        FFT size (>= 16); 1 + n_fft // 2 frequency bins are the conv's input channels.
+    hop_length : int or None
+        Default ``n_fft // 4``.
+    alpha : float
+        Content weight; 0 keeps only the style.
+    iterations : int
+        Optimizer iterations (>= 0).
+    n_filters, width : int
+        The random conv layer.
+    optimizer : {"lbfgs", "adam"}
+    init : {"noise", "content"}
+        Starting spectrogram.
+    learning_rate : float
+        Adam's step size.
+    phase_iters : int
+        Fast Griffin-Lim iterations.
+    phase_init : {"content", "random"}
+        Start Griffin-Lim from the content's phase or from random phase (the papers).
+    seed : int
+    device : {"auto", "numpy", "cpu", "cuda"}
+    match_loudness : bool
+        Scale the output to the content's RMS (lowered if it would clip).
+    callback : callable or None
+        ``callback(stage, step, total, value)`` with stage ``"optimize"`` (value: loss)
+        or ``"phase"`` (value: spectral convergence in dB).
+    return_info : bool
+        Also return a :class:`StylizeInfo`.
+
+    Returns
+    -------
+    y : np.ndarray, float32, the shape of ``content``
+    info : StylizeInfo, only if ``return_info``
+
+    Raises
+    ------
+    AudioError
+        Empty, silent or non-finite audio, or audio too short for one conv window.
+    ParameterError
+        A parameter out of range.
+    BackendError
+        ``device`` cannot run here.
+    """
+    started = time.perf_counter()
+    check_choice("method", method, METHODS)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("init", init, INITS)
+    check_choice("phase_init", phase_init, PHASE_INITS)
+    sr = check_int("sr", sr, minimum=1)
+    sr_work = check_int("sr_work", sr_work, minimum=1000, maximum=384000)
+    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
+    hop_length = n_fft // 4 if hop_length is None else check_int("hop_length", hop_length, minimum=1)
+    if hop_length > n_fft:
+        raise ParameterError(f"hop_length must be <= n_fft={n_fft}, got {hop_length}")
+    check_int("iterations", iterations, minimum=0, maximum=1_000_000)
+    check_int("n_filters", n_filters, minimum=1, maximum=65536)
+    width = check_int("width", width, minimum=1, maximum=1024)
+    phase_iters = check_int("phase_iters", phase_iters, minimum=0, maximum=100_000)
+
+    was_1d = np.ndim(content) == 1
+    content = as_audio(content, "content")
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise ParameterError("style: at least one style recording is needed")
+    style_srs = style_sr if isinstance(style_sr, (list, tuple)) else [style_sr] * len(styles)
+    if len(style_srs) != len(styles):
+        raise ParameterError(f"style_sr has {len(style_srs)} rates for {len(styles)} styles")
+    stft_opts = dict(n_fft=n_fft, hop_length=hop_length)
+
+    def log_spec(y, name):
+        """Working-rate log1p magnitude (channels, bins, frames) and the complex STFT."""
+        frames = spectral.n_frames(y.shape[-1], n_fft=n_fft, hop_length=hop_length)
+        if y.shape[-1] < n_fft or frames < width:
+            need = max(n_fft, (width - 1) * hop_length) / sr_work
+            raise AudioError(f"{name} is too short: {y.shape[-1] / sr_work:.3f} s, needs at least {need:.3f} s "
+                             f"(one {n_fft}-sample frame and {width} frames for the filter width)")
+        spec = spectral.stft(y, **stft_opts)
+        return np.log1p(np.abs(spec)), spec
+
+    content_work = audio.resample(content, orig_sr=sr, target_sr=sr_work)
+    X_content, content_spec = log_spec(content_work, "content")
+    X_styles = []
+    for i, (s, s_sr) in enumerate(zip(styles, style_srs)):
+        name = "style" if len(styles) == 1 else f"style {i + 1}"
+        s = audio.to_mono(as_audio(s, name))
+        s_sr = sr if s_sr is None else check_int("style_sr", s_sr, minimum=1)
+        X_styles.append(log_spec(audio.resample(s, orig_sr=s_sr, target_sr=sr_work), name)[0][0])
+
+    total = iterations
+    X, result = optimize(
+        X_content, X_styles, style_weights=style_weights, alpha=alpha, iterations=iterations,
+        n_filters=n_filters, width=width, optimizer=optimizer, init=init, learning_rate=learning_rate,
+        seed=seed, device=device,
+        callback=None if callback is None else (lambda i, loss: callback("optimize", i, total, loss)),
+    )
+
+    magnitude = np.expm1(X)
+    y_work, convergence = spectral.griffin_lim(
+        magnitude, n_iter=phase_iters, length=content_work.shape[-1], init=phase_init,
+        content=content_spec, seed=seed, return_convergence=True,
+        callback=None if callback is None else (lambda i, db: callback("phase", i, phase_iters, db)),
+        **stft_opts,
+    )
+    y = audio.resample(y_work, orig_sr=sr_work, target_sr=sr, length=content.shape[-1])
+    if match_loudness:
+        y = audio.match_loudness(y, content)
+    if was_1d:
+        y = y[0]
+    if not return_info:
+        return y
+    info = StylizeInfo(
+        loss=result["loss"], initial_loss=result["initial_loss"], style_loss=result["style_loss"],
+        initial_style_loss=result["initial_style_loss"], content_loss=result["content_loss"],
+        iterations=result["iterations"], evaluations=result["evaluations"],
+        phase_convergence_db=float(convergence[-1]) if phase_iters else float("nan"),
+        seconds=time.perf_counter() - started, backend=result["backend"], gram_form=result["gram_form"],
+        history=result["history"],
+    )
+    return y, info

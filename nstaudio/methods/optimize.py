@@ -1,0 +1,87 @@
+"""The `optimize` method (Ulyanov & Lebedev 2016): gradient descent on a log1p spectrogram.
+
+The variable is the log1p-magnitude spectrogram of the output, one per content
+channel; all channels share one random conv net and one style target.
+"""
+
+import numpy as np
+
+from .. import optimizers
+from ..features import random_filters
+from ..kernels import get_backend
+from ..objective import StyleTransferObjective
+from ..validation import check_choice, check_float, check_int
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("noise", "content")
+
+
+def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
+             optimizer="lbfgs", init="noise", learning_rate=0.03, seed=0, device="auto", gram_form="auto",
+             callback=None):
+    """Find log-magnitude spectrograms with the content of ``content`` and the style of ``styles``.
+
+    Parameters
+    ----------
+    content : np.ndarray, shape (B, C, T)
+        log1p-magnitude spectrogram of each content channel.
+    styles : list of np.ndarray, each shape (C, Ts_i)
+        log1p-magnitude spectrograms of the style recordings.
+    style_weights : sequence of float or None
+        Relative weights of the styles; None weighs them equally.
+    alpha : float
+        Content weight (0: style only).
+    iterations : int
+        Optimizer iterations.
+    n_filters, width : int
+        Random conv layer: N filters of K frames.
+    optimizer : {"lbfgs", "adam"}
+    init : {"noise", "content"}
+        Start from small non-negative noise (the papers) or from the content.
+    learning_rate : float
+        Adam's step size.
+    seed : int
+        Seeds the filters and the initial noise.
+    device : {"auto", "numpy", "cpu", "cuda"}
+    gram_form : {"auto", "nxn", "kernel"}
+    callback : callable or None
+        ``callback(iteration, loss)`` after each iteration.
+
+    Returns
+    -------
+    X : np.ndarray, shape (B, C, T), float32
+        Optimised log1p-magnitude spectrograms.
+    info : dict
+        ``loss``, ``content_loss``, ``style_loss``, ``initial_loss``, ``initial_style_loss``,
+        ``iterations``, ``evaluations``, ``history``, ``backend``, ``gram_form``.
+    """
+    check_int("iterations", iterations, minimum=0)
+    check_int("n_filters", n_filters, minimum=1)
+    check_int("width", width, minimum=1)
+    check_float("alpha", alpha, minimum=0.0)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("init", init, INITS)
+    backend = get_backend(device)
+    content = np.asarray(content, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    W = random_filters(n_filters, content.shape[1], width, seed=rng.integers(2**63))
+    objective = StyleTransferObjective(backend, W, content, styles, style_weights=style_weights, alpha=alpha,
+                                       gram_form=gram_form)
+    if init == "noise":
+        x0 = (rng.random(content.shape) * 1e-3).astype(np.float32)
+    else:
+        x0 = content.copy()
+    initial_loss, _ = objective(x0)
+    initial_style = objective.last_parts["style"]
+    if optimizer == "lbfgs":
+        X, info = optimizers.lbfgs(objective, x0, iterations=iterations, to_numpy=backend.to_numpy,
+                                   callback=callback)
+    else:
+        X, info = optimizers.adam(objective, x0, iterations=iterations, learning_rate=learning_rate,
+                                  xp=backend.xp, callback=callback)
+    X = backend.to_numpy(X)
+    final_loss, _ = objective(X)
+    info.update(loss=final_loss, content_loss=objective.last_parts["content"],
+                style_loss=objective.last_parts["style"], initial_loss=initial_loss,
+                initial_style_loss=initial_style, backend=backend.name, gram_form=objective.gram_form)
+    return X, info

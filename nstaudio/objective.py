@@ -1,0 +1,156 @@
+"""The `optimize` method's objective with its analytic gradient.
+
+For content spectrogram channels X_b (C, T), b = 1..B, and style spectrograms Xs_i:
+
+    F(X) = relu(conv1d(X, W))                          (N, T'), T' = T - K + 1
+    L(X) = sum_b alpha ||F(X_b) - F(Xc_b)||^2 + ||F(X_b) F(X_b)^T / T' - G_s||^2
+    G_s  = sum_i w_i F(Xs_i) F(Xs_i)^T / Ts_i'        (weights normalised to sum 1)
+
+The style term is evaluated in whichever exact form is cheaper (DESIGN.md): the
+N x N Gram form costs ~3 N^2 T' per channel, the kernel form ~3 N T'^2 + 4 N T' Ts.
+"""
+
+import numpy as np
+
+from .errors import ParameterError
+from .validation import check_choice, check_float
+
+GRAM_FORMS = ("auto", "nxn", "kernel")
+
+
+def choose_gram_form(n_filters, t_content, t_style):
+    """``"kernel"`` if the time x time form is cheaper than the N x N form, else ``"nxn"``.
+
+    Parameters
+    ----------
+    n_filters : int
+        N.
+    t_content : int
+        T', content feature frames.
+    t_style : int
+        Total style feature frames (all style files).
+    """
+    kernel_cost = 3 * t_content + 4 * t_style  # / (N T')
+    nxn_cost = 3 * n_filters  # / (N T')
+    return "kernel" if kernel_cost < nxn_cost else "nxn"
+
+
+class StyleTransferObjective:
+    """Value and gradient of the content + Gram style loss over a batch of channels.
+
+    Parameters
+    ----------
+    backend : module
+        From :func:`nstaudio.kernels.get_backend`.
+    W : np.ndarray, shape (N, C, K)
+        Conv filters.
+    content : np.ndarray, shape (B, C, T) or None
+        Content log-magnitude spectrograms, one per channel; None for style only
+        (then ``shape`` must be given).
+    styles : list of np.ndarray, each shape (C, Ts_i)
+        Style log-magnitude spectrograms.
+    style_weights : sequence of float or None
+        Relative weights of the styles (normalised to sum 1); None weighs them equally.
+    alpha : float
+        Content weight; 0 is style only.
+    gram_form : {"auto", "nxn", "kernel"}
+    dtype : numpy dtype
+        Precision of the hot loops (float32; float64 for gradient checks).
+    shape : tuple or None
+        (B, C, T) of the variable when ``content`` is None.
+    """
+
+    def __init__(self, backend, W, content, styles, *, style_weights=None, alpha=1e-2, gram_form="auto",
+                 dtype=np.float32, shape=None):
+        self.backend = backend
+        self.dtype = np.dtype(dtype)
+        self.alpha = check_float("alpha", alpha, minimum=0.0)
+        check_choice("gram_form", gram_form, GRAM_FORMS)
+        N, C, K = W.shape
+        self.shape = tuple(content.shape) if content is not None else tuple(shape)
+        if self.shape[1] != C:
+            raise ParameterError(f"content has {self.shape[1]} bins, the filters expect {C}")
+        if self.shape[2] < K:
+            raise ParameterError(f"content has {self.shape[2]} frames, fewer than the filter width {K}")
+        self.W = backend.prepare_weights(backend.asarray(W, self.dtype))
+        self.t_out = self.shape[2] - K + 1
+
+        weights = _normalised_weights(style_weights, len(styles))
+        scaled = []
+        for Xs, w in zip(styles, weights):
+            if Xs.shape[0] != C or Xs.shape[1] < K:
+                raise ParameterError(f"style spectrogram of shape {Xs.shape} needs {C} bins and >= {K} frames")
+            S, _ = backend.relu_content(backend.conv1d(backend.asarray(Xs, self.dtype), self.W), None)
+            scaled.append(S * self.dtype.type(np.sqrt(w / S.shape[1])))
+        S_hat = backend.xp.concatenate(scaled, axis=1)
+        if gram_form == "auto":
+            gram_form = choose_gram_form(N, self.t_out, S_hat.shape[1])
+        self.gram_form = gram_form
+        if gram_form == "nxn":
+            self.G_s = S_hat @ S_hat.T
+        else:
+            self.S_hat = S_hat
+            # ||S S^T||^2 == ||S^T S||^2: take the smaller product.
+            small = S_hat.T @ S_hat if S_hat.shape[1] < N else S_hat @ S_hat.T
+            self.target_sq = float(np.sum(backend.to_numpy(small).astype(np.float64) ** 2))
+
+        self.content_features = None
+        if content is not None and self.alpha > 0:
+            self.content_features = [
+                backend.relu_content(backend.conv1d(backend.asarray(Xc, self.dtype), self.W), None)[0]
+                for Xc in content
+            ]
+        self.last_parts = {"content": np.nan, "style": np.nan}
+
+    def features(self, X):
+        """F = relu(conv1d(X, W)) for one channel X (C, T) -> (N, T')."""
+        F, _ = self.backend.relu_content(self.backend.conv1d(self.backend.asarray(X, self.dtype), self.W), None)
+        return F
+
+    def style_loss(self, F):
+        """``(value, dF)`` of the Gram style term for features F (N, T')."""
+        if self.gram_form == "nxn":
+            return self.backend.style_loss_nxn(F, self.G_s)
+        return self.backend.style_loss_kernel(F, self.S_hat, self.target_sq)
+
+    def __call__(self, X):
+        """Loss and gradient.
+
+        Parameters
+        ----------
+        X : array, shape (B, C, T)
+
+        Returns
+        -------
+        loss : float
+        grad : array, shape (B, C, T), on the backend, of the objective's dtype
+        """
+        be = self.backend
+        X = be.asarray(X, self.dtype)
+        grad = be.xp.empty_like(X)
+        content_total = style_total = 0.0
+        for b in range(X.shape[0]):
+            Fc = None if self.content_features is None else self.content_features[b]
+            F, content_sq = be.relu_content(be.conv1d(X[b], self.W), Fc)
+            style_value, dF = self.style_loss(F)
+            dF_pre = be.relu_content_backward(F, Fc, dF, self.alpha)
+            grad[b] = be.conv1d_adjoint(dF_pre, self.W, X.shape[2])
+            content_total += self.alpha * content_sq
+            style_total += style_value
+        self.last_parts = {"content": content_total, "style": style_total}
+        return content_total + style_total, grad
+
+
+def _normalised_weights(weights, n):
+    """Style weights as floats summing to 1."""
+    if n == 0:
+        raise ParameterError("at least one style is needed")
+    if weights is None:
+        return [1.0 / n] * n
+    weights = [check_float("style_weights", w, minimum=0.0) for w in weights]
+    if len(weights) != n:
+        raise ParameterError(f"style_weights has {len(weights)} values for {n} styles")
+    total = sum(weights)
+    if total <= 0:
+        raise ParameterError(f"style_weights must not all be zero, got {weights}")
+    return [w / total for w in weights]

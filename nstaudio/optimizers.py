@@ -1,0 +1,126 @@
+"""Minimisers for the style-transfer objectives: SciPy's L-BFGS-B and a plain Adam.
+
+Both take ``fun(x) -> (loss, grad)`` on the backend's float32 arrays and keep the
+variable non-negative (a log1p magnitude cannot be negative). L-BFGS-B works on a
+float64 copy of the variable, as SciPy requires; the conversion happens here, at
+the boundary, and nowhere in the hot loop.
+"""
+
+import numpy as np
+import scipy.optimize
+
+from .validation import check_float, check_int
+
+
+class _Tracker:
+    """Counts evaluations, remembers the last loss, and reports each finished iteration."""
+
+    def __init__(self, callback):
+        self.callback = callback
+        self.evaluations = 0
+        self.iterations = 0
+        self.loss = np.nan
+        self.history = []
+
+    def evaluated(self, loss):
+        self.evaluations += 1
+        self.loss = loss
+
+    def step(self):
+        self.iterations += 1
+        self.history.append(self.loss)
+        if self.callback is not None:
+            self.callback(self.iterations, self.loss)
+
+
+def lbfgs(fun, x0, *, iterations, lower=0.0, to_numpy=np.asarray, callback=None):
+    """Minimise with SciPy's L-BFGS-B.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> (loss, grad)``; x and grad have the shape of ``x0``.
+    x0 : np.ndarray
+        Starting point (any shape).
+    iterations : int
+        Maximum L-BFGS-B iterations.
+    lower : float or None
+        Lower bound on every element.
+    to_numpy : callable
+        Brings the backend's gradient to the host.
+    callback : callable or None
+        ``callback(iteration, loss)`` after every iteration.
+
+    Returns
+    -------
+    x : np.ndarray, shape of ``x0``, float32
+    info : dict
+        ``loss`` (last evaluated; NaN if none), ``iterations``, ``evaluations``,
+        ``history`` (loss after each iteration).
+    """
+    iterations = check_int("iterations", iterations, minimum=0)
+    shape = x0.shape
+    tracker = _Tracker(callback)
+
+    def fun64(x):
+        loss, grad = fun(x.reshape(shape).astype(np.float32))
+        tracker.evaluated(loss)
+        return loss, to_numpy(grad).astype(np.float64).ravel()
+
+    x = np.asarray(x0, dtype=np.float64).ravel()
+    if iterations > 0:
+        bounds = None if lower is None else scipy.optimize.Bounds(lower, np.inf)
+        result = scipy.optimize.minimize(
+            fun64, x, jac=True, method="L-BFGS-B", bounds=bounds,
+            callback=lambda xk: tracker.step(),
+            # maxfun well above maxiter: the line search may need a few evaluations per step.
+            options={"maxiter": iterations, "maxfun": 2 * iterations + 20},
+        )
+        x = result.x
+        tracker.loss = float(result.fun)
+    return _finish(x.reshape(shape), tracker)
+
+
+def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps=1e-8, lower=0.0,
+         xp=np, callback=None):
+    """Minimise with Adam (Kingma & Ba), projecting onto ``x >= lower`` after each step.
+
+    Parameters
+    ----------
+    fun, x0, iterations, lower, callback
+        As in :func:`lbfgs`.
+    learning_rate : float
+        Step size (0.03, as in the Adam baselines of the audio style-transfer papers).
+    beta1, beta2, eps : float
+        Adam's moment decay rates and denominator guard.
+    xp : module
+        Array module of the backend (numpy or cupy); the state stays on the device.
+
+    Returns
+    -------
+    x : np.ndarray, float32
+    info : dict
+    """
+    iterations = check_int("iterations", iterations, minimum=0)
+    learning_rate = check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True)
+    tracker = _Tracker(callback)
+    x = xp.asarray(x0, dtype=xp.float32).copy()
+    m = xp.zeros_like(x)
+    v = xp.zeros_like(x)
+    for t in range(1, iterations + 1):
+        loss, grad = fun(x)
+        tracker.evaluated(loss)
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad * grad
+        step = learning_rate * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+        x -= step * m / (xp.sqrt(v) + eps)
+        if lower is not None:
+            xp.maximum(x, lower, out=x)
+        tracker.step()
+    return _finish(x, tracker)
+
+
+def _finish(x, tracker):
+    info = {"loss": tracker.loss, "iterations": tracker.iterations, "evaluations": tracker.evaluations,
+            "history": np.asarray(tracker.history)}
+    return x.astype(np.float32) if isinstance(x, np.ndarray) else x.astype("float32"), info

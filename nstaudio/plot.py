@@ -1,0 +1,47 @@
+"""Side-by-side spectrograms of content, style and output (needs the ``plot`` extra)."""
+
+import numpy as np
+
+from . import spectral
+from .errors import NstAudioError
+
+
+def require_matplotlib():
+    """Import matplotlib with a headless backend, or raise a one-line install hint."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise NstAudioError("plotting needs matplotlib: pip install 'nstaudio[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_spectrograms(path, signals, sr, *, n_fft=2048, hop_length=None):
+    """Draw dB spectrograms of several signals side by side and save them as an image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file (the format follows the extension, e.g. ``.png``).
+    signals : dict of str -> np.ndarray, each shape (samples,) or (channels, samples)
+        Title -> audio at rate ``sr``; multichannel audio is shown as its first channel.
+    sr : int
+    n_fft, hop_length : int
+        STFT settings for the display.
+    """
+    plt = require_matplotlib()
+    hop_length = n_fft // 4 if hop_length is None else hop_length
+    fig, axes = plt.subplots(1, len(signals), figsize=(5 * len(signals), 4), sharey=True, squeeze=False)
+    for ax, (title, y) in zip(axes[0], signals.items()):
+        y = np.atleast_2d(y)[0]
+        mag = np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))
+        db = 20 * np.log10(np.maximum(mag, 1e-6) / max(mag.max(), 1e-6))
+        extent = (0, len(y) / sr, 0, sr / 2000)
+        ax.imshow(db, origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=0, cmap="magma")
+        ax.set_title(title)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("frequency (kHz)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,245 @@
+"""Short-time Fourier transforms and phase reconstruction, with librosa's conventions.
+
+``stft`` frames a (zero-padded, when ``center``) signal with a periodic window and
+takes ``scipy.fft.rfft`` of every frame; ``istft`` is its least-squares inverse
+(overlap-add divided by the summed squared window). ``griffin_lim`` is the fast
+Griffin-Lim algorithm of Perraudin, Balazs and Sondergaard (2013): Griffin-Lim with
+a momentum term, as in ``librosa.griffinlim``.
+"""
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from .errors import ParameterError
+from .validation import check_choice, check_float, check_int
+
+# A window-sum below this is treated as zero (no frame covers the sample).
+_TINY = np.finfo(np.float32).tiny
+# Real-to-complex FFTs use every core; scipy releases the GIL while they run.
+_WORKERS = -1
+
+
+def _resolve(n_fft, hop_length, win_length):
+    """Apply librosa's cascading defaults and check the three lengths."""
+    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
+    win_length = n_fft if win_length is None else check_int("win_length", win_length, minimum=1, maximum=n_fft)
+    hop_length = win_length // 4 if hop_length is None else hop_length
+    hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
+    return n_fft, hop_length, win_length
+
+
+def get_window(window, win_length, n_fft):
+    """A periodic window of ``win_length`` samples, zero-padded to ``n_fft`` (centered).
+
+    Returns
+    -------
+    np.ndarray, shape (n_fft,), float32
+    """
+    try:
+        w = scipy.signal.get_window(window, win_length, fftbins=True)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(f"window {window!r} is not a window scipy knows ({exc})") from None
+    lpad = (n_fft - win_length) // 2
+    return np.pad(w, (lpad, n_fft - win_length - lpad)).astype(np.float32)
+
+
+def n_frames(n_samples, *, n_fft=2048, hop_length=None, center=True):
+    """How many frames :func:`stft` gives for ``n_samples`` samples (0 if too short)."""
+    hop_length = n_fft // 4 if hop_length is None else hop_length
+    if center:
+        return 1 + n_samples // hop_length
+    return 0 if n_samples < n_fft else 1 + (n_samples - n_fft) // hop_length
+
+
+def stft(y, *, n_fft=2048, hop_length=None, win_length=None, window="hann", center=True):
+    """Short-time Fourier transform.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (..., samples)
+    n_fft : int
+        FFT size; the output has ``1 + n_fft // 2`` frequency bins.
+    hop_length : int or None
+        Samples between frames; default ``win_length // 4``.
+    win_length : int or None
+        Window length; default ``n_fft``.
+    window : str or tuple
+        Any window ``scipy.signal.get_window`` accepts.
+    center : bool
+        Zero-pad ``n_fft // 2`` samples on both sides so frame ``t`` is centered at ``t * hop_length``.
+
+    Returns
+    -------
+    np.ndarray, shape (..., 1 + n_fft // 2, frames), complex64
+    """
+    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
+    y = np.asarray(y, dtype=np.float32)
+    if center:
+        pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+        y = np.pad(y, pad)
+    if y.shape[-1] < n_fft:
+        raise ParameterError(f"signal of {y.shape[-1]} samples is shorter than n_fft={n_fft}")
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[..., ::hop_length, :]
+    w = get_window(window, win_length, n_fft)
+    spec = scipy.fft.rfft(frames * w, axis=-1, workers=_WORKERS)
+    return np.swapaxes(spec, -1, -2).astype(np.complex64, copy=False)
+
+
+def overlap_add(frames, hop_length):
+    """Sum frames placed ``hop_length`` apart.
+
+    Parameters
+    ----------
+    frames : np.ndarray, shape (..., frames, frame_length)
+
+    Returns
+    -------
+    np.ndarray, shape (..., frame_length + hop_length * (frames - 1))
+    """
+    *batch, n, width = frames.shape
+    out = np.zeros((*batch, width + hop_length * (n - 1)), dtype=frames.dtype)
+    # Split each frame into hop-sized segments: segment j of all frames lands on one
+    # contiguous run of the output, so each segment is one vectorised add.
+    for start in range(0, width, hop_length):
+        seg = min(hop_length, width - start)
+        target = out[..., start:start + hop_length * n].reshape(*batch, n, hop_length)
+        target[..., :seg] += frames[..., start:start + seg]
+    return out
+
+
+def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="hann", center=True, length=None):
+    """Inverse short-time Fourier transform (least-squares overlap-add).
+
+    Parameters
+    ----------
+    stft_matrix : np.ndarray, shape (..., 1 + n_fft // 2, frames), complex
+    n_fft : int or None
+        Default ``2 * (bins - 1)``.
+    hop_length, win_length, window, center
+        As given to :func:`stft`.
+    length : int or None
+        Trim or zero-pad the output to exactly this many samples.
+
+    Returns
+    -------
+    np.ndarray, shape (..., samples), float32
+    """
+    stft_matrix = np.asarray(stft_matrix)
+    n_fft = 2 * (stft_matrix.shape[-2] - 1) if n_fft is None else n_fft
+    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
+    if stft_matrix.shape[-2] != 1 + n_fft // 2:
+        raise ParameterError(f"stft_matrix has {stft_matrix.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
+    w = get_window(window, win_length, n_fft)
+    frames = scipy.fft.irfft(np.swapaxes(stft_matrix, -1, -2), n=n_fft, axis=-1, workers=_WORKERS)
+    frames = frames.astype(np.float32, copy=False) * w
+    y = overlap_add(frames, hop_length)
+    wss = overlap_add(np.broadcast_to(w * w, (stft_matrix.shape[-1], n_fft)), hop_length)
+    nonzero = wss > _TINY
+    y[..., nonzero] /= wss[nonzero]
+    if center:
+        y = y[..., n_fft // 2:]
+        if length is None:
+            y = y[..., : y.shape[-1] - n_fft // 2]
+    if length is not None:
+        length = check_int("length", length, minimum=0)
+        n = y.shape[-1]
+        y = y[..., :length] if n >= length else np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, length - n)])
+    return np.ascontiguousarray(y)
+
+
+def spectral_convergence(S, rebuilt):
+    """Spectral convergence in dB: ``20 log10(||S - |rebuilt||| / ||S||)``.
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (..., bins, frames), real, non-negative
+        Target magnitude.
+    rebuilt : np.ndarray, same shape, complex
+        STFT of the reconstructed signal.
+    """
+    num = np.linalg.norm((S - np.abs(rebuilt)).ravel())
+    den = np.linalg.norm(np.asarray(S).ravel())
+    return float(20.0 * np.log10(max(num, 1e-30) / max(den, 1e-30)))
+
+
+def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, window="hann", center=True,
+                length=None, momentum=0.99, init="random", content=None, seed=None, return_convergence=False,
+                callback=None):
+    """Fast Griffin-Lim: a waveform whose STFT magnitude approximates ``S``.
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (..., 1 + n_fft // 2, frames), non-negative
+        Target magnitude spectrogram.
+    n_iter : int
+        Iterations (each one ISTFT and one STFT).
+    hop_length, win_length, n_fft, window, center
+        As in :func:`stft`.
+    length : int or None
+        Exact output length in samples.
+    momentum : float
+        Fast Griffin-Lim momentum; 0 gives plain Griffin-Lim. librosa's default 0.99.
+    init : {"random", "content"} or np.ndarray
+        Initial phase: uniform random (seeded by ``seed``), the phase of ``content``,
+        or an array whose angle is used (complex STFT or real phase in radians).
+    content : np.ndarray or None, complex, same shape as ``S``
+        STFT whose phase starts the iteration when ``init="content"``.
+    seed : int or None
+        Seed for ``numpy.random.default_rng`` (random init).
+    return_convergence : bool
+        Also return the spectral convergence (dB) after every iteration.
+    callback : callable or None
+        Called as ``callback(iteration, convergence_db)`` after every iteration.
+
+    Returns
+    -------
+    y : np.ndarray, shape (..., samples), float32
+    convergence : np.ndarray, shape (n_iter,), only if ``return_convergence``
+    """
+    S = np.asarray(S, dtype=np.float32)
+    if S.ndim < 2:
+        raise ParameterError(f"S must have shape (..., bins, frames), got {S.shape}")
+    n_fft = 2 * (S.shape[-2] - 1) if n_fft is None else n_fft
+    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
+    n_iter = check_int("n_iter", n_iter, minimum=0)
+    momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0)
+    if not np.all(np.isfinite(S)) or np.any(S < 0):
+        raise ParameterError("S must be finite and non-negative")
+    angles = _initial_phase(S, init, content, seed)
+    opts = dict(hop_length=hop_length, win_length=win_length, n_fft=n_fft, window=window, center=center)
+    # The intermediate ISTFTs keep the STFT's natural length so the frame count never changes.
+    n_samples = None if center else n_fft + hop_length * (S.shape[-1] - 1)
+    rebuilt = None
+    history = np.empty(n_iter)
+    for i in range(n_iter):
+        previous = rebuilt
+        inverse = istft(S * angles, length=n_samples, **opts)
+        rebuilt = stft(inverse, **opts)
+        history[i] = spectral_convergence(S, rebuilt)
+        # Momentum step: extrapolate away from the previous projection.
+        angles = rebuilt if previous is None else rebuilt - (momentum / (1.0 + momentum)) * previous
+        angles = angles / (np.abs(angles) + 1e-16)
+        if callback is not None:
+            callback(i + 1, history[i])
+    y = istft(S * angles, length=length, **opts)
+    return (y, history) if return_convergence else y
+
+
+def _initial_phase(S, init, content, seed):
+    """Unit-modulus complex array of ``S``'s shape for the first iteration."""
+    if isinstance(init, str):
+        check_choice("init", init, ("random", "content"))
+        if init == "random":
+            rng = np.random.default_rng(seed)
+            return np.exp(2j * np.pi * rng.random(S.shape)).astype(np.complex64)
+        if content is None:
+            raise ParameterError("init='content' needs the content's STFT as content=")
+        init = content
+    init = np.asarray(init)
+    if init.shape != S.shape:
+        raise ParameterError(f"init phase has shape {init.shape}, S has {S.shape}")
+    if np.iscomplexobj(init):
+        mag = np.abs(init)
+        return np.where(mag > 0, init / np.maximum(mag, 1e-30), 1.0).astype(np.complex64)
+    return np.exp(1j * init).astype(np.complex64)

@@ -1,0 +1,77 @@
+"""Small checks shared by the public functions; each raises a message that names the value."""
+
+import numbers
+
+import numpy as np
+
+from .errors import AudioError, ParameterError
+
+# Below -100 dBFS everywhere counts as silence: quieter than the dither of 16-bit audio.
+SILENCE_THRESHOLD = 1e-5
+
+
+def check_int(name, value, *, minimum=None, maximum=None):
+    """Return ``value`` as an int, or raise ParameterError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ParameterError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ParameterError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_float(name, value, *, minimum=None, maximum=None, strict_minimum=False):
+    """Return ``value`` as a finite float, or raise ParameterError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ParameterError(f"{name} must be finite, got {value}")
+    if minimum is not None:
+        if strict_minimum and value <= minimum:
+            raise ParameterError(f"{name} must be > {minimum}, got {value}")
+        if not strict_minimum and value < minimum:
+            raise ParameterError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ParameterError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices``, else raise ParameterError listing them."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ParameterError(f"{name} must be one of {listed}, got {value!r}")
+    return value
+
+
+def as_audio(y, name="audio"):
+    """Return ``y`` as a float32 array of shape (channels, samples), checking it is usable.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (samples,) or (channels, samples)
+    name : str
+        How the audio is called in error messages (for example a file name).
+
+    Returns
+    -------
+    np.ndarray, shape (channels, samples), float32
+    """
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiu":
+        raise AudioError(f"{name}: audio must be numeric, got dtype {y.dtype}")
+    if y.ndim == 1:
+        y = y[np.newaxis, :]
+    if y.ndim != 2:
+        raise AudioError(f"{name}: audio must have shape (samples,) or (channels, samples), got {y.shape}")
+    if y.shape[0] == 0 or y.shape[1] == 0:
+        raise AudioError(f"{name}: audio is empty (shape {y.shape})")
+    y = y.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    if np.max(np.abs(y)) < SILENCE_THRESHOLD:
+        raise AudioError(f"{name}: audio is silent (every sample below -100 dBFS)")
+    return y
