@@ -106,15 +106,14 @@ def demo(output, **options):
 @main.command()
 def info():
     """Versions and available compute backends."""
-    import numba
-    import numpy
-    import scipy
+    from importlib.metadata import version
+
     import soundfile
 
     click.echo(f"nstaudio {nstaudio.__version__}")
     click.echo(f"python {sys.version.split()[0]}")
-    for module in (numpy, scipy, numba, soundfile, click):
-        click.echo(f"{module.__name__} {module.__version__}")
+    for package in ("numpy", "scipy", "numba", "soundfile", "click"):
+        click.echo(f"{package} {version(package)}")
     click.echo(f"libsndfile {soundfile.__libsndfile_version__}")
     click.echo(f"backends: {', '.join(available_backends())} (auto picks {available_backends()[0]})")
     reason = cuda_status()
@@ -150,7 +149,7 @@ def _run(content_path, style_paths, output, *, style_weights, plot_path, quiet, 
     if plot_path is not None:
         from nstaudio.plot import plot_spectrograms
 
-        plot_spectrograms(plot_path, {"content": y, "style": styles[0], "output": out}, sr)
+        plot_spectrograms(plot_path, {"content": (y, sr), "style": (styles[0], style_srs[0]), "output": (out, sr)})
     if not quiet:
         elapsed = time.perf_counter() - started
         click.echo(

@@ -17,23 +17,23 @@ def require_matplotlib():
     return plt
 
 
-def plot_spectrograms(path, signals, sr, *, n_fft=2048, hop_length=None):
+def plot_spectrograms(path, signals, *, n_fft=2048, hop_length=None):
     """Draw dB spectrograms of several signals side by side and save them as an image.
 
     Parameters
     ----------
     path : str or os.PathLike
         Image file (the format follows the extension, e.g. ``.png``).
-    signals : dict of str -> np.ndarray, each shape (samples,) or (channels, samples)
-        Title -> audio at rate ``sr``; multichannel audio is shown as its first channel.
-    sr : int
+    signals : dict of str -> (np.ndarray, int)
+        Title -> (audio of shape (samples,) or (channels, samples), its sample rate);
+        multichannel audio is shown as its first channel.
     n_fft, hop_length : int
         STFT settings for the display.
     """
     plt = require_matplotlib()
     hop_length = n_fft // 4 if hop_length is None else hop_length
     fig, axes = plt.subplots(1, len(signals), figsize=(5 * len(signals), 4), sharey=True, squeeze=False)
-    for ax, (title, y) in zip(axes[0], signals.items()):
+    for ax, (title, (y, sr)) in zip(axes[0], signals.items()):
         y = np.atleast_2d(y)[0]
         mag = np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))
         db = 20 * np.log10(np.maximum(mag, 1e-6) / max(mag.max(), 1e-6))
@@ -41,6 +41,9 @@ def plot_spectrograms(path, signals, sr, *, n_fft=2048, hop_length=None):
         ax.imshow(db, origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=0, cmap="magma")
         ax.set_title(title)
         ax.set_xlabel("time (s)")
+    top = max(sr for _, sr in signals.values()) / 2000
+    for ax in axes[0]:
+        ax.set_ylim(0, top)
     axes[0][0].set_ylabel("frequency (kHz)")
     fig.tight_layout()
     fig.savefig(path)

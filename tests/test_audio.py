@@ -1,0 +1,117 @@
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import nstaudio as nst
+from nstaudio import audio
+from nstaudio.errors import AudioError, ParameterError
+
+from conftest import harmonic_tone
+
+
+def test_load_keeps_channels_rate_and_reports_format(wav_files):
+    y = np.stack([harmonic_tone(0.5, 44100), harmonic_tone(0.5, 44100, f0=330)])
+    path = wav_files("stereo.wav", y, 44100)
+    loaded, sr, info = nst.load(path, return_info=True)
+    assert loaded.shape == (2, 22050) and loaded.dtype == np.float32 and sr == 44100
+    assert info.subtype == "PCM_16" and info.format == "WAV" and info.channels == 2
+    np.testing.assert_allclose(loaded, y, atol=1 / 2**15)
+
+
+def test_load_resamples_and_mixes(wav_files):
+    path = wav_files("a.wav", harmonic_tone(1.0, 16000), 16000)
+    y, sr = nst.load(path, sr=22050, mono=True)
+    assert sr == 22050 and y.shape == (1, 22050)
+
+
+def test_resample_is_polyphase_and_keeps_frequency():
+    sr, f = 16000, 1000.0
+    t = np.arange(sr) / sr
+    y = np.sin(2 * np.pi * f * t).astype(np.float32)
+    z = nst.resample(y, orig_sr=sr, target_sr=22050)
+    assert z.shape == (22050,)
+    expected = np.sin(2 * np.pi * f * np.arange(22050) / 22050)
+    # Away from the edges the resampled sine is the ideal one to within the Kaiser(5) filter's
+    # passband ripple (about 0.02 dB per pass, so 0.25 % amplitude), where linear
+    # interpolation would be off by several percent at 1 kHz.
+    np.testing.assert_allclose(z[500:-500], expected[500:-500], atol=3e-3)
+    back = nst.resample(z, orig_sr=22050, target_sr=sr, length=sr)
+    np.testing.assert_allclose(back[500:-500], y[500:-500], atol=3e-3)
+    linear = np.interp(np.arange(22050) / 22050, t, y)
+    assert np.max(np.abs(linear[500:-500] - expected[500:-500])) > 3e-3
+
+
+@pytest.mark.parametrize("ext,subtype", [(".wav", "PCM_24"), (".flac", "PCM_16"), (".wav", "FLOAT")])
+def test_save_round_trip(tmp_path, ext, subtype):
+    y = np.stack([harmonic_tone(0.2), harmonic_tone(0.2, f0=110)])
+    path = tmp_path / f"out{ext}"
+    nst.save(path, y, 22050, subtype=subtype)
+    data, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert sr == 22050 and sf.info(path).subtype == subtype
+    np.testing.assert_allclose(data.T, y, atol=1 / 2**15)
+    assert os.listdir(tmp_path) == [f"out{ext}"]  # no temporary file left over
+
+
+def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "out.wav"
+    path.write_bytes(b"previous contents")
+
+    def broken_write(file, *args, **kwargs):
+        with open(file, "wb") as f:
+            f.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audio.sf, "write", broken_write)
+    with pytest.raises(KeyboardInterrupt):
+        nst.save(path, harmonic_tone(0.1), 22050)
+    assert path.read_bytes() == b"previous contents"
+    assert os.listdir(tmp_path) == ["out.wav"]
+
+
+def test_save_rejects_unknown_extension(tmp_path):
+    with pytest.raises(ParameterError, match="extension"):
+        nst.save(tmp_path / "out.xyz", harmonic_tone(0.1), 22050)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda d: str(d / "missing.wav"), "no such file"),
+    (lambda d: str(d), "directory"),
+    (lambda d: _write_bytes(d / "text.wav", b"this is not audio at all"), "not a readable audio file"),
+    (lambda d: _write_audio(d / "empty.wav", np.zeros((0,), np.float32)), "empty"),
+    (lambda d: _write_audio(d / "silent.wav", np.zeros(1000, np.float32)), "silent"),
+    (lambda d: _write_audio(d / "nan.wav", np.array([0.1, np.nan, 0.2] * 100, np.float32), "FLOAT"), "NaN"),
+    (lambda d: _write_audio(d / "inf.wav", np.array([0.1, np.inf, 0.2] * 100, np.float32), "FLOAT"), "infinite"),
+])
+def test_load_bad_files(tmp_path, make, message):
+    with pytest.raises(AudioError, match=message):
+        nst.load(make(tmp_path))
+
+
+def _write_bytes(path, data):
+    path.write_bytes(data)
+    return str(path)
+
+
+def _write_audio(path, y, subtype="PCM_16"):
+    sf.write(path, y, 22050, subtype=subtype)
+    return str(path)
+
+
+def test_match_loudness_matches_rms_and_never_clips():
+    ref = harmonic_tone(0.5)[np.newaxis]
+    y = 5 * harmonic_tone(0.5, f0=330)[np.newaxis]
+    out = audio.match_loudness(y, ref)
+    np.testing.assert_allclose(np.sqrt(np.mean(out**2)), np.sqrt(np.mean(ref**2)), rtol=1e-4)
+    loud_ref = np.clip(ref * 10, -1, 1)
+    spiky = np.zeros_like(ref)
+    spiky[0, ::1000] = 1.0
+    assert np.max(np.abs(audio.match_loudness(spiky, loud_ref))) <= 0.99 + 1e-6
+
+
+def test_same_file(tmp_path):
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"x")
+    assert audio.same_file(a, tmp_path / "." / "a.wav")
+    assert not audio.same_file(a, tmp_path / "b.wav")

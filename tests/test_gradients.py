@@ -1,0 +1,105 @@
+"""Hand-written gradients against central finite differences, in float64, on shapes hypothesis draws."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nstaudio.features import random_filters
+from nstaudio.kernels import cpu, numpy_backend as ref
+from nstaudio.objective import StyleTransferObjective, choose_gram_form
+
+EPS = 1e-6
+
+
+def finite_difference(f, x, eps=EPS):
+    """Central differences of the scalar function f at every element of x."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        up = f(x)
+        x[idx] = old - eps
+        down = f(x)
+        x[idx] = old
+        grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
+def assert_gradient(analytic, numeric):
+    scale = max(1.0, np.max(np.abs(numeric)))
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6 * scale)
+
+
+problem = st.fixed_dictionaries({
+    "B": st.integers(1, 2), "C": st.integers(1, 5), "N": st.integers(1, 6), "K": st.integers(1, 3),
+    "extra": st.integers(0, 4), "Ts": st.lists(st.integers(0, 5), min_size=1, max_size=2),
+    "alpha": st.sampled_from([0.0, 0.05, 1.0]), "form": st.sampled_from(["nxn", "kernel"]),
+    "backend": st.sampled_from([ref, cpu]), "seed": st.integers(0, 1000),
+})
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=problem)
+def test_full_objective_gradient(p):
+    rng = np.random.default_rng(p["seed"])
+    C, K = p["C"], p["K"]
+    T = K + p["extra"]
+    W = random_filters(p["N"], C, K, seed=p["seed"], dtype=np.float64)
+    content = rng.random((p["B"], C, T))
+    styles = [rng.random((C, K + ts)) for ts in p["Ts"]]
+    weights = list(rng.random(len(styles)) + 0.1)
+    obj = StyleTransferObjective(p["backend"], W, content, styles, style_weights=weights, alpha=p["alpha"],
+                                 gram_form=p["form"], dtype=np.float64)
+    # Start away from ReLU kinks: points where a pre-activation is ~0 make central differences meaningless.
+    X = rng.random((p["B"], C, T)) + 0.5
+    loss, grad = obj(X)
+    assert np.isfinite(loss) and grad.shape == X.shape
+    assert_gradient(grad, finite_difference(lambda x: obj(x)[0], X))
+
+
+@settings(max_examples=25, deadline=None)
+@given(C=st.integers(1, 6), N=st.integers(1, 6), K=st.integers(1, 4), extra=st.integers(0, 6))
+def test_conv_gradient(C, N, K, extra):
+    rng = np.random.default_rng(C * 31 + N * 7 + K)
+    X = rng.standard_normal((C, K + extra))
+    W = rng.standard_normal((N, C, K))
+    dY = rng.standard_normal((N, extra + 1))
+    numeric = finite_difference(lambda x: np.sum(ref.conv1d(x, W) * dY), X)
+    assert_gradient(ref.conv1d_adjoint(dY, W, X.shape[1]), numeric)
+
+
+@pytest.mark.parametrize("backend", [ref, cpu], ids=lambda b: b.name)
+@settings(max_examples=20, deadline=None)
+@given(N=st.integers(1, 6), T=st.integers(1, 6), Ts=st.integers(1, 6), seed=st.integers(0, 100))
+def test_style_loss_gradients(backend, N, T, Ts, seed):
+    rng = np.random.default_rng(seed)
+    F = rng.random((N, T))
+    S_hat = rng.random((N, Ts)) / np.sqrt(Ts)
+    G_s = S_hat @ S_hat.T
+    target_sq = float(np.sum(G_s**2))
+    for fn, arg in [(backend.style_loss_nxn, (G_s,)), (backend.style_loss_kernel, (S_hat, target_sq))]:
+        _, dF = fn(F.copy(), *arg)
+        assert_gradient(dF, finite_difference(lambda f: fn(f.copy(), *arg)[0], F))
+
+
+@pytest.mark.parametrize("backend", [ref, cpu], ids=lambda b: b.name)
+def test_relu_content_gradient(backend):
+    rng = np.random.default_rng(5)
+    F_pre = rng.standard_normal((4, 6))
+    F_pre[np.abs(F_pre) < 0.05] = 0.3  # stay off the kink
+    Fc = rng.random((4, 6))
+    alpha = 0.7
+
+    def loss(f):
+        F, c = backend.relu_content(f.copy(), Fc)
+        return alpha * c + np.sum(F)  # sum(F) tests the mask with a style-like upstream gradient of ones
+
+    F, _ = backend.relu_content(F_pre.copy(), Fc)
+    analytic = backend.relu_content_backward(F, Fc, np.ones_like(F), alpha)
+    assert_gradient(analytic, finite_difference(loss, F_pre))
+
+
+def test_choose_gram_form_by_cost():
+    assert choose_gram_form(4096, 420, 430) == "kernel"
+    assert choose_gram_form(4096, 7750, 430) == "nxn"
+    assert choose_gram_form(64, 420, 430) == "nxn"

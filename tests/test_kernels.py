@@ -1,0 +1,112 @@
+"""Every kernel of the fast backends against the numpy reference, on shapes hypothesis draws."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nstaudio.errors import BackendError, ParameterError
+from nstaudio.kernels import available_backends, cpu, get_backend, numpy_backend as ref
+
+FAST = [cpu]
+
+shapes = st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 5), st.integers(0, 20))
+
+
+def _problem(N, C, K, extra, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    T = K + extra
+    X = rng.standard_normal((C, T)).astype(dtype)
+    W = rng.standard_normal((N, C, K)).astype(dtype)
+    return X, W
+
+
+@pytest.mark.parametrize("backend", FAST, ids=lambda b: b.name)
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, block=st.sampled_from([1, 3, 1024]))
+def test_conv1d_and_adjoint_match_reference(backend, shape, block):
+    X, W = _problem(*shape)
+    Wp = backend.prepare_weights(W)
+    with _block(backend, block):
+        Y = backend.conv1d(X, Wp)
+        np.testing.assert_allclose(Y, ref.conv1d(X, W), rtol=1e-10, atol=1e-10)
+        dY = np.random.default_rng(1).standard_normal(Y.shape)
+        np.testing.assert_allclose(backend.conv1d_adjoint(dY, Wp, X.shape[1]),
+                                   ref.conv1d_adjoint(dY, W, X.shape[1]), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes)
+def test_conv1d_adjoint_is_the_adjoint(shape):
+    """<conv(X), dY> == <X, conv^T(dY)> for the reference itself."""
+    X, W = _problem(*shape)
+    Y = ref.conv1d(X, W)
+    dY = np.random.default_rng(2).standard_normal(Y.shape)
+    np.testing.assert_allclose(np.sum(Y * dY), np.sum(X * ref.conv1d_adjoint(dY, W, X.shape[1])), rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", FAST, ids=lambda b: b.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_content", [True, False])
+def test_relu_content_and_backward_match_reference(backend, dtype, with_content):
+    rng = np.random.default_rng(3)
+    F_pre = rng.standard_normal((7, 13)).astype(dtype)
+    Fc = np.maximum(rng.standard_normal((7, 13)), 0).astype(dtype) if with_content else None
+    F_ref, c_ref = ref.relu_content(F_pre, Fc)
+    F, c = backend.relu_content(F_pre.copy(), Fc)
+    np.testing.assert_array_equal(F, F_ref)
+    np.testing.assert_allclose(c, c_ref, rtol=1e-6)
+    dF = rng.standard_normal((7, 13)).astype(dtype)
+    expected = ref.relu_content_backward(F_ref, Fc, dF.copy(), 0.3)
+    got = backend.relu_content_backward(F, Fc, dF.copy(), 0.3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [ref, *FAST], ids=lambda b: b.name)
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 10), T=st.integers(1, 15), Ts=st.integers(1, 15))
+def test_gram_forms_agree(backend, N, T, Ts):
+    """The kernel form equals the N x N form, value and gradient, on every backend."""
+    rng = np.random.default_rng(N * 100 + T)
+    F = np.maximum(rng.standard_normal((N, T)), 0)
+    S_hat = np.maximum(rng.standard_normal((N, Ts)), 0) / np.sqrt(Ts)
+    G_s = S_hat @ S_hat.T
+    v_ref, d_ref = ref.style_loss_nxn(F, G_s)
+    v1, d1 = backend.style_loss_nxn(F, G_s)
+    v2, d2 = backend.style_loss_kernel(F, S_hat, float(np.sum(G_s**2)))
+    np.testing.assert_allclose([v1, v2], [v_ref, v_ref], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d1, d_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(d2, d_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_sum_squares_accumulates_in_float64():
+    A = np.full((1000, 1000), 1e-3, dtype=np.float32) + np.float32(1.0)
+    assert abs(cpu.sum_squares(A) - 1e6 * float(np.float32(1.001)) ** 2) < 1e-3
+
+
+def test_dispatch():
+    assert get_backend("numpy") is ref
+    assert get_backend("cpu") is cpu
+    assert get_backend("auto").name == available_backends()[0]
+    with pytest.raises(ParameterError, match="device"):
+        get_backend("tpu")
+
+
+def test_cuda_unavailable_is_a_clear_error():
+    if "cuda" in available_backends():
+        pytest.skip("a usable CUDA backend is present")
+    with pytest.raises(BackendError, match="cuda"):
+        get_backend("cuda")
+
+
+class _block:
+    """Temporarily set the im2col block size so block boundaries get exercised."""
+
+    def __init__(self, backend, size):
+        self.backend, self.size = backend, size
+
+    def __enter__(self):
+        self.saved = self.backend._BLOCK
+        self.backend._BLOCK = self.size
+
+    def __exit__(self, *exc):
+        self.backend._BLOCK = self.saved
