@@ -129,9 +129,16 @@ def test_bad_input_is_one_clear_line(files, tmp_path, case):
     assert {p: open(p, "rb").read() for p in files} == before  # inputs untouched
 
 
+def _command():
+    """The installed console script beside this Python, else ``python -m nstaudio``."""
+    script = os.path.join(os.path.dirname(sys.executable), "nstaudio")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "nstaudio"]
+
+
 def test_subprocess_error_is_one_line_on_stderr(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "nstaudio", "run", str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
-                          capture_output=True, text=True)
+    # cwd outside the checkout: the source tree itself is not the installed package layout
+    proc = subprocess.run([*_command(), "run", str(tmp_path / "a.wav"), str(tmp_path / "b.wav")],
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
@@ -140,7 +147,7 @@ def test_subprocess_error_is_one_line_on_stderr(tmp_path):
 def test_subprocess_demo(tmp_path):
     out = tmp_path / "demo.wav"
     proc = subprocess.run([sys.executable, "-m", "nstaudio", "demo", "-o", str(out), *FAST],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     info = sf.info(out)
     assert info.samplerate == 22050 and info.channels == 1 and abs(info.duration - 4.0) < 1e-3
