@@ -171,6 +171,8 @@ def save(path, y, sr, *, subtype=None):
     os.close(fd)
     try:
         sf.write(tmp, data, sr, format=fmt, subtype=subtype)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -217,3 +219,10 @@ def check_audio_file(path):
 def _reason(exc):
     """libsndfile's own reason, without the path it repeats."""
     return getattr(exc, "error_string", None) or str(exc)
+
+
+def _umask():
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -52,6 +52,9 @@ def test_save_round_trip(tmp_path, ext, subtype):
     assert sr == 22050 and sf.info(path).subtype == subtype
     np.testing.assert_allclose(data.T, y, atol=1 / 2**15)
     assert os.listdir(tmp_path) == [f"out{ext}"]  # no temporary file left over
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask  # not the temporary file's private 0600
 
 
 def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
