@@ -39,6 +39,7 @@ def plot_spectrograms(path, signals, *, n_fft=2048, hop_length=None):
         db = 20 * np.log10(np.maximum(mag, 1e-6) / max(mag.max(), 1e-6))
         extent = (0, len(y) / sr, 0, sr / 2000)
         ax.imshow(db, origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=0, cmap="magma")
+        ax.set_facecolor("black")  # above a lower-rate signal's Nyquist: nothing, drawn as silence
         ax.set_title(title)
         ax.set_xlabel("time (s)")
     top = max(sr for _, sr in signals.values()) / 2000
