@@ -26,13 +26,23 @@ def prepare_weights(W):
     return W
 
 
-def conv1d(X, W):
+def _into(out, result):
+    """Copy ``result`` into ``out`` when the caller gave one, as the fast backends write in place."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def conv1d(X, W, out=None):
     """Valid 1-D convolution (cross-correlation) over time.
 
     Parameters
     ----------
     X : array, shape (C, T)
     W : array, shape (N, C, K), as returned by :func:`prepare_weights`
+    out : array, shape (N, T - K + 1), optional
+        Where to write the result.
 
     Returns
     -------
@@ -40,17 +50,17 @@ def conv1d(X, W):
     """
     K = W.shape[2]
     T_out = X.shape[1] - K + 1
-    return sum(W[:, :, k] @ X[:, k:k + T_out] for k in range(K))
+    return _into(out, sum(W[:, :, k] @ X[:, k:k + T_out] for k in range(K)))
 
 
-def conv1d_adjoint(dY, W, T):
-    """Adjoint of :func:`conv1d` with respect to X: (N, T') -> (C, T)."""
+def conv1d_adjoint(dY, W, T, out=None):
+    """Adjoint of :func:`conv1d` with respect to X: (N, T') -> (C, T), written into ``out`` if given."""
     K = W.shape[2]
     T_out = dY.shape[1]
     dX = np.zeros((W.shape[1], T), dtype=dY.dtype)
     for k in range(K):
         dX[:, k:k + T_out] += W[:, :, k].T @ dY
-    return dX
+    return _into(out, dX)
 
 
 def relu_content(F_pre, Fc):
@@ -89,7 +99,7 @@ def relu_content_backward(F, Fc, dF_style, alpha):
     return np.where(F > 0, dF, 0).astype(F.dtype)
 
 
-def style_loss_nxn(F, G_s):
+def style_loss_nxn(F, G_s, out=None):
     """Gram style loss in the N x N form.
 
     ``L = ||F F^T / T' - G_s||^2``, ``dL/dF = 4 (F F^T / T' - G_s) F / T'``.
@@ -99,6 +109,8 @@ def style_loss_nxn(F, G_s):
     F : array, shape (N, T')
     G_s : array, shape (N, N)
         Target Gram matrix.
+    out : array, shape (N, T'), optional
+        Where to write the gradient.
 
     Returns
     -------
@@ -107,10 +119,10 @@ def style_loss_nxn(F, G_s):
     """
     T_out = F.shape[1]
     D = F @ F.T / T_out - G_s
-    return float(np.sum(D.astype(np.float64) ** 2)), (4.0 / T_out) * (D @ F)
+    return float(np.sum(D.astype(np.float64) ** 2)), _into(out, (4.0 / T_out) * (D @ F))
 
 
-def style_loss_kernel(F, S_hat, target_sq):
+def style_loss_kernel(F, S_hat, target_sq, out=None):
     """Gram style loss in the kernel (time x time) form; equal to :func:`style_loss_nxn`.
 
     With ``G_s = S_hat S_hat^T``:
@@ -124,6 +136,8 @@ def style_loss_kernel(F, S_hat, target_sq):
         Style features, each style's columns scaled by ``sqrt(weight / Ts_i')``.
     target_sq : float
         ``||G_s||^2``.
+    out : array, shape (N, T'), optional
+        Where to write the gradient.
 
     Returns
     -------
@@ -136,4 +150,62 @@ def style_loss_kernel(F, S_hat, target_sq):
     value = (np.sum(A.astype(np.float64) ** 2) / T_out**2
              - 2 * np.sum(B.astype(np.float64) ** 2) / T_out + target_sq)
     dF = (4.0 / T_out**2) * (F @ A) - (4.0 / T_out) * (S_hat @ B.T)
-    return float(value), dF
+    return float(value), _into(out, dF)
+
+
+def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):
+    """Fast Griffin-Lim on one magnitude spectrogram, written plainly (the oracle).
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (bins, frames), float32
+    angles : np.ndarray, shape (bins, frames), complex64, unit modulus
+    window : np.ndarray, shape (n_fft,), float32
+    hop_length : int
+    center : bool
+    momentum : float
+    n_iter : int
+    callback : callable or None
+        ``callback(iteration, convergence_db)``.
+
+    Returns
+    -------
+    y_padded : np.ndarray, shape (n_fft + hop * (frames - 1),), float32
+        ISTFT of the final estimate before the ``center`` trim.
+    history : np.ndarray, shape (n_iter,)
+        Spectral convergence (dB) after each iteration.
+    """
+    from nstaudio.spectral import overlap_add
+
+    n_fft = window.shape[0]
+    T = S.shape[1]
+    trim = n_fft // 2 if center else 0
+    wss = overlap_add(np.broadcast_to(window.astype(np.float64) ** 2, (T, n_fft)), hop_length)
+    covered = wss > np.finfo(np.float32).tiny
+
+    def inverse(spec):
+        """Least-squares ISTFT of (bins, frames), in the padded domain."""
+        y = overlap_add(np.fft.irfft(spec.T, n=n_fft, axis=-1) * window, hop_length)
+        y[covered] /= wss[covered]
+        return y
+
+    def forward(y):
+        """STFT (bins, frames) of a padded-domain signal, re-padded with zeros as stft() does."""
+        y = y.copy()
+        y[:trim] = 0
+        y[len(y) - trim:] = 0
+        frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
+        return np.fft.rfft(frames * window, axis=-1).T
+
+    norm_S = np.linalg.norm(S)
+    history = np.empty(n_iter)
+    rebuilt = None
+    for i in range(n_iter):
+        previous = rebuilt
+        rebuilt = forward(inverse(S * angles))
+        history[i] = 20 * np.log10(max(np.linalg.norm(S - np.abs(rebuilt)), 1e-30) / max(norm_S, 1e-30))
+        a = rebuilt if previous is None else rebuilt - (momentum / (1 + momentum)) * previous
+        angles = a / (np.abs(a) + 1e-16)
+        if callback is not None:
+            callback(i + 1, history[i])
+    return inverse(S * angles).astype(np.float32), history

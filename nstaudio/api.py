@@ -34,7 +34,7 @@ class StylizeInfo:
     iterations, evaluations : int
         Optimizer iterations and objective evaluations.
     phase_convergence_db : float
-        Spectral convergence of the phase reconstruction (NaN if it ran 0 iterations).
+        Spectral convergence of the phase reconstruction, mean over channels (NaN if it ran 0 iterations).
     seconds : float
         Wall time.
     backend, gram_form : str
@@ -102,7 +102,7 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         Scale the output to the content's RMS (lowered if it would clip).
     callback : callable or None
         ``callback(stage, step, total, value)`` with stage ``"optimize"`` (value: loss)
-        or ``"phase"`` (value: spectral convergence in dB).
+        or ``"phase"`` (value: spectral convergence in dB; steps count over all channels).
     return_info : bool
         Also return a :class:`StylizeInfo`.
 
@@ -174,10 +174,11 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
     )
 
     magnitude = np.expm1(X)
+    phase_total = phase_iters * magnitude.shape[0]
     y_work, convergence = spectral.griffin_lim(
         magnitude, n_iter=phase_iters, length=content_work.shape[-1], init=phase_init,
-        content=content_spec, seed=seed, return_convergence=True,
-        callback=None if callback is None else (lambda i, db: callback("phase", i, phase_iters, db)),
+        content=content_spec, seed=seed, return_convergence=True, device=device,
+        callback=None if callback is None else (lambda i, db: callback("phase", i, phase_total, db)),
         **stft_opts,
     )
     y = audio.resample(y_work, orig_sr=sr_work, target_sr=sr, length=content.shape[-1])
@@ -191,7 +192,7 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         loss=result["loss"], initial_loss=result["initial_loss"], style_loss=result["style_loss"],
         initial_style_loss=result["initial_style_loss"], content_loss=result["content_loss"],
         iterations=result["iterations"], evaluations=result["evaluations"],
-        phase_convergence_db=float(convergence[-1]) if phase_iters else float("nan"),
+        phase_convergence_db=float(np.mean(convergence[:, -1])) if phase_iters else float("nan"),
         seconds=time.perf_counter() - started, backend=result["backend"], gram_form=result["gram_form"],
         history=result["history"],
     )

@@ -101,17 +101,20 @@ class StyleTransferObjective:
                 for Xc in content
             ]
         self.last_parts = {"content": np.nan, "style": np.nan}
+        # Feature and feature-gradient buffers, reused by every evaluation and channel.
+        self._F = backend.xp.empty((N, self.t_out), dtype=self.dtype)
+        self._dF = backend.xp.empty((N, self.t_out), dtype=self.dtype)
 
     def features(self, X):
         """F = relu(conv1d(X, W)) for one channel X (C, T) -> (N, T')."""
         F, _ = self.backend.relu_content(self.backend.conv1d(self.backend.asarray(X, self.dtype), self.W), None)
         return F
 
-    def style_loss(self, F):
-        """``(value, dF)`` of the Gram style term for features F (N, T')."""
+    def style_loss(self, F, out=None):
+        """``(value, dF)`` of the Gram style term for features F (N, T'); dF written into ``out`` if given."""
         if self.gram_form == "nxn":
-            return self.backend.style_loss_nxn(F, self.G_s)
-        return self.backend.style_loss_kernel(F, self.S_hat, self.target_sq)
+            return self.backend.style_loss_nxn(F, self.G_s, out=out)
+        return self.backend.style_loss_kernel(F, self.S_hat, self.target_sq, out=out)
 
     def __call__(self, X):
         """Loss and gradient.
@@ -131,10 +134,10 @@ class StyleTransferObjective:
         content_total = style_total = 0.0
         for b in range(X.shape[0]):
             Fc = None if self.content_features is None else self.content_features[b]
-            F, content_sq = be.relu_content(be.conv1d(X[b], self.W), Fc)
-            style_value, dF = self.style_loss(F)
+            F, content_sq = be.relu_content(be.conv1d(X[b], self.W, out=self._F), Fc)
+            style_value, dF = self.style_loss(F, out=self._dF)
             dF_pre = be.relu_content_backward(F, Fc, dF, self.alpha)
-            grad[b] = be.conv1d_adjoint(dF_pre, self.W, X.shape[2])
+            be.conv1d_adjoint(dF_pre, self.W, X.shape[2], out=grad[b])
             content_total += self.alpha * content_sq
             style_total += style_value
         self.last_parts = {"content": content_total, "style": style_total}

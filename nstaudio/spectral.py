@@ -11,6 +11,7 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
+from .audio import fix_length
 from .errors import ParameterError
 from .validation import check_choice, check_float, check_int
 
@@ -98,14 +99,16 @@ def overlap_add(frames, hop_length):
     np.ndarray, shape (..., frame_length + hop_length * (frames - 1))
     """
     *batch, n, width = frames.shape
-    out = np.zeros((*batch, width + hop_length * (n - 1)), dtype=frames.dtype)
+    length = width + hop_length * (n - 1)
+    # Room for whole hop-sized segments past the end, trimmed off below.
+    out = np.zeros((*batch, length + hop_length), dtype=frames.dtype)
     # Split each frame into hop-sized segments: segment j of all frames lands on one
     # contiguous run of the output, so each segment is one vectorised add.
     for start in range(0, width, hop_length):
         seg = min(hop_length, width - start)
         target = out[..., start:start + hop_length * n].reshape(*batch, n, hop_length)
         target[..., :seg] += frames[..., start:start + seg]
-    return out
+    return out[..., :length]
 
 
 def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="hann", center=True, length=None):
@@ -137,15 +140,31 @@ def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="
     wss = overlap_add(np.broadcast_to(w * w, (stft_matrix.shape[-1], n_fft)), hop_length)
     nonzero = wss > _TINY
     y[..., nonzero] /= wss[nonzero]
-    if center:
-        y = y[..., n_fft // 2:]
-        if length is None:
-            y = y[..., : y.shape[-1] - n_fft // 2]
-    if length is not None:
-        length = check_int("length", length, minimum=0)
-        n = y.shape[-1]
-        y = y[..., :length] if n >= length else np.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, length - n)])
-    return np.ascontiguousarray(y)
+    return _trim_padding(y, n_fft // 2 if center else 0, length)
+
+
+def _trim_padding(y, trim, length):
+    """Drop a centered STFT's ``trim`` padding samples from the start, then fix the length.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (..., padded_samples)
+        Overlap-added signal.
+    trim : int
+        ``n_fft // 2`` for a centered STFT, else 0.
+    length : int or None
+        Exact output length; None drops ``trim`` samples from the end as well.
+
+    Returns
+    -------
+    np.ndarray, shape (..., samples), float32, contiguous
+    """
+    y = y[..., trim:]
+    if length is None:
+        y = y[..., : y.shape[-1] - trim]
+    else:
+        y = fix_length(y, check_int("length", length, minimum=0))
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def spectral_convergence(S, rebuilt):
@@ -165,13 +184,13 @@ def spectral_convergence(S, rebuilt):
 
 def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, window="hann", center=True,
                 length=None, momentum=0.99, init="random", content=None, seed=None, return_convergence=False,
-                callback=None):
+                callback=None, device="auto"):
     """Fast Griffin-Lim: a waveform whose STFT magnitude approximates ``S``.
 
     Parameters
     ----------
     S : np.ndarray, shape (..., 1 + n_fft // 2, frames), non-negative
-        Target magnitude spectrogram.
+        Target magnitude spectrogram; leading axes are channels, each reconstructed on its own.
     n_iter : int
         Iterations (each one ISTFT and one STFT).
     hop_length, win_length, n_fft, window, center
@@ -190,40 +209,48 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
     return_convergence : bool
         Also return the spectral convergence (dB) after every iteration.
     callback : callable or None
-        Called as ``callback(iteration, convergence_db)`` after every iteration.
+        Called as ``callback(step, convergence_db)`` after every iteration; ``step`` counts
+        on across channels, up to ``channels * n_iter``.
+    device : {"auto", "numpy", "cpu", "cuda"}
+        Backend (see :func:`nstaudio.get_backend`).
 
     Returns
     -------
     y : np.ndarray, shape (..., samples), float32
-    convergence : np.ndarray, shape (n_iter,), only if ``return_convergence``
+    convergence : np.ndarray, shape (..., n_iter), only if ``return_convergence``
     """
+    from .kernels import get_backend
+
     S = np.asarray(S, dtype=np.float32)
     if S.ndim < 2:
         raise ParameterError(f"S must have shape (..., bins, frames), got {S.shape}")
     n_fft = 2 * (S.shape[-2] - 1) if n_fft is None else n_fft
     n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
+    if S.shape[-2] != 1 + n_fft // 2:
+        raise ParameterError(f"S has {S.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
     n_iter = check_int("n_iter", n_iter, minimum=0)
     momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0)
     if not np.all(np.isfinite(S)) or np.any(S < 0):
         raise ParameterError("S must be finite and non-negative")
+    backend = get_backend(device)
     angles = _initial_phase(S, init, content, seed)
-    opts = dict(hop_length=hop_length, win_length=win_length, n_fft=n_fft, window=window, center=center)
-    # The intermediate ISTFTs keep the STFT's natural length so the frame count never changes.
-    n_samples = None if center else n_fft + hop_length * (S.shape[-1] - 1)
-    rebuilt = None
-    history = np.empty(n_iter)
-    for i in range(n_iter):
-        previous = rebuilt
-        inverse = istft(S * angles, length=n_samples, **opts)
-        rebuilt = stft(inverse, **opts)
-        history[i] = spectral_convergence(S, rebuilt)
-        # Momentum step: extrapolate away from the previous projection.
-        angles = rebuilt if previous is None else rebuilt - (momentum / (1.0 + momentum)) * previous
-        angles = angles / (np.abs(angles) + 1e-16)
+    w = get_window(window, win_length, n_fft)
+    batch = S.shape[:-2]
+    S_flat = S.reshape(-1, *S.shape[-2:])
+    angles_flat = angles.reshape(S_flat.shape)
+    outputs, histories = [], []
+    for c in range(S_flat.shape[0]):
+        report = None
         if callback is not None:
-            callback(i + 1, history[i])
-    y = istft(S * angles, length=length, **opts)
-    return (y, history) if return_convergence else y
+            report = (lambda i, db, offset=c * n_iter: callback(offset + i, db))
+        y_pad, history = backend.griffin_lim(S_flat[c], angles_flat[c], window=w, hop_length=hop_length,
+                                             center=center, momentum=momentum, n_iter=n_iter, callback=report)
+        outputs.append(backend.to_numpy(y_pad))
+        histories.append(np.asarray(history))
+    y = _trim_padding(np.stack(outputs).reshape(*batch, -1), n_fft // 2 if center else 0, length)
+    if return_convergence:
+        return y, np.stack(histories).reshape(*batch, n_iter)
+    return y
 
 
 def _initial_phase(S, init, content, seed):

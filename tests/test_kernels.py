@@ -110,3 +110,33 @@ class _block:
 
     def __exit__(self, *exc):
         self.backend._BLOCK = self.saved
+
+
+@pytest.mark.parametrize("backend", FAST, ids=lambda b: b.name)
+@pytest.mark.parametrize("n_fft,hop,center", [(256, 64, True), (250, 70, True), (128, 128, False), (64, 20, False)])
+def test_griffin_lim_matches_reference(backend, n_fft, hop, center):
+    rng = np.random.default_rng(n_fft + hop)
+    T = 13
+    S = rng.random((n_fft // 2 + 1, T)).astype(np.float32)
+    angles = np.exp(2j * np.pi * rng.random(S.shape)).astype(np.complex64)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    opts = dict(window=window, hop_length=hop, center=center, momentum=0.99, n_iter=7)
+    y_ref, h_ref = ref.griffin_lim(S, angles, **opts)
+    y, h = backend.griffin_lim(S, angles, **opts)
+    assert y.shape == y_ref.shape == (n_fft + hop * (T - 1),)
+    np.testing.assert_allclose(backend.to_numpy(y), y_ref, atol=1e-4 * np.max(np.abs(y_ref)))
+    np.testing.assert_allclose(h, h_ref, atol=0.01)
+
+
+@pytest.mark.parametrize("backend", FAST, ids=lambda b: b.name)
+def test_overlap_add_matches_reference(backend):
+    from nstaudio.spectral import overlap_add
+
+    rng = np.random.default_rng(0)
+    for n_fft, hop, T in [(16, 4, 9), (15, 4, 5), (8, 8, 3), (10, 3, 1)]:
+        frames = rng.standard_normal((T, n_fft)).astype(np.float32)
+        window = rng.random(n_fft).astype(np.float32)
+        weights = rng.random(n_fft + hop * (T - 1)).astype(np.float32)
+        out = np.empty_like(weights)
+        backend.overlap_add_normalized(frames, window, hop, weights, out)
+        np.testing.assert_allclose(out, overlap_add(frames * window, hop) * weights, rtol=1e-5, atol=1e-6)

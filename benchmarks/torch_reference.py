@@ -1,0 +1,83 @@
+"""The torch implementations nstaudio is measured against, written as people write them today.
+
+The objective is the Ulyanov & Lebedev network in torch autograd (``conv1d`` + ReLU +
+N x N Gram + ``backward``); Griffin-Lim is the fast Griffin-Lim of librosa/torchaudio on
+``torch.stft``/``torch.istft``. Both take and return numpy arrays so the benchmarks can
+hand them the very same inputs as nstaudio.
+"""
+
+import numpy as np
+import torch
+
+
+class TorchObjective:
+    """``loss, grad = f(X)`` for X (B, C, T), same definition as ``nstaudio.objective``.
+
+    Parameters
+    ----------
+    W : np.ndarray, shape (N, C, K)
+    content : np.ndarray, shape (B, C, T)
+    styles : list of np.ndarray, each (C, Ts_i)
+    style_weights : list of float, normalised to sum 1
+    alpha : float
+    """
+
+    def __init__(self, W, content, styles, style_weights, alpha, device="cpu", dtype=torch.float32):
+        self.device, self.dtype, self.alpha = device, dtype, alpha
+        self.W = torch.as_tensor(W, dtype=dtype, device=device)
+        with torch.no_grad():
+            self.content_features = self.features(torch.as_tensor(content, dtype=dtype, device=device))
+            total = sum(style_weights)
+            self.G_s = sum(
+                (w / total) * self.gram(self.features(torch.as_tensor(s[None], dtype=dtype, device=device)))[0]
+                for s, w in zip(styles, style_weights)
+            )
+
+    def features(self, X):
+        return torch.relu(torch.nn.functional.conv1d(X, self.W))
+
+    @staticmethod
+    def gram(F):
+        return F @ F.transpose(1, 2) / F.shape[2]
+
+    def __call__(self, X):
+        X = torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device).requires_grad_(True)
+        F = self.features(X)
+        loss = self.alpha * torch.sum((F - self.content_features) ** 2) + torch.sum((self.gram(F) - self.G_s) ** 2)
+        loss.backward()
+        return float(loss.detach()), X.grad.detach().cpu().numpy()
+
+
+def torch_griffin_lim(S, angles, *, n_iter, n_fft=2048, hop_length=512, momentum=0.99, length=None,
+                      device="cpu"):
+    """Fast Griffin-Lim on ``torch.stft``/``torch.istft`` (the torchaudio / librosa algorithm).
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (bins, frames)
+        Target magnitude.
+    angles : np.ndarray, complex, same shape
+        Initial unit-modulus phase (the same array nstaudio gets).
+
+    Returns
+    -------
+    y : np.ndarray, shape (samples,)
+    convergence_db : float
+        Spectral convergence of the last iteration.
+    """
+    window = torch.hann_window(n_fft, device=device)
+    S_t = torch.as_tensor(S, dtype=torch.float32, device=device)
+    angles_t = torch.as_tensor(angles, dtype=torch.complex64, device=device)
+    opts = dict(n_fft=n_fft, hop_length=hop_length, window=window, center=True)
+    rebuilt = None
+    convergence = float("nan")
+    for _ in range(n_iter):
+        previous = rebuilt
+        inverse = torch.istft(S_t * angles_t, **opts)
+        rebuilt = torch.stft(inverse, return_complex=True, pad_mode="constant", **opts)
+        angles_t = rebuilt if previous is None else rebuilt - (momentum / (1 + momentum)) * previous
+        angles_t = angles_t / (angles_t.abs() + 1e-16)
+    if n_iter:
+        convergence = float(20 * torch.log10(torch.linalg.norm(S_t - rebuilt.abs()) / torch.linalg.norm(S_t)))
+    y = torch.istft(S_t * angles_t, length=length, **opts)
+    return y.cpu().numpy(), convergence
