@@ -19,10 +19,12 @@ def test_stft_istft_round_trip_with_exact_length(n, n_fft, hop_div, channels):
     assert S.shape == (channels, 1 + n_fft // 2, spectral.n_frames(n, n_fft=n_fft, hop_length=n_fft // hop_div))
     z = nst.istft(S, hop_length=n_fft // hop_div, length=n)
     assert z.shape == y.shape
-    np.testing.assert_allclose(z, y, atol=1e-5)
+    # float32 throughout: a few ulps of the peak, more at the ends where the window sum is small
+    tol = 1e-5 * np.max(np.abs(y))
+    np.testing.assert_allclose(z, y, atol=tol)
     longer = nst.istft(S, hop_length=n_fft // hop_div, length=n + 100)
     assert longer.shape == (channels, n + 100)
-    np.testing.assert_allclose(longer[:, :n], y, atol=1e-5)
+    np.testing.assert_allclose(longer[:, :n], y, atol=tol)
 
 
 def test_stft_matches_direct_dft_of_a_frame():
