@@ -13,27 +13,41 @@ from .validation import check_float, check_int
 
 
 class _Tracker:
-    """Counts evaluations, remembers the last loss, and reports each finished iteration."""
+    """Counts evaluations, remembers the losses, reports each iteration and decides when to stop.
 
-    def __init__(self, callback):
+    Stopping rule: after iteration ``i >= window``, stop when the loss fell by less than
+    ``tolerance`` (relative to the current loss) over the last ``window`` iterations,
+    ``loss[i - window] - loss[i] < tolerance * |loss[i]|``. ``tolerance=0`` never stops early.
+    """
+
+    def __init__(self, callback, tolerance=0.0, window=20):
         self.callback = callback
+        self.tolerance = check_float("tolerance", tolerance, minimum=0.0)
+        self.window = check_int("tolerance_window", window, minimum=1)
         self.evaluations = 0
         self.iterations = 0
         self.loss = np.nan
         self.history = []
+        self.converged = False
 
     def evaluated(self, loss):
         self.evaluations += 1
         self.loss = loss
 
     def step(self):
+        """Record a finished iteration; True when the stopping rule says enough."""
         self.iterations += 1
         self.history.append(self.loss)
         if self.callback is not None:
             self.callback(self.iterations, self.loss)
+        if self.tolerance > 0 and len(self.history) > self.window:
+            then, now = self.history[-1 - self.window], self.history[-1]
+            self.converged = bool(then - now < self.tolerance * abs(now))
+        return self.converged
 
 
-def lbfgs(fun, x0, *, iterations, lower=0.0, to_numpy=np.asarray, callback=None):
+def lbfgs(fun, x0, *, iterations, lower=0.0, tolerance=0.0, tolerance_window=20, to_numpy=np.asarray,
+          callback=None):
     """Minimise with SciPy's L-BFGS-B.
 
     Parameters
@@ -46,6 +60,10 @@ def lbfgs(fun, x0, *, iterations, lower=0.0, to_numpy=np.asarray, callback=None)
         Maximum L-BFGS-B iterations.
     lower : float or None
         Lower bound on every element.
+    tolerance : float
+        Stop early when the loss fell by less than ``tolerance`` (relative) over the
+        last ``tolerance_window`` iterations; 0 runs all ``iterations``.
+    tolerance_window : int
     to_numpy : callable
         Brings the backend's gradient to the host.
     callback : callable or None
@@ -56,11 +74,11 @@ def lbfgs(fun, x0, *, iterations, lower=0.0, to_numpy=np.asarray, callback=None)
     x : np.ndarray, shape of ``x0``, float32
     info : dict
         ``loss`` (last evaluated; NaN if none), ``iterations``, ``evaluations``,
-        ``history`` (loss after each iteration).
+        ``history`` (loss after each iteration), ``converged`` (stopped by the tolerance).
     """
     iterations = check_int("iterations", iterations, minimum=0)
     shape = x0.shape
-    tracker = _Tracker(callback)
+    tracker = _Tracker(callback, tolerance, tolerance_window)
 
     def fun64(x):
         loss, grad = fun(x.reshape(shape).astype(np.float32))
@@ -72,7 +90,7 @@ def lbfgs(fun, x0, *, iterations, lower=0.0, to_numpy=np.asarray, callback=None)
         bounds = None if lower is None else scipy.optimize.Bounds(lower, np.inf)
         result = scipy.optimize.minimize(
             fun64, x, jac=True, method="L-BFGS-B", bounds=bounds,
-            callback=lambda xk: tracker.step(),
+            callback=_stop_when(tracker.step),
             # maxfun well above maxiter: the line search may need a few evaluations per step.
             options={"maxiter": iterations, "maxfun": 2 * iterations + 20},
         )
@@ -82,12 +100,12 @@ def lbfgs(fun, x0, *, iterations, lower=0.0, to_numpy=np.asarray, callback=None)
 
 
 def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps=1e-8, lower=0.0,
-         xp=np, callback=None):
+         tolerance=0.0, tolerance_window=20, xp=np, callback=None):
     """Minimise with Adam (Kingma & Ba), projecting onto ``x >= lower`` after each step.
 
     Parameters
     ----------
-    fun, x0, iterations, lower, callback
+    fun, x0, iterations, lower, tolerance, tolerance_window, callback
         As in :func:`lbfgs`.
     learning_rate : float
         Step size (0.03, as in the Adam baselines of the audio style-transfer papers).
@@ -103,7 +121,7 @@ def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps
     """
     iterations = check_int("iterations", iterations, minimum=0)
     learning_rate = check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True)
-    tracker = _Tracker(callback)
+    tracker = _Tracker(callback, tolerance, tolerance_window)
     x = xp.asarray(x0, dtype=xp.float32).copy()
     m = xp.zeros_like(x)
     v = xp.zeros_like(x)
@@ -116,11 +134,20 @@ def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps
         x -= step * m / (xp.sqrt(v) + eps)
         if lower is not None:
             xp.maximum(x, lower, out=x)
-        tracker.step()
+        if tracker.step():
+            break
     return _finish(x, tracker)
+
+
+def _stop_when(step):
+    """An L-BFGS-B callback that runs ``step`` and ends the run when it returns True."""
+    def callback(xk):
+        if step():
+            raise StopIteration  # SciPy >= 1.11 ends the minimisation and returns this iterate
+    return callback
 
 
 def _finish(x, tracker):
     info = {"loss": tracker.loss, "iterations": tracker.iterations, "evaluations": tracker.evaluations,
-            "history": np.asarray(tracker.history)}
+            "history": np.asarray(tracker.history), "converged": tracker.converged}
     return x.astype(np.float32) if isinstance(x, np.ndarray) else x.astype("float32"), info
