@@ -17,7 +17,7 @@ from nstaudio.api import PHASE_INITS, stylize
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
-from nstaudio.methods.optimize import INITS, OPTIMIZERS
+from nstaudio.methods.optimize import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS
 
 
 class _Group(click.Group):
@@ -52,7 +52,13 @@ def stylize_options(func):
     options = [
         click.option("--alpha", type=float, default=1e-2, show_default=True,
                      help="Content weight; 0 keeps only the style."),
-        click.option("--iterations", type=int, default=300, show_default=True, help="Optimizer iterations."),
+        click.option("--iterations", type=int, default=300, show_default=True,
+                     help="Most optimizer iterations (the run stops earlier once the loss stops improving)."),
+        click.option("--tol", "tolerance", type=float, default=DEFAULT_TOLERANCE, show_default=True,
+                     help="Stop when the loss fell by less than this fraction over --tol-window iterations; "
+                          "0 runs all --iterations."),
+        click.option("--tol-window", "tolerance_window", type=int, default=DEFAULT_TOLERANCE_WINDOW,
+                     show_default=True, help="Iterations over which --tol is measured."),
         click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
                      help="Random conv filters."),
         click.option("--width", type=int, default=11, show_default=True, help="Filter width in frames."),
@@ -154,7 +160,7 @@ def _run(content_path, style_paths, output, *, style_weights, plot_path, quiet, 
         elapsed = time.perf_counter() - started
         click.echo(
             f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {elapsed:.1f} s, "
-            f"{result.iterations} iterations, loss {result.initial_loss:.4g} -> {result.loss:.4g} "
+            f"{result.iterations} iterations{' (converged)' if result.converged else ''}, loss {result.initial_loss:.4g} -> {result.loss:.4g} "
             f"(style {result.initial_style_loss:.4g} -> {result.style_loss:.4g}), "
             f"phase {result.phase_convergence_db:.1f} dB, backend {result.backend}",
             err=True,

@@ -12,8 +12,8 @@ import numpy as np
 
 from . import audio, spectral
 from .errors import AudioError, ParameterError
-from .methods.optimize import INITS, OPTIMIZERS, optimize
-from .validation import as_audio, check_choice, check_int
+from .methods.optimize import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS, optimize
+from .validation import as_audio, check_choice, check_float, check_int
 
 METHODS = ("optimize",)
 PHASE_INITS = ("content", "random")
@@ -33,6 +33,8 @@ class StylizeInfo:
         The parts of the objective at the end / start.
     iterations, evaluations : int
         Optimizer iterations and objective evaluations.
+    converged : bool
+        The run stopped early by the tolerance rule.
     phase_convergence_db : float
         Spectral convergence of the phase reconstruction, mean over channels (NaN if it ran 0 iterations).
     seconds : float
@@ -49,6 +51,7 @@ class StylizeInfo:
     content_loss: float
     iterations: int
     evaluations: int
+    converged: bool
     phase_convergence_db: float
     seconds: float
     backend: str
@@ -58,8 +61,9 @@ class StylizeInfo:
 
 def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="optimize", sr_work=22050,
             n_fft=2048, hop_length=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
-            optimizer="lbfgs", init="noise", learning_rate=0.03, phase_iters=100, phase_init="content",
-            seed=0, device="auto", match_loudness=True, callback=None, return_info=False):
+            optimizer="lbfgs", init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
+            tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=100, phase_init="content", seed=0,
+            device="auto", match_loudness=True, callback=None, return_info=False):
     """Give ``content`` the timbre of ``style``.
 
     Parameters
@@ -84,7 +88,7 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
     alpha : float
         Content weight; 0 keeps only the style.
     iterations : int
-        Optimizer iterations (>= 0).
+        Most optimizer iterations (>= 0).
     n_filters, width : int
         The random conv layer.
     optimizer : {"lbfgs", "adam"}
@@ -92,6 +96,10 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         Starting spectrogram.
     learning_rate : float
         Adam's step size.
+    tolerance : float
+        Stop early once the loss fell by less than this fraction over the last
+        ``tolerance_window`` iterations (default 1e-3 over 20); 0 runs all ``iterations``.
+    tolerance_window : int
     phase_iters : int
         Fast Griffin-Lim iterations.
     phase_init : {"content", "random"}
@@ -135,6 +143,8 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
     check_int("n_filters", n_filters, minimum=1, maximum=65536)
     width = check_int("width", width, minimum=1, maximum=1024)
     phase_iters = check_int("phase_iters", phase_iters, minimum=0, maximum=100_000)
+    check_float("tolerance", tolerance, minimum=0.0, maximum=1.0)
+    check_int("tolerance_window", tolerance_window, minimum=1)
 
     was_1d = np.ndim(content) == 1
     content = as_audio(content, "content")
@@ -169,7 +179,7 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
     X, result = optimize(
         X_content, X_styles, style_weights=style_weights, alpha=alpha, iterations=iterations,
         n_filters=n_filters, width=width, optimizer=optimizer, init=init, learning_rate=learning_rate,
-        seed=seed, device=device,
+        tolerance=tolerance, tolerance_window=tolerance_window, seed=seed, device=device,
         callback=None if callback is None else (lambda i, loss: callback("optimize", i, total, loss)),
     )
 
@@ -191,7 +201,7 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
     info = StylizeInfo(
         loss=result["loss"], initial_loss=result["initial_loss"], style_loss=result["style_loss"],
         initial_style_loss=result["initial_style_loss"], content_loss=result["content_loss"],
-        iterations=result["iterations"], evaluations=result["evaluations"],
+        iterations=result["iterations"], evaluations=result["evaluations"], converged=result["converged"],
         phase_convergence_db=float(np.mean(convergence[:, -1])) if phase_iters else float("nan"),
         seconds=time.perf_counter() - started, backend=result["backend"], gram_form=result["gram_form"],
         history=result["history"],

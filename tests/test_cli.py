@@ -36,7 +36,7 @@ def test_help_lists_commands_and_options():
     run_help = invoke("run", "--help").output
     for option in ("--alpha", "--iterations", "--filters", "--width", "--n-fft", "--hop", "--sr", "--optimizer",
                    "--init", "--phase-iters", "--phase-init", "--seed", "--style-weights", "--device", "--quiet",
-                   "--plot"):
+                   "--plot", "--tol", "--tol-window"):
         assert option in run_help
 
 
@@ -106,12 +106,15 @@ def _bad_inputs(tmp, content, style):
         "bad weights": ([content, style, "-o", out, "--style-weights", "a,b"], "comma-separated"),
         "wrong weight count": ([content, style, "-o", out, "--style-weights", "1,2"], "style_weights"),
         "bad device": ([content, style, "-o", out, "--device", "tpu"], "device"),
+        "negative tolerance": ([content, style, "-o", out, "--tol", "-1"], "tolerance"),
+        "zero tolerance window": ([content, style, "-o", out, "--tol-window", "0"], "tolerance_window"),
     }
 
 
 CASES = ["missing file", "not audio", "empty", "silent", "nan", "n_fft < 16", "hop > n_fft", "filters = 0",
          "iterations < 0", "style shorter than a frame", "output is the content", "output is the style",
-         "unknown output format", "missing output dir", "bad weights", "wrong weight count", "bad device"]
+         "unknown output format", "missing output dir", "bad weights", "wrong weight count", "bad device",
+         "negative tolerance", "zero tolerance window"]
 
 
 @pytest.mark.parametrize("case", CASES)

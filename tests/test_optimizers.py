@@ -1,0 +1,41 @@
+"""The minimisers: bounds, the early-stopping rule, and callbacks."""
+
+import numpy as np
+import pytest
+
+from nstaudio import optimizers
+from nstaudio.errors import ParameterError
+
+
+def slow_valley(x):
+    """An ill-conditioned quadratic plus a linear term: many iterations to converge, loss > 0."""
+    scales = np.logspace(-4, 0, x.size).reshape(x.shape)
+    d = x.astype(np.float64) - 1.0
+    return float(np.sum(scales * d * d) + 1.0), (2 * scales * d).astype(np.float32)
+
+
+@pytest.mark.parametrize("minimise", [optimizers.lbfgs, optimizers.adam], ids=["lbfgs", "adam"])
+def test_tolerance_stops_early_and_zero_runs_all(minimise):
+    x0 = np.zeros((4, 50), np.float32)
+    _, full = minimise(slow_valley, x0, iterations=150, tolerance=0.0)
+    _, early = minimise(slow_valley, x0, iterations=150, tolerance=1e-2, tolerance_window=5)
+    assert full["iterations"] == 150 and not full["converged"]
+    assert early["converged"] and 5 < early["iterations"] < 150
+    h = early["history"]
+    # the rule that fired: less than 1 % decrease over the last 5 iterations, and not before
+    assert h[-6] - h[-1] < 1e-2 * h[-1]
+    assert all(h[i - 5] - h[i] >= 1e-2 * h[i] for i in range(5, len(h) - 1))
+
+
+@pytest.mark.parametrize("minimise", [optimizers.lbfgs, optimizers.adam], ids=["lbfgs", "adam"])
+def test_lower_bound_and_callback(minimise):
+    seen = []
+    x, info = minimise(lambda x: slow_valley(x - 3.0), np.ones((3, 4), np.float32), iterations=20,
+                       lower=0.0, callback=lambda i, loss: seen.append(i))
+    assert x.dtype == np.float32 and np.all(x >= 0)
+    assert seen == list(range(1, info["iterations"] + 1))
+
+
+def test_bad_tolerance():
+    with pytest.raises(ParameterError, match="tolerance"):
+        optimizers.lbfgs(slow_valley, np.zeros(3, np.float32), iterations=3, tolerance=-1)
