@@ -81,3 +81,37 @@ def torch_griffin_lim(S, angles, *, n_iter, n_fft=2048, hop_length=512, momentum
         convergence = float(20 * torch.log10(torch.linalg.norm(S_t - rebuilt.abs()) / torch.linalg.norm(S_t)))
     y = torch.istft(S_t * angles_t, length=length, **opts)
     return y.cpu().numpy(), convergence
+
+
+def torch_stylize(content, style, *, iterations, n_filters=4096, width=11, alpha=1e-2, n_fft=2048, hop_length=512,
+                  phase_iters=100, seed=0, device="cpu"):
+    """The whole `optimize` pipeline with torch doing the math: torch.stft, torch autograd, torch Griffin-Lim.
+
+    L-BFGS-B is SciPy's (as in Ulyanov & Lebedev's reference code), driven through the same
+    wrapper nstaudio uses, from the same filters and starting point (``initial_state``).
+
+    Returns
+    -------
+    y : np.ndarray, shape (samples,)
+    loss : float
+        The objective at the final point.
+    """
+    from nstaudio import optimizers
+    from nstaudio.methods.optimize import initial_state
+
+    window = torch.hann_window(n_fft, device=device)
+    opts = dict(n_fft=n_fft, hop_length=hop_length, window=window, center=True, return_complex=True,
+                pad_mode="constant")
+    content_spec = torch.stft(torch.as_tensor(content, device=device), **opts)
+    style_spec = torch.stft(torch.as_tensor(style, device=device), **opts)
+    Xc = torch.log1p(content_spec.abs()).cpu().numpy()[None]
+    Xs = torch.log1p(style_spec.abs()).cpu().numpy()
+    W, x0 = initial_state(Xc.shape, n_filters=n_filters, width=width, init="noise", seed=seed)
+    objective = TorchObjective(W, Xc, [Xs], [1.0], alpha, device=device)
+    X, info = optimizers.lbfgs(objective, x0, iterations=iterations, tolerance=0.0)
+    loss = objective(X)[0]
+    magnitude = np.expm1(X[0])
+    angles = (content_spec / content_spec.abs().clamp_min(1e-30)).cpu().numpy()
+    y, _ = torch_griffin_lim(magnitude, angles, n_iter=phase_iters, n_fft=n_fft, hop_length=hop_length,
+                             length=len(content), device=device)
+    return y, loss

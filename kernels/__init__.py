@@ -27,7 +27,14 @@ def cuda_status():
             return "no CUDA GPU is visible"
     except Exception as exc:  # cupy raises its own runtime errors when no driver is present
         return f"no usable CUDA GPU ({exc.__class__.__name__}: {exc})"
-    return "the cuda backend is not implemented in this version of nstaudio"
+    import numba
+    from numba import cuda
+
+    if numba.config.ENABLE_CUDASIM:
+        return "NUMBA_ENABLE_CUDASIM is set: numba.cuda kernels would run on the CPU, not on CuPy's arrays"
+    if not cuda.is_available():
+        return "numba.cuda cannot reach the GPU (driver or CUDA toolkit missing)"
+    return None
 
 
 def available_backends():

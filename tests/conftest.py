@@ -3,10 +3,18 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from numba import config as numba_config
 
 from nstaudio.examples import example_path
 
 SR = 22050
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/cudasim runs only under NUMBA_ENABLE_CUDASIM=1 (test_cuda_simulator.py starts it)."""
+    if collection_path.name == "cudasim" and not numba_config.ENABLE_CUDASIM:
+        return True
+    return None
 
 
 def harmonic_tone(seconds=1.0, sr=SR, f0=220.0, seed=0):

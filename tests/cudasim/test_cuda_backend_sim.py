@@ -1,0 +1,80 @@
+"""The whole cuda backend module, run under the CUDA simulator with numpy standing in for CuPy.
+
+``nstaudio.kernels.cuda`` uses only the part of CuPy's API that numpy shares (plus
+``asnumpy``), so with a stand-in ``cupy`` module its host code (launch configuration,
+im2col blocks, GEMM orchestration, the Griffin-Lim loop) runs here end to end, and its
+results are compared with the numpy reference and the cpu backend.
+"""
+
+import importlib
+import sys
+import types
+
+import numpy as np
+import pytest
+from numba import config
+
+import nstaudio as nst
+from nstaudio.features import random_filters
+from nstaudio.kernels import cpu, cuda_kernels, numpy_backend as ref
+from nstaudio.objective import StyleTransferObjective
+
+pytestmark = pytest.mark.skipif(not config.ENABLE_CUDASIM, reason="needs NUMBA_ENABLE_CUDASIM=1")
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """``nstaudio.kernels.cuda`` imported against a numpy stand-in for CuPy, with tiny thread blocks."""
+    fake = types.ModuleType("cupy")
+    fake.__dict__.update({k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    fake.asnumpy = np.asarray
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.delitem(sys.modules, "nstaudio.kernels.cuda", raising=False)
+    monkeypatch.setattr(cuda_kernels, "THREADS", 16)
+    module = importlib.import_module("nstaudio.kernels.cuda")
+    yield module
+    sys.modules.pop("nstaudio.kernels.cuda", None)
+
+
+@pytest.mark.parametrize("form", ["nxn", "kernel"])
+def test_objective_matches_reference(cuda, form):
+    rng = np.random.default_rng(0)
+    C, T, N, K = 9, 14, 6, 3
+    W = random_filters(N, C, K, seed=1)
+    content = rng.random((2, C, T)).astype(np.float32)
+    styles = [rng.random((C, 10)).astype(np.float32), rng.random((C, 13)).astype(np.float32)]
+    X = rng.random((2, C, T)).astype(np.float32)
+    args = dict(style_weights=[1, 2], alpha=0.1, gram_form=form)
+    loss_ref, grad_ref = StyleTransferObjective(ref, W, content, styles, **args)(X)
+    loss, grad = StyleTransferObjective(cuda, W, content, styles, **args)(X)
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-4)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-4, atol=1e-4 * np.abs(grad_ref).max())
+
+
+def test_conv_in_several_blocks(cuda, monkeypatch):
+    monkeypatch.setattr(cuda, "_BLOCK", 4)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((5, 17)).astype(np.float32)
+    W = rng.standard_normal((4, 5, 3)).astype(np.float32)
+    Wp = cuda.prepare_weights(W)
+    Y = cuda.conv1d(X, Wp)
+    np.testing.assert_allclose(Y, ref.conv1d(X, W), rtol=1e-5, atol=1e-5)
+    dY = rng.standard_normal(Y.shape).astype(np.float32)
+    np.testing.assert_allclose(cuda.conv1d_adjoint(dY, Wp, 17), ref.conv1d_adjoint(dY, W, 17), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_griffin_lim_matches_cpu(cuda, center):
+    rng = np.random.default_rng(2)
+    n_fft, hop, T = 32, 12, 6
+    S = rng.random((n_fft // 2 + 1, T)).astype(np.float32)
+    angles = np.exp(2j * np.pi * rng.random(S.shape)).astype(np.complex64)
+    window = nst.spectral.get_window("hann", n_fft, n_fft)
+    seen = []
+    opts = dict(window=window, hop_length=hop, center=center, momentum=0.99, n_iter=4)
+    y, history = cuda.griffin_lim(S, angles, callback=lambda i, db: seen.append(i), **opts)
+    y_cpu, history_cpu = cpu.griffin_lim(S, angles, **opts)
+    np.testing.assert_allclose(y, y_cpu, atol=1e-4 * np.abs(y_cpu).max())
+    np.testing.assert_allclose(history, history_cpu, atol=0.01)
+    assert seen == [1, 2, 3, 4]
