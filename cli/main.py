@@ -66,7 +66,9 @@ def stylize_options(func):
         click.option("--hop", "hop_length", type=int, default=None, help="Hop length [default: n_fft/4]."),
         click.option("--sr", "sr_work", type=int, default=22050, show_default=True,
                      help="Working sample rate; the output keeps the content's rate."),
-        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True,
+                     help="SciPy's L-BFGS-B, nstaudio's projected L-BFGS (faster per iteration, "
+                          "slightly higher final loss), or Adam."),
         click.option("--learning-rate", type=float, default=0.03, show_default=True, help="Adam step size."),
         click.option("--init", type=click.Choice(INITS), default="noise", show_default=True,
                      help="Start from noise (the papers) or from the content."),

@@ -91,7 +91,8 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         Most optimizer iterations (>= 0).
     n_filters, width : int
         The random conv layer.
-    optimizer : {"lbfgs", "adam"}
+    optimizer : {"lbfgs", "plbfgs", "adam"}
+        SciPy's L-BFGS-B, nstaudio's projected L-BFGS, or Adam (see :func:`nstaudio.optimize`).
     init : {"noise", "content"}
         Starting spectrogram.
     learning_rate : float

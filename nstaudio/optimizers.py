@@ -139,6 +139,38 @@ def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps
     return _finish(x, tracker)
 
 
+def _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot, max_evaluations=20):
+    """Weak-Wolfe search along the projected path ``max(x + t d, lower)``.
+
+    Backtracks (halves t) until the Armijo condition holds for the distance actually moved;
+    if the very first trial already holds but the slope along d is still steep (curvature
+    condition, c2 = 0.9), doubles t instead, keeping the best point: the first iterations,
+    whose unit-length step is far too short, then grow quickly, as in L-BFGS-B's line search.
+
+    Returns
+    -------
+    (x_new, f_new, g_new) or None when no decrease was found.
+    """
+    step, best, growing = 1.0, None, True
+    for _ in range(max_evaluations):
+        x_new = xp.maximum(x + step * direction, lower)
+        f_new, g_new = fun(x_new)
+        tracker.evaluated(f_new)
+        armijo = f_new <= f + 1e-4 * dot(g, x_new - x)
+        if armijo and (best is None or f_new < best[1]):
+            best = (x_new, f_new, g_new)
+        if not armijo:
+            if best is not None:
+                return best  # the previous, shorter step was the last good one
+            growing = False
+            step *= 0.5
+        elif not growing or dot(g_new, direction) >= 0.9 * slope:
+            return best
+        else:
+            step *= 2.0
+    return best
+
+
 def _stop_when(step):
     """An L-BFGS-B callback that runs ``step`` and ends the run when it returns True."""
     def callback(xk):
@@ -151,3 +183,83 @@ def _finish(x, tracker):
     info = {"loss": tracker.loss, "iterations": tracker.iterations, "evaluations": tracker.evaluations,
             "history": np.asarray(tracker.history), "converged": tracker.converged}
     return x.astype(np.float32) if isinstance(x, np.ndarray) else x.astype("float32"), info
+
+
+def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0, tolerance_window=20, xp=np,
+                    callback=None):
+    """L-BFGS with the bound ``x >= lower`` handled by projection, on the backend's float32 arrays.
+
+    A light stand-in for SciPy's L-BFGS-B: variables at the bound whose gradient pushes
+    outwards are frozen for the step; the two-loop recursion gives the quasi-Newton
+    direction on the rest; a backtracking (Armijo) line search along the projected path
+    picks the step. Everything stays in the backend's arrays (no float64 host copy), so
+    an iteration costs a few vector passes instead of SciPy's ~0.1 s per 10 s of audio.
+
+    Parameters
+    ----------
+    fun, x0, iterations, lower, tolerance, tolerance_window, callback
+        As in :func:`lbfgs`.
+    memory : int
+        Correction pairs kept (SciPy's ``maxcor``, default 10).
+    xp : module
+        Array module of the backend.
+
+    Returns
+    -------
+    x : array, float32
+    info : dict
+        As :func:`lbfgs`.
+    """
+    iterations = check_int("iterations", iterations, minimum=0)
+    memory = check_int("memory", memory, minimum=1)
+    tracker = _Tracker(callback, tolerance, tolerance_window)
+    x = xp.maximum(xp.asarray(x0, dtype=xp.float32), lower)
+    f, g = fun(x)
+    tracker.evaluated(f)
+    pairs = []  # (s, y, 1 / y.s), oldest first
+
+    def dot(a, b):
+        return float(xp.vdot(a.ravel(), b.ravel()))
+
+    for _ in range(iterations):
+        frozen = (x <= lower) & (g > 0)
+        q = xp.where(frozen, 0, g)
+        free_norm = np.sqrt(dot(q, q))
+        if free_norm == 0:
+            break  # stationary: no free variable has a gradient
+        steepest = q / free_norm
+        alphas = []
+        for s, y, rho in reversed(pairs):
+            a = rho * dot(s, q)
+            q -= a * y
+            alphas.append(a)
+        if pairs:
+            s, y, _ = pairs[-1]
+            q *= dot(s, y) / dot(y, y)
+        else:
+            q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
+        for (s, y, rho), a in zip(pairs, reversed(alphas)):
+            q += s * (a - rho * dot(y, q))
+        direction = -q
+        direction[frozen] = 0
+        slope = dot(g, direction)
+        if slope >= 0:  # the curvature pairs went stale: restart from steepest descent
+            pairs.clear()
+            direction = -steepest
+            slope = -free_norm
+        accepted = _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot)
+        if accepted is None:
+            break  # no decrease along this direction: converged as far as float32 allows
+        x_new, f_new, g_new = accepted
+        s, y = x_new - x, g_new - g
+        sy = dot(s, y)
+        if sy > 1e-10 * dot(y, y):  # keep only pairs with positive curvature
+            pairs.append((s, y, 1.0 / sy))
+            if len(pairs) > memory:
+                pairs.pop(0)
+        x, f, g = x_new, f_new, g_new
+        tracker.loss = f
+        if tracker.step():
+            break
+    tracker.loss = f
+    return _finish(x, tracker)

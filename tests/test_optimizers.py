@@ -14,7 +14,8 @@ def slow_valley(x):
     return float(np.sum(scales * d * d) + 1.0), (2 * scales * d).astype(np.float32)
 
 
-@pytest.mark.parametrize("minimise", [optimizers.lbfgs, optimizers.adam], ids=["lbfgs", "adam"])
+@pytest.mark.parametrize("minimise", [optimizers.lbfgs, optimizers.projected_lbfgs, optimizers.adam],
+                         ids=["lbfgs", "plbfgs", "adam"])
 def test_tolerance_stops_early_and_zero_runs_all(minimise):
     x0 = np.zeros((4, 50), np.float32)
     _, full = minimise(slow_valley, x0, iterations=150, tolerance=0.0)
@@ -27,7 +28,8 @@ def test_tolerance_stops_early_and_zero_runs_all(minimise):
     assert all(h[i - 5] - h[i] >= 1e-2 * h[i] for i in range(5, len(h) - 1))
 
 
-@pytest.mark.parametrize("minimise", [optimizers.lbfgs, optimizers.adam], ids=["lbfgs", "adam"])
+@pytest.mark.parametrize("minimise", [optimizers.lbfgs, optimizers.projected_lbfgs, optimizers.adam],
+                         ids=["lbfgs", "plbfgs", "adam"])
 def test_lower_bound_and_callback(minimise):
     seen = []
     x, info = minimise(lambda x: slow_valley(x - 3.0), np.ones((3, 4), np.float32), iterations=20,
@@ -39,3 +41,22 @@ def test_lower_bound_and_callback(minimise):
 def test_bad_tolerance():
     with pytest.raises(ParameterError, match="tolerance"):
         optimizers.lbfgs(slow_valley, np.zeros(3, np.float32), iterations=3, tolerance=-1)
+
+
+def test_projected_lbfgs_matches_scipy_on_a_bounded_quadratic():
+    """Minimum of a convex quadratic with some coordinates pinned at the bound: both find it."""
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal((5, 8)).astype(np.float32)  # negative entries end at the bound 0
+    scales = np.logspace(-1, 1, target.size).reshape(target.shape)
+
+    def fun(x):
+        d = np.asarray(x, np.float64) - target
+        return float(np.sum(scales * d * d)), (2 * scales * d).astype(np.float32)
+
+    x0 = np.ones_like(target)
+    x_p, info_p = optimizers.projected_lbfgs(fun, x0, iterations=200)
+    x_s, _ = optimizers.lbfgs(fun, x0, iterations=200)
+    expected = np.maximum(target, 0)
+    np.testing.assert_allclose(x_p, expected, atol=1e-3)
+    np.testing.assert_allclose(x_s, expected, atol=1e-3)
+    assert info_p["evaluations"] >= info_p["iterations"]

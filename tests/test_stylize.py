@@ -22,7 +22,7 @@ def short_pair(example_audio):
     return content[: sr * 3 // 2], style[: sr * 3 // 2], sr
 
 
-@pytest.mark.parametrize("optimizer,iterations", [("lbfgs", 60), ("adam", 100)])
+@pytest.mark.parametrize("optimizer,iterations", [("lbfgs", 60), ("plbfgs", 60), ("adam", 100)])
 def test_output_moves_toward_the_style(short_pair, optimizer, iterations):
     content, style, sr = short_pair
     y, info = nst.stylize(content, style, sr, iterations=iterations, optimizer=optimizer, return_info=True, **SMALL)

@@ -12,7 +12,7 @@ from ..kernels import get_backend
 from ..objective import StyleTransferObjective
 from ..validation import check_choice, check_float, check_int
 
-OPTIMIZERS = ("lbfgs", "adam")
+OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
 INITS = ("noise", "content")
 # Early stop when the loss fell by less than 0.1 % over the last 20 iterations. On 10 s of
 # piano with a violin style this stops near iteration 120 at a loss 0.08 % above the one
@@ -66,7 +66,9 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
         Most optimizer iterations.
     n_filters, width : int
         Random conv layer: N filters of K frames.
-    optimizer : {"lbfgs", "adam"}
+    optimizer : {"lbfgs", "plbfgs", "adam"}
+        SciPy's L-BFGS-B; nstaudio's projected L-BFGS on the backend's arrays (less time
+        per iteration, no host round trip on a GPU, a slightly higher final loss); Adam.
     init : {"noise", "content"}
         Start from small non-negative noise (the papers) or from the content.
     learning_rate : float
@@ -108,6 +110,9 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     stopping = dict(tolerance=tolerance, tolerance_window=tolerance_window, callback=callback)
     if optimizer == "lbfgs":
         X, info = optimizers.lbfgs(objective, x0, iterations=iterations, to_numpy=backend.to_numpy, **stopping)
+    elif optimizer == "plbfgs":
+        X, info = optimizers.projected_lbfgs(objective, backend.asarray(x0, np.float32), iterations=iterations,
+                                             xp=backend.xp, **stopping)
     else:
         X, info = optimizers.adam(objective, x0, iterations=iterations, learning_rate=learning_rate,
                                   xp=backend.xp, **stopping)
