@@ -81,21 +81,24 @@ def clear_scratch():
     _scratch.clear()
 
 
-def _output(out, shape, dtype):
-    """``out`` if given (checked), else a new array."""
+def _output(out, shape, dtype, xp=np):
+    """``out`` if given (checked), else a new array of module ``xp`` (shared with the cuda backend)."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        return xp.empty(shape, dtype=dtype)
     if out.shape != shape or out.dtype != dtype:
         raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}, expected {shape} and {dtype}")
     return out
 
 
 class ConvWeights:
-    """Filters W (N, C, K) flattened for im2col: ``mat[n, k*C + c] = W[n, c, k]``."""
+    """Filters W (N, C, K) flattened for im2col: ``mat[n, k*C + c] = W[n, c, k]``.
 
-    def __init__(self, W):
+    ``xp`` is the array module (numpy here, cupy for the cuda backend).
+    """
+
+    def __init__(self, W, xp=np):
         self.N, self.C, self.K = W.shape
-        self.mat = np.ascontiguousarray(W.transpose(0, 2, 1).reshape(self.N, self.K * self.C))
+        self.mat = xp.ascontiguousarray(W.transpose(0, 2, 1).reshape(self.N, self.K * self.C))
 
 
 def prepare_weights(W):
@@ -392,27 +395,8 @@ def window_sum_weights(window, hop, n_frames, trim):
 
 
 def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):
-    """Fast Griffin-Lim on one magnitude spectrogram; see ``nstaudio.spectral.griffin_lim``.
-
-    Parameters
-    ----------
-    S : np.ndarray, shape (bins, frames), float32
-    angles : np.ndarray, shape (bins, frames), complex64, unit modulus
-    window : np.ndarray, shape (n_fft,), float32
-    hop_length : int
-    center : bool
-    momentum : float
-    n_iter : int
-    callback : callable or None
-        ``callback(iteration, convergence_db)``.
-
-    Returns
-    -------
-    y_padded : np.ndarray, shape (n_fft + hop * (frames - 1),), float32
-        The ISTFT of the final estimate, before the ``center`` trim.
-    history : np.ndarray, shape (n_iter,)
-        Spectral convergence (dB) after every iteration.
-    """
+    """Fast Griffin-Lim on one magnitude spectrogram: parameters and return values as
+    ``numpy_backend.griffin_lim`` (the padded-domain ISTFT and the convergence in dB)."""
     import scipy.fft
 
     n_fft = window.shape[0]

@@ -11,7 +11,7 @@ import cupy as cp
 import numpy as np
 
 from . import cuda_kernels as ck
-from .cpu import window_sum_weights
+from .cpu import ConvWeights, _output, window_sum_weights
 
 name = "cuda"
 xp = cp
@@ -35,31 +35,15 @@ def _launch(kernel, n, *args):
     kernel[blocks, threads](*args)
 
 
-def _output(out, shape, dtype):
-    if out is None:
-        return cp.empty(shape, dtype=dtype)
-    if out.shape != shape or out.dtype != dtype:
-        raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}, expected {shape} and {dtype}")
-    return out
-
-
-class ConvWeights:
-    """Filters W (N, C, K) on the device, flattened for im2col: ``mat[n, k*C + c] = W[n, c, k]``."""
-
-    def __init__(self, W):
-        self.N, self.C, self.K = W.shape
-        self.mat = cp.ascontiguousarray(W.transpose(0, 2, 1).reshape(self.N, self.K * self.C))
-
-
 def prepare_weights(W):
     """Flatten W (N, C, K) once, on the device."""
-    return ConvWeights(cp.asarray(W))
+    return ConvWeights(cp.asarray(W), xp=cp)
 
 
 def conv1d(X, W, out=None):
     """Valid 1-D convolution over time: (C, T) -> (N, T - K + 1); see ``numpy_backend.conv1d``."""
     T_out = X.shape[1] - W.K + 1
-    out = _output(out, (W.N, T_out), X.dtype)
+    out = _output(out, (W.N, T_out), X.dtype, cp)
     mat = W.mat.astype(X.dtype, copy=False)
     for t0 in range(0, T_out, _BLOCK):
         width = min(_BLOCK, T_out - t0)
@@ -75,7 +59,7 @@ def conv1d(X, W, out=None):
 def conv1d_adjoint(dY, W, T, out=None):
     """Adjoint of :func:`conv1d` with respect to X: (N, T') -> (C, T)."""
     T_out = dY.shape[1]
-    dX = _output(out, (W.C, T), dY.dtype)
+    dX = _output(out, (W.C, T), dY.dtype, cp)
     dX.fill(0)
     mat_t = W.mat.astype(dY.dtype, copy=False).T
     for t0 in range(0, T_out, _BLOCK):
@@ -120,7 +104,7 @@ def style_loss_nxn(F, G_s, out=None):
     D -= G_s
     value = sum_squares(D)
     D *= F.dtype.type(4.0 / T_out)
-    return value, cp.matmul(D, F, out=_output(out, F.shape, F.dtype))
+    return value, cp.matmul(D, F, out=_output(out, F.shape, F.dtype, cp))
 
 
 def style_loss_kernel(F, S_hat, target_sq, out=None):
@@ -131,7 +115,7 @@ def style_loss_kernel(F, S_hat, target_sq, out=None):
     value = sum_squares(A) / T_out**2 - 2.0 * sum_squares(B) / T_out + target_sq
     A *= F.dtype.type(4.0 / T_out**2)
     B *= F.dtype.type(-4.0 / T_out)
-    dF = cp.matmul(F, A, out=_output(out, F.shape, F.dtype))
+    dF = cp.matmul(F, A, out=_output(out, F.shape, F.dtype, cp))
     dF += S_hat @ B.T
     return value, dF
 
