@@ -1,0 +1,41 @@
+"""Adam with (L2) weight decay, updating parameters by name."""
+
+import numpy as np
+
+from ..validation import check_float
+
+
+class Adam:
+    """Adam (Kingma & Ba) with weight decay added to the gradient, as ``torch.optim.Adam(weight_decay=...)``.
+
+    Parameters
+    ----------
+    lr : float
+    betas : (float, float)
+    eps : float
+    weight_decay : float
+    """
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
+        self.state = {}
+        self.t = 0
+
+    def step(self, params, grads):
+        """Update ``params[name]`` in place from ``grads[name]`` for every name in ``grads``."""
+        self.t += 1
+        correction1 = 1 - self.beta1**self.t
+        correction2 = 1 - self.beta2**self.t
+        for name, g in grads.items():
+            p = params[name]
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            m, v = self.state.setdefault(name, (np.zeros_like(p), np.zeros_like(p)))
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * g * g
+            p -= (self.lr / correction1) * m / (np.sqrt(v / correction2) + self.eps)
