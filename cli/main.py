@@ -134,6 +134,8 @@ def _run(content_path, style_paths, output, *, style_weights, plot_path, quiet, 
     for path in [content_path, *style_paths]:
         if audio.same_file(output, path):
             raise ParameterError(f"output {output!r} is one of the inputs; choose another path")
+        if plot_path is not None and audio.same_file(plot_path, path):
+            raise ParameterError(f"--plot {plot_path!r} is one of the inputs; choose another path")
     audio.output_format(output)  # fail on a bad extension before the long computation
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):

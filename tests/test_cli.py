@@ -101,6 +101,7 @@ def _bad_inputs(tmp, content, style):
         "style shorter than a frame": ([content, str(tmp / "tiny.wav"), "-o", out], "style is too short"),
         "output is the content": ([content, style, "-o", content], "is one of the inputs"),
         "output is the style": ([content, style, "-o", style], "is one of the inputs"),
+        "plot is an input": ([content, style, "-o", out, "--plot", content], "is one of the inputs"),
         "unknown output format": ([content, style, "-o", str(tmp / "out.xyz")], "extension"),
         "missing output dir": ([content, style, "-o", str(tmp / "no" / "out.wav")], "does not exist"),
         "bad weights": ([content, style, "-o", out, "--style-weights", "a,b"], "comma-separated"),
@@ -112,7 +113,7 @@ def _bad_inputs(tmp, content, style):
 
 
 CASES = ["missing file", "not audio", "empty", "silent", "nan", "n_fft < 16", "hop > n_fft", "filters = 0",
-         "iterations < 0", "style shorter than a frame", "output is the content", "output is the style",
+         "iterations < 0", "style shorter than a frame", "output is the content", "output is the style", "plot is an input",
          "unknown output format", "missing output dir", "bad weights", "wrong weight count", "bad device",
          "negative tolerance", "zero tolerance window"]
 
