@@ -1,0 +1,159 @@
+"""The AutoStyle autoencoder (Ramani et al.): 4 strided convolutions, 4 transposed convolutions.
+
+Every layer but the last is followed by ReLU and then BatchNorm (the paper's order). The
+same architecture serves as the frozen loss network (trained to reconstruct log-magnitude
+spectrograms) and as the transformation network (initialised from it). Input and output
+are (B, C, T) log-magnitude spectrograms; T must be a multiple of ``stride ** 4``
+(:meth:`Autoencoder.pad_length` says how much to pad).
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import ParameterError
+from .layers import BatchNorm1d, Conv1d, ConvTranspose1d, ReLU
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Shape of the autoencoder, stored in checkpoints.
+
+    Attributes
+    ----------
+    n_bins : int
+        Input channels (frequency bins).
+    channels : tuple of int
+        Channels after each of the 4 encoder convolutions.
+    width : int
+        Filter width (odd, so ``padding = width // 2`` keeps lengths aligned).
+    stride : int
+        Time downsampling of each encoder layer.
+    """
+
+    n_bins: int
+    channels: tuple = (256, 128, 64, 32)
+    width: int = 5
+    stride: int = 2
+
+    def __post_init__(self):
+        if len(self.channels) != 4 or min(self.channels) < 1:
+            raise ParameterError(f"channels must be 4 positive numbers, got {self.channels}")
+        if self.width < 1 or self.width % 2 == 0:
+            raise ParameterError(f"width must be odd, got {self.width}")
+        if self.stride < 1:
+            raise ParameterError(f"stride must be >= 1, got {self.stride}")
+
+    def to_dict(self):
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(n_bins=int(d["n_bins"]), channels=tuple(int(c) for c in d["channels"]), width=int(d["width"]),
+                   stride=int(d["stride"]))
+
+
+class Autoencoder:
+    """Layers and their forward/backward over named parameters.
+
+    ``params`` maps layer names (``enc0``..``enc3``, ``dec0``..``dec3``, ``bn_enc0``..) to that
+    layer's parameter dict; ``state`` holds the BatchNorm running statistics.
+    """
+
+    def __init__(self, arch):
+        self.arch = arch
+        sizes = [arch.n_bins, *arch.channels]
+        pad = arch.width // 2
+        self.layers = []  # (name, layer, followed_by_relu_bn)
+        for i in range(4):
+            self.layers.append((f"enc{i}", Conv1d(sizes[i], sizes[i + 1], arch.width, stride=arch.stride,
+                                                  padding=pad), True))
+        for i in range(4):
+            c_in, c_out = sizes[4 - i], sizes[3 - i]
+            self.layers.append((f"dec{i}", ConvTranspose1d(c_in, c_out, arch.width, stride=arch.stride, padding=pad,
+                                                            output_padding=arch.stride - 1), i < 3))
+        self.norms = {name: BatchNorm1d(layer.out_channels) for name, layer, bn in self.layers if bn}
+        self.relu = ReLU()
+
+    @property
+    def multiple(self):
+        """Input lengths must be multiples of this (each encoder layer divides time by ``stride``)."""
+        return self.arch.stride ** 4
+
+    def pad_length(self, T):
+        """Frames to append to a length-T input so the network maps it back to its own length."""
+        return (-T) % self.multiple
+
+    def init_params(self, seed=0, dtype=np.float32):
+        """He-initialised parameters and fresh BatchNorm statistics, from ``numpy.random.default_rng(seed)``."""
+        rng = np.random.default_rng(seed)
+        params, state = {}, {}
+        for name, layer, _ in self.layers:
+            params[name] = layer.init_params(rng, dtype)
+        for name, norm in self.norms.items():
+            params[f"bn_{name}"] = norm.init_params(rng, dtype)
+            state[f"bn_{name}"] = norm.init_state(dtype)
+        return params, state
+
+    def train(self, training=True):
+        """Switch BatchNorm between batch statistics (training) and running statistics."""
+        for norm in self.norms.values():
+            norm.training = training
+
+    def forward(self, params, state, x):
+        """Run the network.
+
+        Parameters
+        ----------
+        x : np.ndarray, shape (B, n_bins, T), T a multiple of :attr:`multiple`
+
+        Returns
+        -------
+        y : np.ndarray, shape of ``x``
+        activations : dict
+            ``enc0``..``enc3``: each encoder layer's output after ReLU and BatchNorm (style
+            features are the earlier ones, content the last).
+        caches : list
+            For :meth:`backward`.
+        """
+        if x.shape[2] % self.multiple:
+            raise ParameterError(f"input length {x.shape[2]} is not a multiple of {self.multiple}; "
+                                 f"pad {self.pad_length(x.shape[2])} frames")
+        activations, caches = {}, []
+        h = x
+        for name, layer, bn in self.layers:
+            h, c_layer = layer.forward(params[name], h)
+            c_relu = c_bn = None
+            if bn:
+                h, c_relu = self.relu.forward({}, h)
+                h, c_bn = self.norms[name].forward(params[f"bn_{name}"], h, state[f"bn_{name}"])
+            if name.startswith("enc"):
+                activations[name] = h
+            caches.append((name, layer, bn, c_layer, c_relu, c_bn))
+        return h, activations, caches
+
+    def backward(self, params, caches, dy, d_activations=None):
+        """Gradients of a loss given ``dy`` at the output and optional gradients at encoder activations.
+
+        Returns
+        -------
+        dx : np.ndarray, shape of the input
+        grads : dict, the structure of ``params``
+        """
+        d_activations = d_activations or {}
+        grads = {}
+        dh = dy
+        for name, layer, bn, c_layer, c_relu, c_bn in reversed(caches):
+            if dh is None:
+                dh = d_activations.get(name)
+            elif name in d_activations:
+                dh = dh + d_activations[name]
+            if dh is None:  # nothing downstream of this layer feeds the loss
+                continue
+            if bn:
+                dh, grads[f"bn_{name}"] = self.norms[name].backward(params[f"bn_{name}"], c_bn, dh)
+                dh, _ = self.relu.backward({}, c_relu, dh)
+            dh, grads[name] = layer.backward(params[name], c_layer, dh)
+        return dh, grads

@@ -1,0 +1,104 @@
+"""The AutoStyle autoencoder: shapes, whole-network gradients, checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nstaudio.errors import ParameterError
+from nstaudio.nn.autoencoder import Architecture, Autoencoder
+from nstaudio.nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+from test_gradients import assert_gradient, finite_difference
+
+TINY = Architecture(n_bins=3, channels=(4, 3, 2, 2), width=3, stride=2)
+
+
+def test_shapes_and_padding():
+    net = Autoencoder(TINY)
+    params, state = net.init_params(seed=0)
+    x = np.random.default_rng(0).random((2, 3, 32)).astype(np.float32)
+    y, acts, _ = net.forward(params, state, x)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert [acts[f"enc{i}"].shape for i in range(4)] == [(2, 4, 16), (2, 3, 8), (2, 2, 4), (2, 2, 2)]
+    assert net.pad_length(30) == 2 and net.pad_length(32) == 0
+    with pytest.raises(ParameterError, match="multiple of 16"):
+        net.forward(params, state, x[:, :, :30])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_whole_network_gradients(training):
+    net = Autoencoder(TINY)
+    net.train(training)
+    params, state = net.init_params(seed=1, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    for layer in params.values():  # move BatchNorm off its identity initialisation
+        for name in layer:
+            layer[name] = layer[name] + 0.1 * rng.standard_normal(layer[name].shape)
+    x = rng.random((2, 3, 16))
+    R = rng.standard_normal(x.shape)
+    R1 = rng.standard_normal((2, 3, 4))
+
+    def loss(p, v):
+        frozen = {k: {n: a.copy() for n, a in d.items()} for k, d in state.items()}  # running stats unchanged
+        y, acts, _ = net.forward(p, frozen, v)
+        return np.sum(y * R) + np.sum(acts["enc1"] * R1)
+
+    y, acts, caches = net.forward(params, {k: {n: a.copy() for n, a in d.items()} for k, d in state.items()}, x)
+    dx, grads = net.backward(params, caches, R, {"enc1": R1})
+    assert_gradient(dx, finite_difference(lambda v: loss(params, v), x.copy()))
+    for layer, name in [("enc0", "W"), ("dec3", "b"), ("bn_enc1", "gamma"), ("dec1", "W")]:
+        def f(value, layer=layer, name=name):
+            return loss({**params, layer: {**params[layer], name: value}}, x)
+        assert_gradient(grads[layer][name], finite_difference(f, params[layer][name].copy()))
+
+
+def test_only_activation_gradients_reach_the_encoder():
+    """A content/style loss on encoder activations alone (no output term) still gives encoder grads."""
+    net = Autoencoder(TINY)
+    params, state = net.init_params(seed=3, dtype=np.float64)
+    x = np.random.default_rng(4).random((1, 3, 16))
+    _, acts, caches = net.forward(params, state, x)
+    dx, grads = net.backward(params, caches, None, {"enc3": np.ones_like(acts["enc3"])})
+    assert dx.shape == x.shape and "enc0" in grads and "dec0" not in grads
+
+
+def test_checkpoint_round_trip(tmp_path):
+    net = Autoencoder(TINY)
+    params, state = net.init_params(seed=5)
+    path = tmp_path / "net.npz"
+    save_checkpoint(path, TINY, params, state, meta={"n_fft": 4, "seed": 5})
+    arch, p2, s2, meta = load_checkpoint(path)
+    assert arch == TINY and meta == {"n_fft": 4, "seed": 5}
+    for layer in params:
+        for name in params[layer]:
+            np.testing.assert_array_equal(p2[layer][name], params[layer][name])
+    assert s2.keys() == state.keys()
+
+
+def test_checkpoint_errors(tmp_path):
+    net = Autoencoder(TINY)
+    params, state = net.init_params(seed=5)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    with pytest.raises(CheckpointError, match="no valid header"):
+        load_checkpoint(tmp_path / "other.npz")
+    header = {"format": "nstaudio-checkpoint", "version": 99, "architecture": TINY.to_dict()}
+    np.savez(tmp_path / "future.npz", header=np.frombuffer(json.dumps(header).encode(), np.uint8))
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(tmp_path / "future.npz")
+    bigger = Architecture(n_bins=3, channels=(5, 3, 2, 2), width=3, stride=2)
+    save_checkpoint(tmp_path / "wrong.npz", bigger, params, state)
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(tmp_path / "wrong.npz")
+
+
+def test_architecture_is_checked():
+    with pytest.raises(ParameterError, match="width must be odd"):
+        Architecture(n_bins=3, width=4)
+    with pytest.raises(ParameterError, match="channels"):
+        Architecture(n_bins=3, channels=(1, 2))
