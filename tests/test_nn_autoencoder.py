@@ -102,3 +102,26 @@ def test_architecture_is_checked():
         Architecture(n_bins=3, width=4)
     with pytest.raises(ParameterError, match="channels"):
         Architecture(n_bins=3, channels=(1, 2))
+
+
+def test_training_reduces_reconstruction_loss_and_is_reproducible():
+    from nstaudio.nn.train import random_crops, train_autoencoder
+
+    rng = np.random.default_rng(0)
+    t = np.arange(80)
+    corpus = [np.stack([np.sin(0.3 * t + k) + 1 for k in range(3)]).astype(np.float32),
+              np.abs(rng.standard_normal((3, 40))).astype(np.float32)]
+    arch = Architecture(n_bins=3, channels=(16, 8, 8, 4), width=3, stride=2)
+    seen = []
+    params, state, history = train_autoencoder(corpus, arch, steps=300, batch_size=4, crop=16, learning_rate=1e-2,
+                                               seed=7, callback=lambda i, loss: seen.append(i))
+    assert seen == list(range(1, 301))
+    assert np.mean(history[-20:]) < 0.2 * np.mean(history[:20]), (history[:5], history[-5:])
+    _, _, again = train_autoencoder(corpus, arch, steps=5, batch_size=4, crop=16, learning_rate=1e-2, seed=7)
+    np.testing.assert_array_equal(again, history[:5])
+    crops = random_crops(corpus, 10, 16, np.random.default_rng(1))
+    assert crops.shape == (10, 3, 16)
+    with pytest.raises(ParameterError, match="multiple of 16"):
+        train_autoencoder(corpus, arch, steps=1, crop=24)
+    with pytest.raises(ParameterError, match="no spectrogram"):
+        random_crops(corpus, 1, 100, np.random.default_rng(0))
