@@ -88,3 +88,130 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
             callback(step + 1, loss)
     net.train(False)
     return params, state, history
+
+
+def style_targets(net, params, state, style, layers):
+    """Gram matrices of a style spectrogram at the given encoder layers of the frozen loss network.
+
+    Parameters
+    ----------
+    net : Autoencoder
+        The loss network (switched to eval mode here).
+    style : np.ndarray, shape (n_bins, T), T a multiple of ``net.multiple``
+    layers : sequence of str
+
+    Returns
+    -------
+    dict of str -> np.ndarray, each shape (channels, channels)
+    """
+    from .layers import gram
+
+    net.train(False)
+    _, acts, _ = net.forward(params, state, style[None].astype(np.float32))
+    return {name: gram(acts[name])[0][0] for name in layers}
+
+
+def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4, style_layers=("enc0", "enc1", "enc2"),
+                      content_layer="enc3", batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
+                      callback=None):
+    """Train a transformation network for one style against a frozen loss network (AutoStyle).
+
+    ``loss = alpha * MSE(content features) + beta * sum_l MSE(Gram_l(T(x)), Gram_l(style))``, with
+    content features the loss network's ``content_layer`` activations and style features the
+    Gram matrices of its ``style_layers``. The transformation network starts from the loss
+    network's weights.
+
+    Parameters
+    ----------
+    content : list of np.ndarray, each shape (n_bins, T_i)
+        Content corpus (log1p-magnitude spectrograms).
+    style : np.ndarray, shape (n_bins, Ts)
+        The style clip; cropped to a multiple of the network's stride product.
+    loss_net : tuple (Architecture, params, state)
+        The trained loss network; never modified.
+    steps, batch_size, crop, learning_rate, weight_decay, seed, callback
+        As in :func:`train_autoencoder`.
+    alpha, beta : float
+        Content and style weights (paper: 100 and 1e4).
+
+    Returns
+    -------
+    params, state : dict
+        The transformation network.
+    history : np.ndarray, shape (steps,)
+    """
+    from .layers import gram, gram_backward
+
+    arch, loss_params, loss_state = loss_net
+    steps = check_int("steps", steps, minimum=0)
+    loss_model, model = Autoencoder(arch), Autoencoder(arch)
+    usable = style.shape[1] - style.shape[1] % loss_model.multiple
+    if usable < loss_model.multiple:
+        raise ParameterError(f"style has {style.shape[1]} frames, fewer than the {loss_model.multiple} the network needs")
+    targets = style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers)
+    params = {k: {n: a.copy() for n, a in d.items()} for k, d in loss_params.items()}
+    state = {k: {n: a.copy() for n, a in d.items()} for k, d in loss_state.items()}
+    optimizers = {name: Adam(lr=learning_rate, weight_decay=weight_decay) for name in params}
+    rng = np.random.default_rng(seed)
+    model.train(True)
+    loss_model.train(False)
+    history = np.empty(steps)
+    for step in range(steps):
+        x = random_crops(content, batch_size, crop, rng).astype(np.float32)
+        _, x_acts, _ = loss_model.forward(loss_params, loss_state, x)
+        y, _, caches = model.forward(params, state, x)
+        _, y_acts, loss_caches = loss_model.forward(loss_params, loss_state, y)
+        content_value, d_content = mse(y_acts[content_layer], x_acts[content_layer])
+        total = alpha * content_value
+        d_acts = {content_layer: alpha * d_content}
+        for name in style_layers:
+            G, cache = gram(y_acts[name])
+            value, dG = mse(G, np.broadcast_to(targets[name], G.shape))
+            total += beta * value
+            d_acts[name] = d_acts.get(name, 0) + beta * gram_backward(cache, dG).astype(np.float32)
+        dy, _ = loss_model.backward(loss_params, loss_caches, None, d_acts)  # the loss network stays frozen
+        _, grads = model.backward(params, caches, dy)
+        for name, g in grads.items():
+            optimizers[name].step(params[name], g)
+        history[step] = total
+        if callback is not None:
+            callback(step + 1, total)
+    model.train(False)
+    return params, state, history
+
+
+def apply_network(arch, params, state, X, *, chunk=1024, overlap=32):
+    """Run a trained network over a spectrogram of any length, in overlapping chunks.
+
+    Parameters
+    ----------
+    arch : Architecture
+    params, state : dict
+    X : np.ndarray, shape (B, n_bins, T)
+    chunk : int
+        Frames per chunk (rounded up to a multiple of the stride product); memory is bounded by it.
+    overlap : int
+        Frames of context on each side of a chunk, discarded from its output (rounded up to
+        a multiple of the stride product); chunks agree with a single pass when it covers
+        the network's receptive field.
+
+    Returns
+    -------
+    np.ndarray, shape (B, n_bins, T), float32
+    """
+    net = Autoencoder(arch)
+    net.train(False)
+    m = net.multiple
+    # Chunks start at multiples of the stride product, so the strided network sees every
+    # chunk in the same phase as the whole input would be seen.
+    overlap = -(-overlap // m) * m
+    chunk = -(-max(chunk, 2 * overlap + m) // m) * m
+    step = chunk - 2 * overlap
+    B, C, T = X.shape
+    padded = np.pad(X.astype(np.float32), ((0, 0), (0, 0), (overlap, overlap + chunk)), mode="edge")
+    out = np.empty((B, C, T), dtype=np.float32)
+    for start in range(0, T, step):
+        y, _, _ = net.forward(params, state, padded[:, :, start:start + chunk])
+        width = min(step, T - start)
+        out[:, :, start:start + width] = y[:, :, overlap:overlap + width]
+    return out
