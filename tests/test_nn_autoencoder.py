@@ -154,3 +154,15 @@ def test_transformer_training_moves_toward_the_style_and_chunking_is_seamless():
     chunked = apply_network(arch, params, state, X, chunk=96, overlap=48)
     whole = apply_network(arch, params, state, X, chunk=96 + 96, overlap=48)
     np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-4)
+
+
+def test_feedforward_method_shapes_and_errors():
+    from nstaudio.methods.feedforward import feedforward
+
+    net = Autoencoder(TINY)
+    params, state = net.init_params(seed=0)
+    X = np.random.default_rng(0).random((2, 3, 37)).astype(np.float32)  # any length, two channels
+    Y = feedforward(X, (TINY, params, state), chunk=32, overlap=8)
+    assert Y.shape == X.shape and Y.dtype == np.float32 and np.all(Y >= 0)
+    with pytest.raises(ParameterError, match="bins"):
+        feedforward(X[:, :2], (TINY, params, state))

@@ -1,0 +1,32 @@
+"""The `feedforward` method (AutoStyle, Ramani et al.): one pass of a trained transformation network."""
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..nn.train import apply_network
+
+
+def feedforward(content, model, *, chunk=1024, overlap=64):
+    """Stylize log-magnitude spectrograms with a trained transformation network.
+
+    Parameters
+    ----------
+    content : np.ndarray, shape (B, C, T)
+        log1p-magnitude spectrograms, one per channel, with the spectrogram settings the
+        model was trained on.
+    model : tuple (Architecture, params, state)
+        As returned by :func:`nstaudio.nn.checkpoint.load_checkpoint` (without the meta).
+    chunk, overlap : int
+        Frames per chunk and context per side: memory stays bounded for any length.
+
+    Returns
+    -------
+    np.ndarray, shape (B, C, T), float32, non-negative
+    """
+    arch, params, state = model
+    content = np.asarray(content, dtype=np.float32)
+    if content.ndim != 3 or content.shape[1] != arch.n_bins:
+        raise ParameterError(f"content spectrogram of shape {content.shape} does not fit a model of "
+                             f"{arch.n_bins} bins")
+    # a log1p magnitude is never negative; the network's last layer is linear
+    return np.maximum(apply_network(arch, params, state, content, chunk=chunk, overlap=overlap), 0)
