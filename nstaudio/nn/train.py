@@ -12,6 +12,12 @@ from .losses import mse
 from .optim import Adam
 
 
+def _update(optimizers, params, grads):
+    """One Adam step for every layer that received gradients (each layer has its own optimizer state)."""
+    for name, g in grads.items():
+        optimizers[name].step(params[name], g)
+
+
 def random_crops(spectrograms, count, length, rng):
     """``count`` random time crops of ``length`` frames from a list of spectrograms.
 
@@ -81,8 +87,7 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
         y, _, caches = net.forward(params, state, x)
         loss, dy = mse(y, x)
         _, grads = net.backward(params, caches, dy)
-        for name, g in grads.items():
-            optimizers[name].step(params[name], g)
+        _update(optimizers, params, grads)
         history[step] = loss
         if callback is not None:
             callback(step + 1, loss)
@@ -171,8 +176,7 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
             d_acts[name] = d_acts.get(name, 0) + beta * gram_backward(cache, dG).astype(np.float32)
         dy, _ = loss_model.backward(loss_params, loss_caches, None, d_acts)  # the loss network stays frozen
         _, grads = model.backward(params, caches, dy)
-        for name, g in grads.items():
-            optimizers[name].step(params[name], g)
+        _update(optimizers, params, grads)
         history[step] = total
         if callback is not None:
             callback(step + 1, total)
