@@ -379,12 +379,10 @@ def window_sum_weights(window, hop, n_frames, trim):
     -------
     np.ndarray, shape (n_fft + hop * (n_frames - 1),), float32
     """
-    n_fft = window.shape[0]
-    length = n_fft + hop * (n_frames - 1)
-    wss = np.zeros(length, dtype=np.float64)
-    sq = window.astype(np.float64) ** 2
-    for t in range(n_frames):
-        wss[t * hop:t * hop + n_fft] += sq
+    from nstaudio.spectral import window_sum
+
+    wss = window_sum(window, hop, n_frames)
+    length = wss.shape[0]
     weights = np.zeros(length, dtype=np.float32)
     nonzero = wss > np.finfo(np.float32).tiny
     weights[nonzero] = 1.0 / wss[nonzero]

@@ -175,12 +175,11 @@ def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, call
     history : np.ndarray, shape (n_iter,)
         Spectral convergence (dB) after each iteration.
     """
-    from nstaudio.spectral import overlap_add
+    from nstaudio.spectral import overlap_add, spectral_convergence, window_sum
 
     n_fft = window.shape[0]
-    T = S.shape[1]
     trim = n_fft // 2 if center else 0
-    wss = overlap_add(np.broadcast_to(window.astype(np.float64) ** 2, (T, n_fft)), hop_length)
+    wss = window_sum(window, hop_length, S.shape[1])
     covered = wss > np.finfo(np.float32).tiny
 
     def inverse(spec):
@@ -197,13 +196,12 @@ def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, call
         frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
         return np.fft.rfft(frames * window, axis=-1).T
 
-    norm_S = np.linalg.norm(S)
     history = np.empty(n_iter)
     rebuilt = None
     for i in range(n_iter):
         previous = rebuilt
         rebuilt = forward(inverse(S * angles))
-        history[i] = 20 * np.log10(max(np.linalg.norm(S - np.abs(rebuilt)), 1e-30) / max(norm_S, 1e-30))
+        history[i] = spectral_convergence(S, rebuilt)
         a = rebuilt if previous is None else rebuilt - (momentum / (1 + momentum)) * previous
         angles = a / (np.abs(a) + 1e-16)
         if callback is not None:

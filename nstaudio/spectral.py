@@ -111,6 +111,17 @@ def overlap_add(frames, hop_length):
     return out[..., :length]
 
 
+def window_sum(window, hop_length, n_frames):
+    """Summed squared window of ``n_frames`` frames ``hop_length`` apart: the ISTFT's normaliser.
+
+    Returns
+    -------
+    np.ndarray, shape (n_fft + hop_length * (n_frames - 1),), float64
+    """
+    sq = np.asarray(window, dtype=np.float64) ** 2
+    return overlap_add(np.broadcast_to(sq, (n_frames, sq.shape[0])), hop_length)
+
+
 def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="hann", center=True, length=None):
     """Inverse short-time Fourier transform (least-squares overlap-add).
 
@@ -137,7 +148,7 @@ def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="
     frames = scipy.fft.irfft(np.swapaxes(stft_matrix, -1, -2), n=n_fft, axis=-1, workers=_WORKERS)
     frames = frames.astype(np.float32, copy=False) * w
     y = overlap_add(frames, hop_length)
-    wss = overlap_add(np.broadcast_to(w * w, (stft_matrix.shape[-1], n_fft)), hop_length)
+    wss = window_sum(w, hop_length, stft_matrix.shape[-1])
     nonzero = wss > _TINY
     y[..., nonzero] /= wss[nonzero]
     return _trim_padding(y, n_fft // 2 if center else 0, length)
