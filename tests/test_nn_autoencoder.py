@@ -22,6 +22,9 @@ def test_shapes_and_padding():
     assert y.shape == x.shape and y.dtype == np.float32
     assert [acts[f"enc{i}"].shape for i in range(4)] == [(2, 4, 16), (2, 3, 8), (2, 2, 4), (2, 2, 2)]
     assert net.pad_length(30) == 2 and net.pad_length(32) == 0
+    h, partial, caches = net.forward(params, state, x, stop_after="enc1")
+    assert len(caches) == 2 and sorted(partial) == ["enc0", "enc1"]
+    np.testing.assert_array_equal(h, acts["enc1"])
     with pytest.raises(ParameterError, match="multiple of 16"):
         net.forward(params, state, x[:, :, :30])
 

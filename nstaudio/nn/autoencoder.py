@@ -102,16 +102,20 @@ class Autoencoder:
         for norm in self.norms.values():
             norm.training = training
 
-    def forward(self, params, state, x):
+    def forward(self, params, state, x, *, stop_after=None):
         """Run the network.
 
         Parameters
         ----------
         x : np.ndarray, shape (B, n_bins, T), T a multiple of :attr:`multiple`
+        stop_after : str or None
+            Name of the last layer to run (e.g. ``"enc3"``): a loss network only needs its
+            encoder activations, so its decoder need not run. None runs every layer.
 
         Returns
         -------
-        y : np.ndarray, shape of ``x``
+        y : np.ndarray
+            The output (shape of ``x``), or the activation of ``stop_after``.
         activations : dict
             ``enc0``..``enc3``: each encoder layer's output after ReLU and BatchNorm (style
             features are the earlier ones, content the last).
@@ -132,6 +136,8 @@ class Autoencoder:
             if name.startswith("enc"):
                 activations[name] = h
             caches.append((name, layer, bn, c_layer, c_relu, c_bn))
+            if name == stop_after:
+                break
         return h, activations, caches
 
     def backward(self, params, caches, dy, d_activations=None):

@@ -18,6 +18,11 @@ def _update(optimizers, params, grads):
         optimizers[name].step(params[name], g)
 
 
+def _copy_tree(tree):
+    """Copy of a {layer: {name: array}} parameter or state tree."""
+    return {layer: {name: a.copy() for name, a in values.items()} for layer, values in tree.items()}
+
+
 def random_crops(spectrograms, count, length, rng):
     """``count`` random time crops of ``length`` frames from a list of spectrograms.
 
@@ -112,7 +117,7 @@ def style_targets(net, params, state, style, layers):
     from .layers import gram
 
     net.train(False)
-    _, acts, _ = net.forward(params, state, style[None].astype(np.float32))
+    _, acts, _ = net.forward(params, state, style[None].astype(np.float32), stop_after=max(layers))
     return {name: gram(acts[name])[0][0] for name in layers}
 
 
@@ -154,8 +159,8 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     if usable < loss_model.multiple:
         raise ParameterError(f"style has {style.shape[1]} frames, fewer than the {loss_model.multiple} the network needs")
     targets = style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers)
-    params = {k: {n: a.copy() for n, a in d.items()} for k, d in loss_params.items()}
-    state = {k: {n: a.copy() for n, a in d.items()} for k, d in loss_state.items()}
+    deepest = max((content_layer, *style_layers))  # encoder names sort by depth: enc0 < ... < enc3
+    params, state = _copy_tree(loss_params), _copy_tree(loss_state)
     optimizers = {name: Adam(lr=learning_rate, weight_decay=weight_decay) for name in params}
     rng = np.random.default_rng(seed)
     model.train(True)
@@ -163,9 +168,9 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     history = np.empty(steps)
     for step in range(steps):
         x = random_crops(content, batch_size, crop, rng).astype(np.float32)
-        _, x_acts, _ = loss_model.forward(loss_params, loss_state, x)
+        _, x_acts, _ = loss_model.forward(loss_params, loss_state, x, stop_after=content_layer)
         y, _, caches = model.forward(params, state, x)
-        _, y_acts, loss_caches = loss_model.forward(loss_params, loss_state, y)
+        _, y_acts, loss_caches = loss_model.forward(loss_params, loss_state, y, stop_after=deepest)
         content_value, d_content = mse(y_acts[content_layer], x_acts[content_layer])
         total = alpha * content_value
         d_acts = {content_layer: alpha * d_content}
