@@ -182,7 +182,7 @@ def _stop_when(step):
 def _finish(x, tracker):
     info = {"loss": tracker.loss, "iterations": tracker.iterations, "evaluations": tracker.evaluations,
             "history": np.asarray(tracker.history), "converged": tracker.converged}
-    return x.astype(np.float32) if isinstance(x, np.ndarray) else x.astype("float32"), info
+    return x.astype(np.float32), info  # numpy or cupy alike
 
 
 def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0, tolerance_window=20, xp=np,
@@ -191,8 +191,8 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
 
     A light stand-in for SciPy's L-BFGS-B: variables at the bound whose gradient pushes
     outwards are frozen for the step; the two-loop recursion gives the quasi-Newton
-    direction on the rest; a backtracking (Armijo) line search along the projected path
-    picks the step. Everything stays in the backend's arrays (no float64 host copy), so
+    direction on the rest; a weak-Wolfe line search along the projected path (see
+    :func:`_line_search`) picks the step. Everything stays in the backend's arrays (no float64 host copy), so
     an iteration costs a few vector passes instead of SciPy's ~0.1 s per 10 s of audio.
 
     Parameters
