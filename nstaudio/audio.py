@@ -7,7 +7,6 @@ only when complete, so an interrupted run never leaves half a file behind.
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +14,7 @@ import scipy.signal
 import soundfile as sf
 
 from .errors import AudioError, ParameterError
+from .files import atomic_path
 from .validation import as_audio, check_int
 
 
@@ -167,17 +167,8 @@ def save(path, y, sr, *, subtype=None):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ParameterError(f"output: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".nstaudio-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, data, sr, format=fmt, subtype=subtype)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def match_loudness(y, reference):
@@ -219,10 +210,3 @@ def check_audio_file(path):
 def _reason(exc):
     """libsndfile's own reason, without the path it repeats."""
     return getattr(exc, "error_string", None) or str(exc)
-
-
-def _umask():
-    """The process umask (reading it means setting it, so set it straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

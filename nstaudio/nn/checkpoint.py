@@ -2,12 +2,12 @@
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ..errors import NstAudioError
+from ..files import atomic_path
 from .autoencoder import Architecture, Autoencoder
 
 FORMAT = "nstaudio-checkpoint"
@@ -37,16 +37,8 @@ def save_checkpoint(path, arch, params, state, *, meta=None):
         for layer, values in tree.items():
             for name, value in values.items():
                 arrays[f"{group}/{layer}/{name}"] = value
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)  # a file object, so numpy keeps the temporary name as it is
 
 
 def load_checkpoint(path):
