@@ -1,8 +1,9 @@
 """The ``nstaudio`` command: click parses, the library computes, this module reports.
 
 No math happens here: files are read and written through ``nstaudio.audio`` and
-the work is one call to ``nstaudio.stylize``. Every error a user can cause is an
-``NstAudioError`` and becomes one line on stderr with exit status 2.
+``nstaudio.models``, and the work is one call to ``nstaudio.stylize``,
+``nstaudio.train_lossnet`` or ``nstaudio.train_style``. Every error a user can
+cause is an ``NstAudioError`` and becomes one line on stderr with exit status 2.
 """
 
 import os
@@ -13,7 +14,8 @@ import click
 
 import nstaudio
 from nstaudio import audio
-from nstaudio.api import PHASE_INITS, stylize
+from nstaudio import models
+from nstaudio.api import METHODS, PHASE_INITS, stylize
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
@@ -62,18 +64,19 @@ def stylize_options(func):
         click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
                      help="Random conv filters."),
         click.option("--width", type=int, default=11, show_default=True, help="Filter width in frames."),
-        click.option("--n-fft", type=int, default=2048, show_default=True, help="FFT size."),
-        click.option("--hop", "hop_length", type=int, default=None, help="Hop length [default: n_fft/4]."),
-        click.option("--sr", "sr_work", type=int, default=22050, show_default=True,
-                     help="Working sample rate; the output keeps the content's rate."),
+        click.option("--n-fft", type=int, default=None, help="FFT size [default: 2048, or the model's]."),
+        click.option("--hop", "hop_length", type=int, default=None,
+                     help="Hop length [default: n_fft/4, or the model's]."),
+        click.option("--sr", "sr_work", type=int, default=None,
+                     help="Working sample rate; the output keeps the content's rate [default: 22050, or the model's]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True,
                      help="SciPy's L-BFGS-B, nstaudio's projected L-BFGS (faster per iteration, "
                           "slightly higher final loss), or Adam."),
         click.option("--learning-rate", type=float, default=0.03, show_default=True, help="Adam step size."),
         click.option("--init", type=click.Choice(INITS), default="noise", show_default=True,
                      help="Start from noise (the papers) or from the content."),
-        click.option("--phase-iters", type=int, default=100, show_default=True,
-                     help="Fast Griffin-Lim iterations."),
+        click.option("--phase-iters", type=int, default=None,
+                     help="Fast Griffin-Lim iterations [default: 100; 32 with --model]."),
         click.option("--phase-init", type=click.Choice(PHASE_INITS), default="content", show_default=True,
                      help="Griffin-Lim starts from the content's phase, or random phase as in the papers."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -89,18 +92,28 @@ def stylize_options(func):
 
 @main.command()
 @click.argument("content", type=click.Path(dir_okay=True))
-@click.argument("style", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@click.argument("style", nargs=-1, type=click.Path(dir_okay=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file; the format follows the extension [default: CONTENT-stylized.wav here].")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A style model from `nstaudio train-style`: stylize in one pass (no STYLE files).")
+@click.option("--method", type=click.Choice(METHODS), default=None,
+              help="optimize (with STYLE files) or feedforward (with --model) [default: by the arguments].")
 @click.option("--style-weights", callback=_parse_weights, default=None,
               help="Comma-separated weights, one per style file (e.g. 0.7,0.3).")
 @stylize_options
-def run(content, style, output, style_weights, **options):
-    """Stylize CONTENT with the timbre of STYLE (one or more files)."""
+def run(content, style, output, model_path, method, style_weights, **options):
+    """Stylize CONTENT with the timbre of STYLE (one or more files), or with a trained --model."""
     if output is None:
         stem, ext = os.path.splitext(os.path.basename(content))
         output = f"{stem}-stylized{ext if ext else '.wav'}"
-    _run(content, list(style), output, style_weights=style_weights, **options)
+    if model_path is None and method == "feedforward":
+        raise click.UsageError("--method feedforward needs --model (a style model from `nstaudio train-style`)")
+    if model_path is not None and style:
+        raise click.UsageError("a style model carries its style: give STYLE files or --model, not both")
+    if model_path is None and not style:
+        raise click.UsageError("missing STYLE: give one or more style files, or --model")
+    _run(content, list(style), output, style_weights=style_weights, model_path=model_path, method=method, **options)
 
 
 @main.command()
@@ -108,7 +121,8 @@ def run(content, style, output, style_weights, **options):
 @stylize_options
 def demo(output, **options):
     """Stylize the bundled example: 4 s of piano with the timbre of a violin."""
-    _run(example_path("content"), [example_path("style")], output, style_weights=None, **options)
+    _run(example_path("content"), [example_path("style")], output, style_weights=None, model_path=None, method=None,
+         **options)
 
 
 @main.command()
@@ -129,46 +143,179 @@ def info():
         click.echo(f"cuda: unavailable: {reason}")
 
 
-def _run(content_path, style_paths, output, *, style_weights, plot_path, quiet, **options):
-    """Load, check, stylize, save: the steps shared by ``run`` and ``demo``."""
-    for path in [content_path, *style_paths]:
+def _check_output(output, inputs):
+    """An output path that is no input and lies in an existing directory."""
+    for path in inputs:
         if audio.same_file(output, path):
             raise ParameterError(f"output {output!r} is one of the inputs; choose another path")
-        if plot_path is not None and audio.same_file(plot_path, path):
-            raise ParameterError(f"--plot {plot_path!r} is one of the inputs; choose another path")
-    audio.output_format(output)  # fail on a bad extension before the long computation
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
         raise ParameterError(f"output directory {out_dir!r} does not exist")
+
+
+def _run(content_path, style_paths, output, *, style_weights, model_path, plot_path, quiet, **options):
+    """Load, check, stylize, save: the steps shared by ``run`` and ``demo``."""
+    inputs = [content_path, *style_paths, *([model_path] if model_path else [])]
+    _check_output(output, inputs)
+    for path in inputs:
+        if plot_path is not None and audio.same_file(plot_path, path):
+            raise ParameterError(f"--plot {plot_path!r} is one of the inputs; choose another path")
+    audio.output_format(output)  # fail on a bad extension before the long computation
     if plot_path is not None:
         from nstaudio.plot import require_matplotlib
 
         require_matplotlib()
 
+    model = None if model_path is None else models.load_model(model_path, kind="style")
     y, sr, file_info = audio.load(content_path, return_info=True)
-    styles, style_srs = zip(*(audio.load(p) for p in style_paths))
+    styles, style_srs = zip(*(audio.load(p) for p in style_paths)) if style_paths else ((), ())
 
     progress = _Progress(quiet)
     started = time.perf_counter()
     try:
-        out, result = stylize(y, list(styles), sr, style_sr=list(style_srs), style_weights=style_weights,
-                              callback=progress, return_info=True, **options)
+        out, result = stylize(y, list(styles) or None, sr, model=model, style_sr=list(style_srs) or None,
+                              style_weights=style_weights, callback=progress, return_info=True, **options)
     finally:
         progress.close()
     audio.save(output, out, sr, subtype=file_info.subtype)
     if plot_path is not None:
         from nstaudio.plot import plot_spectrograms
 
-        plot_spectrograms(plot_path, {"content": (y, sr), "style": (styles[0], style_srs[0]), "output": (out, sr)})
+        style_panel = {"style": (styles[0], style_srs[0])} if styles else {}
+        plot_spectrograms(plot_path, {"content": (y, sr), **style_panel, "output": (out, sr)})
     if not quiet:
         elapsed = time.perf_counter() - started
-        click.echo(
-            f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {elapsed:.1f} s, "
-            f"{result.iterations} iterations{' (converged)' if result.converged else ''}, loss {result.initial_loss:.4g} -> {result.loss:.4g} "
-            f"(style {result.initial_style_loss:.4g} -> {result.style_loss:.4g}), "
-            f"phase {result.phase_convergence_db:.1f} dB, backend {result.backend}",
-            err=True,
-        )
+        if result.method == "feedforward":
+            work = f"one pass of {os.path.basename(model_path)}"
+        else:
+            work = (f"{result.iterations} iterations{' (converged)' if result.converged else ''}, "
+                    f"loss {result.initial_loss:.4g} -> {result.loss:.4g} "
+                    f"(style {result.initial_style_loss:.4g} -> {result.style_loss:.4g})")
+        click.echo(f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {elapsed:.1f} s, "
+                   f"{work}, phase {result.phase_convergence_db:.1f} dB, backend {result.backend}", err=True)
+
+
+def training_options(func):
+    """The options shared by ``train-lossnet`` and ``train-style``."""
+    options = [
+        click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+                     help="Network file (.npz); also holds the unfinished run every --checkpoint-every steps."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=24, show_default=True, help="Random crops per step."),
+        click.option("--crop", type=click.IntRange(min=16), default=64, show_default=True,
+                     help="Frames per crop (a multiple of 16)."),
+        click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam step size."),
+        click.option("--weight-decay", type=float, default=1e-4, show_default=True, help="Adam weight decay."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
+                     help="Save the unfinished run to --output every this many steps."),
+        click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --output."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command("train-lossnet")
+@click.argument("corpus_dir", type=click.Path(file_okay=True))
+@click.option("--steps", type=click.IntRange(min=1), default=5000, show_default=True, help="Training steps.")
+@click.option("--channels", default="128,64,64,32", show_default=True,
+              help="Channels of the 4 encoder layers, comma-separated.")
+@click.option("--n-fft", type=int, default=2048, show_default=True, help="FFT size.")
+@click.option("--hop", "hop_length", type=int, default=512, show_default=True, help="Hop length.")
+@click.option("--sr", "sr_work", type=int, default=22050, show_default=True, help="Working sample rate.")
+@training_options
+def train_lossnet(corpus_dir, output, channels, quiet, **options):
+    """Train a loss network (spectrogram autoencoder) on the audio files under CORPUS_DIR."""
+    try:
+        channels = tuple(int(c) for c in channels.split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 4:
+        raise click.BadParameter("expected 4 comma-separated integers", param_hint="--channels")
+    clips, rates = _load_corpus(corpus_dir, output, quiet)
+    _train(models.train_lossnet, output, quiet, clips, rates, channels=channels, **options)
+
+
+@main.command("train-style")
+@click.argument("style", type=click.Path(dir_okay=True))
+@click.argument("corpus_dir", type=click.Path(file_okay=True))
+@click.option("--lossnet", "lossnet_path", type=click.Path(dir_okay=False), default=None,
+              help="Loss network from `nstaudio train-lossnet` [default: the one shipped with nstaudio].")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Training steps.")
+@click.option("--alpha", type=float, default=100.0, show_default=True, help="Content weight.")
+@click.option("--beta", type=float, default=1e4, show_default=True, help="Style weight.")
+@training_options
+def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
+    """Train a style model for the timbre of STYLE on the content recordings under CORPUS_DIR."""
+    _check_output(output, [style, corpus_dir, *([lossnet_path] if lossnet_path else [])])
+    audio.corpus_files(corpus_dir)  # a wrong directory fails now, not after the other files are read
+    lossnet = models.default_lossnet() if lossnet_path is None else models.load_model(lossnet_path, kind="lossnet")
+    y, style_sr = audio.load(style)
+    clips, rates = _load_corpus(corpus_dir, output, quiet)
+    _train(models.train_style, output, quiet, y, clips, rates, style_sr=style_sr, lossnet=lossnet, **options)
+
+
+def _load_corpus(corpus_dir, output, quiet):
+    """Every audio file under ``corpus_dir`` (none of them the output), with a progress bar."""
+    _check_output(output, [corpus_dir])
+    bar = None
+
+    def advance(i, count, path):
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            bar = click.progressbar(length=count, label="reading   ", file=sys.stderr, show_pos=True)
+            bar.__enter__()
+        bar.update(1)
+
+    try:
+        clips, rates, paths = audio.load_corpus(corpus_dir, callback=advance)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    _check_output(output, paths)
+    return clips, rates
+
+
+def _train(trainer, output, quiet, *args, **options):
+    """Run a trainer with a progress bar (loss, steps/s, ETA) and report where the network went."""
+    progress = _TrainProgress(quiet)
+    started = time.perf_counter()
+    try:
+        network = trainer(*args, callback=progress, checkpoint=output, **options)
+    finally:
+        progress.close()
+    if not quiet:
+        steps = network.meta["steps"]
+        click.echo(f"wrote {output}: {network.kind} {list(network.arch.channels)} after {steps} steps, "
+                   f"final loss {network.meta['final_loss']:.4g} | {time.perf_counter() - started:.1f} s", err=True)
+
+
+class _TrainProgress:
+    """A progress bar for training steps: loss, steps per second and ETA."""
+
+    def __init__(self, quiet):
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, step, steps, loss):
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.first_step, self.started = step - 1, time.perf_counter()
+            self.bar = click.progressbar(length=steps, label="training  ", file=sys.stderr, show_eta=True,
+                                         show_pos=True, item_show_func=lambda text: text)
+            self.bar.__enter__()
+            self.bar.update(step - 1)
+        rate = (step - self.first_step) / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.update(1, f"loss {loss:.4g}, {rate:.1f} steps/s")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 class _Progress:

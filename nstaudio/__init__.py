@@ -8,17 +8,19 @@
 """
 
 from .api import StylizeInfo, stylize
-from .audio import load, resample, save
+from .audio import load, load_corpus, resample, save
 from .errors import AudioError, BackendError, NstAudioError, ParameterError
 from .features import random_filters
 from .kernels import available_backends, get_backend
 from .methods.optimize import optimize
+from .models import Network, default_lossnet, load_model, save_model, train_lossnet, train_style
 from .spectral import griffin_lim, istft, stft
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioError", "BackendError", "NstAudioError", "ParameterError", "StylizeInfo",
-    "available_backends", "get_backend", "griffin_lim", "istft", "load", "optimize",
-    "random_filters", "resample", "save", "stft", "stylize", "__version__",
+    "AudioError", "BackendError", "Network", "NstAudioError", "ParameterError", "StylizeInfo",
+    "available_backends", "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
+    "load_model", "optimize", "random_filters", "resample", "save", "save_model", "stft", "stylize",
+    "train_lossnet", "train_style", "__version__",
 ]

@@ -12,11 +12,17 @@ import numpy as np
 
 from . import audio, spectral
 from .errors import AudioError, ParameterError
+from .methods.feedforward import feedforward
 from .methods.optimize import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS, optimize
+from .models import Network
 from .validation import as_audio, check_choice, check_float, check_int
 
-METHODS = ("optimize",)
+METHODS = ("optimize", "feedforward")
 PHASE_INITS = ("content", "random")
+# Griffin-Lim iterations by method: the optimized spectrograms need many; a feedforward
+# network's output starts from the content's phase close to consistent, and the method
+# exists to be fast.
+DEFAULT_PHASE_ITERS = {"optimize": 100, "feedforward": 32}
 
 
 @dataclass
@@ -25,8 +31,9 @@ class StylizeInfo:
 
     Attributes
     ----------
+    method : str
     loss : float
-        Final objective value (summed over channels).
+        Final objective value (summed over channels); NaN for ``feedforward``, which optimizes nothing.
     initial_loss : float
         Objective at the starting point.
     style_loss, initial_style_loss, content_loss : float
@@ -44,6 +51,7 @@ class StylizeInfo:
         Loss after each iteration.
     """
 
+    method: str
     loss: float
     initial_loss: float
     style_loss: float
@@ -59,32 +67,37 @@ class StylizeInfo:
     history: np.ndarray = field(repr=False)
 
 
-def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="optimize", sr_work=22050,
-            n_fft=2048, hop_length=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
+def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
+            sr_work=None, n_fft=None, hop_length=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
             optimizer="lbfgs", init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
-            tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=100, phase_init="content", seed=0,
+            tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=None, phase_init="content", seed=0,
             device="auto", match_loudness=True, callback=None, return_info=False):
-    """Give ``content`` the timbre of ``style``.
+    """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
     Parameters
     ----------
     content : np.ndarray, shape (samples,) or (channels, samples)
         Every channel is stylized (in one batch, with the same network).
     style : np.ndarray or list of np.ndarray, each shape (samples,) or (channels, samples)
-        One or several style recordings; multichannel styles are mixed to mono.
+        One or several style recordings; multichannel styles are mixed to mono. None with ``model``.
     sr : int
         Sample rate of ``content``.
+    model : Network or None
+        A style model from :func:`nstaudio.train_style` / :func:`nstaudio.load_model`: stylize
+        in one pass (method ``"feedforward"``).
+    method : {"optimize", "feedforward"} or None
+        Default ``"feedforward"`` when ``model`` is given, else ``"optimize"``.
     style_sr : int, list of int, or None
         Sample rate(s) of the style(s); default ``sr``.
     style_weights : sequence of float or None
         Relative weights of several styles; default equal.
-    method : {"optimize"}
-    sr_work : int
-        Working sample rate for the spectrograms (22050 Hz in the papers).
-    n_fft : int
-        FFT size (>= 16); 1 + n_fft // 2 frequency bins are the conv's input channels.
+    sr_work : int or None
+        Working sample rate for the spectrograms: 22050 Hz (the papers), or the model's.
+    n_fft : int or None
+        FFT size (>= 16), default 2048 or the model's; 1 + n_fft // 2 frequency bins are the
+        conv's input channels.
     hop_length : int or None
-        Default ``n_fft // 4``.
+        Default ``n_fft // 4``, or the model's.
     alpha : float
         Content weight; 0 keeps only the style.
     iterations : int
@@ -101,8 +114,8 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         Stop early once the loss fell by less than this fraction over the last
         ``tolerance_window`` iterations (default 1e-3 over 20); 0 runs all ``iterations``.
     tolerance_window : int
-    phase_iters : int
-        Fast Griffin-Lim iterations.
+    phase_iters : int or None
+        Fast Griffin-Lim iterations; default 100 for ``optimize``, 32 for ``feedforward``.
     phase_init : {"content", "random"}
         Start Griffin-Lim from the content's phase or from random phase (the papers).
     seed : int
@@ -130,16 +143,23 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         ``device`` cannot run here.
     """
     started = time.perf_counter()
-    check_choice("method", method, METHODS)
+    method = check_choice("method", method or ("feedforward" if model is not None else "optimize"), METHODS)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("init", init, INITS)
     check_choice("phase_init", phase_init, PHASE_INITS)
+    if sr is None:
+        raise ParameterError("sr: the content's sample rate is needed")
     sr = check_int("sr", sr, minimum=1)
-    sr_work = check_int("sr_work", sr_work, minimum=1000, maximum=384000)
-    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
+    if method == "feedforward":
+        sr_work, n_fft, hop_length = _model_settings(model, style, sr_work, n_fft, hop_length)
+    elif model is not None:
+        raise ParameterError(f"model is used by the feedforward method, not by {method!r}")
+    sr_work = check_int("sr_work", 22050 if sr_work is None else sr_work, minimum=1000, maximum=384000)
+    n_fft = check_int("n_fft", 2048 if n_fft is None else n_fft, minimum=16, maximum=2**16)
     hop_length = n_fft // 4 if hop_length is None else check_int("hop_length", hop_length, minimum=1)
     if hop_length > n_fft:
         raise ParameterError(f"hop_length must be <= n_fft={n_fft}, got {hop_length}")
+    phase_iters = DEFAULT_PHASE_ITERS[method] if phase_iters is None else phase_iters
     check_int("iterations", iterations, minimum=0, maximum=1_000_000)
     check_int("n_filters", n_filters, minimum=1, maximum=65536)
     width = check_int("width", width, minimum=1, maximum=1024)
@@ -149,21 +169,22 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
 
     was_1d = np.ndim(content) == 1
     content = as_audio(content, "content")
-    styles = style if isinstance(style, (list, tuple)) else [style]
-    if not styles:
+    styles = [] if style is None else style if isinstance(style, (list, tuple)) else [style]
+    if not styles and method == "optimize":
         raise ParameterError("style: at least one style recording is needed")
     style_srs = style_sr if isinstance(style_sr, (list, tuple)) else [style_sr] * len(styles)
     if len(style_srs) != len(styles):
         raise ParameterError(f"style_sr has {len(style_srs)} rates for {len(styles)} styles")
     stft_opts = dict(n_fft=n_fft, hop_length=hop_length)
+    min_frames = width if method == "optimize" else 1
 
     def log_spec(y, name):
         """Working-rate log1p magnitude (channels, bins, frames) and the complex STFT."""
         frames = spectral.n_frames(y.shape[-1], n_fft=n_fft, hop_length=hop_length)
-        if y.shape[-1] < n_fft or frames < width:
-            need = max(n_fft, (width - 1) * hop_length) / sr_work
+        if y.shape[-1] < n_fft or frames < min_frames:
+            need = max(n_fft, (min_frames - 1) * hop_length) / sr_work
             raise AudioError(f"{name} is too short: {y.shape[-1] / sr_work:.3f} s, needs at least {need:.3f} s "
-                             f"(one {n_fft}-sample frame and {width} frames for the filter width)")
+                             f"(one {n_fft}-sample frame and {min_frames} frames for the filter width)")
         spec = spectral.stft(y, **stft_opts)
         return np.log1p(np.abs(spec)), spec
 
@@ -177,12 +198,16 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         X_styles.append(log_spec(audio.resample(s, orig_sr=s_sr, target_sr=sr_work), name)[0][0])
 
     total = iterations
-    X, result = optimize(
-        X_content, X_styles, style_weights=style_weights, alpha=alpha, iterations=iterations,
-        n_filters=n_filters, width=width, optimizer=optimizer, init=init, learning_rate=learning_rate,
-        tolerance=tolerance, tolerance_window=tolerance_window, seed=seed, device=device,
-        callback=None if callback is None else (lambda i, loss: callback("optimize", i, total, loss)),
-    )
+    if method == "feedforward":
+        X = feedforward(X_content, model.triple)
+        result = _NO_OPTIMIZATION
+    else:
+        X, result = optimize(
+            X_content, X_styles, style_weights=style_weights, alpha=alpha, iterations=iterations,
+            n_filters=n_filters, width=width, optimizer=optimizer, init=init, learning_rate=learning_rate,
+            tolerance=tolerance, tolerance_window=tolerance_window, seed=seed, device=device,
+            callback=None if callback is None else (lambda i, loss: callback("optimize", i, total, loss)),
+        )
 
     magnitude = np.expm1(X)
     phase_total = phase_iters * magnitude.shape[0]
@@ -200,7 +225,7 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
     if not return_info:
         return y
     info = StylizeInfo(
-        loss=result["loss"], initial_loss=result["initial_loss"], style_loss=result["style_loss"],
+        method=method, loss=result["loss"], initial_loss=result["initial_loss"], style_loss=result["style_loss"],
         initial_style_loss=result["initial_style_loss"], content_loss=result["content_loss"],
         iterations=result["iterations"], evaluations=result["evaluations"], converged=result["converged"],
         phase_convergence_db=float(np.mean(convergence[:, -1])) if phase_iters else float("nan"),
@@ -208,3 +233,25 @@ def stylize(content, style, sr, *, style_sr=None, style_weights=None, method="op
         history=result["history"],
     )
     return y, info
+
+
+# What StylizeInfo reports for the feedforward method, which runs no optimizer.
+_NO_OPTIMIZATION = dict(loss=float("nan"), initial_loss=float("nan"), style_loss=float("nan"),
+                        initial_style_loss=float("nan"), content_loss=float("nan"), iterations=0, evaluations=0,
+                        converged=False, backend="numpy", gram_form="none", history=np.empty(0))
+
+
+def _model_settings(model, style, sr_work, n_fft, hop_length):
+    """The spectrogram settings of a style model; explicit ones must agree with them."""
+    if model is None:
+        raise ParameterError("the feedforward method needs a style model (model=, or --model)")
+    if not isinstance(model, Network) or model.kind != "style":
+        raise ParameterError("model must be a style model (nstaudio.train_style or nstaudio.load_model), "
+                             f"got {'a loss network' if isinstance(model, Network) else type(model).__name__}")
+    if style is not None:
+        raise ParameterError("a style model carries its style: give style recordings or a model, not both")
+    wanted = dict(zip(("sr_work", "n_fft", "hop_length"), model.spectrogram_settings))
+    for name, value in (("sr_work", sr_work), ("n_fft", n_fft), ("hop_length", hop_length)):
+        if value is not None and value != wanted[name]:
+            raise ParameterError(f"{name}={value} differs from the model's {wanted[name]}; leave it unset")
+    return wanted["sr_work"], wanted["n_fft"], wanted["hop_length"]

@@ -90,6 +90,64 @@ def load(path, *, sr=None, mono=False, return_info=False):
     return (y, out_sr, info) if return_info else (y, out_sr)
 
 
+def corpus_files(directory):
+    """The audio files under a directory, recursively and sorted, by the extensions libsndfile reads.
+
+    Raises
+    ------
+    AudioError
+        No such directory, or no audio file in it.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise AudioError(f"{directory}: no such directory" if not os.path.exists(directory)
+                         else f"{directory}: not a directory")
+    extensions = {f".{ext.lower()}" for ext in sf.available_formats()} | {".aif", ".oga", ".opus"}
+    paths = sorted(os.path.join(root, name) for root, _, names in os.walk(directory) for name in names
+                   if os.path.splitext(name)[1].lower() in extensions)
+    if not paths:
+        raise AudioError(f"{directory}: no audio files (looked for {', '.join(sorted(extensions))})")
+    return paths
+
+
+def load_corpus(directory, *, sr=None, mono=True, callback=None):
+    """Read every audio file under a directory (:func:`corpus_files`).
+
+    Files are recognised by the extensions libsndfile reads (wav, flac, ogg, aiff, mp3...);
+    other files are ignored. A recognised file that cannot be read is an error naming it.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+    sr : int or None
+        Resample every file to this rate; None keeps each file's rate.
+    mono : bool
+        Mix each file to one channel.
+    callback : callable or None
+        ``callback(index, count, path)`` before each file is read.
+
+    Returns
+    -------
+    clips : list of np.ndarray, each shape (channels, samples), float32
+    rates : list of int
+    paths : list of str
+
+    Raises
+    ------
+    AudioError
+        No such directory, no audio file in it, or an unreadable/empty/silent file.
+    """
+    paths = corpus_files(directory)
+    clips, rates = [], []
+    for i, path in enumerate(paths):
+        if callback is not None:
+            callback(i, len(paths), path)
+        y, rate = load(path, sr=sr, mono=mono)
+        clips.append(y)
+        rates.append(rate)
+    return clips, rates, paths
+
+
 def to_mono(y):
     """Average channels: (channels, samples) -> (1, samples)."""
     y = np.asarray(y)

@@ -70,13 +70,21 @@ def test_checkpoint_round_trip(tmp_path):
     net = Autoencoder(TINY)
     params, state = net.init_params(seed=5)
     path = tmp_path / "net.npz"
-    save_checkpoint(path, TINY, params, state, meta={"n_fft": 4, "seed": 5})
-    arch, p2, s2, meta = load_checkpoint(path)
-    assert arch == TINY and meta == {"n_fft": 4, "seed": 5}
+    moments = {"enc0": {"W.m": np.ones_like(params["enc0"]["W"]), "W.v": np.full_like(params["enc0"]["W"], 2)}}
+    save_checkpoint(path, TINY, params, state, meta={"n_fft": 4, "seed": 5}, moments=moments, history=[3.0, 2.5])
+    ckpt = load_checkpoint(path)
+    assert ckpt.arch == TINY and ckpt.meta == {"n_fft": 4, "seed": 5}
     for layer in params:
         for name in params[layer]:
-            np.testing.assert_array_equal(p2[layer][name], params[layer][name])
-    assert s2.keys() == state.keys()
+            np.testing.assert_array_equal(ckpt.params[layer][name], params[layer][name])
+    assert ckpt.state.keys() == state.keys()
+    np.testing.assert_array_equal(ckpt.moments["enc0"]["W.v"], moments["enc0"]["W.v"])
+    np.testing.assert_array_equal(ckpt.history, [3.0, 2.5])
+    # float16 storage halves the file and reads back as float32, rounded to float16
+    save_checkpoint(tmp_path / "half.npz", TINY, params, state, dtype=np.float16)
+    half = load_checkpoint(tmp_path / "half.npz")
+    assert half.params["dec3"]["W"].dtype == np.float32 and not half.moments and half.history is None
+    np.testing.assert_array_equal(half.params["dec3"]["W"], params["dec3"]["W"].astype(np.float16))
 
 
 def test_checkpoint_errors(tmp_path):
@@ -98,6 +106,53 @@ def test_checkpoint_errors(tmp_path):
     save_checkpoint(tmp_path / "wrong.npz", bigger, params, state)
     with pytest.raises(CheckpointError, match="shape"):
         load_checkpoint(tmp_path / "wrong.npz")
+    header = {"format": "nstaudio-checkpoint", "version": 1, "architecture": TINY.to_dict()}
+    np.savez(tmp_path / "ints.npz", header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+             **{"params/enc0/W": np.zeros((4, 3, 3), np.int64)})
+    with pytest.raises(CheckpointError, match="not floats"):
+        load_checkpoint(tmp_path / "ints.npz")
+
+
+@pytest.mark.parametrize("which", ["autoencoder", "transformer"])
+def test_resumed_training_equals_an_uninterrupted_run(which):
+    """Stop after a checkpoint, resume from it: the same parameters and losses as one long run."""
+    from nstaudio.nn.train import TrainingState, train_autoencoder, train_transformer
+
+    rng = np.random.default_rng(0)
+    corpus = [np.abs(rng.standard_normal((3, 48))).astype(np.float32)]
+    arch = Architecture(n_bins=3, channels=(6, 4, 4, 2), width=3, stride=2)
+    opts = dict(batch_size=3, crop=16, learning_rate=1e-2, seed=4)
+    if which == "autoencoder":
+        def train(**kw):
+            return train_autoencoder(corpus, arch, **opts, **kw)
+    else:
+        lp, ls, _ = train_autoencoder(corpus, arch, steps=5, **opts)
+        style = np.abs(rng.standard_normal((3, 32))).astype(np.float32)
+
+        def train(**kw):
+            return train_transformer(corpus, style, (arch, lp, ls), alpha=1.0, beta=5.0, **opts, **kw)
+
+    saved = []
+
+    def keep(training):  # the arrays are live: copy what the checkpoint would write
+        saved.append(TrainingState(_copy(training.params), _copy(training.state), _copy(training.moments),
+                                   training.step, training.rng, training.history.copy()))
+
+    params, state, history = train(steps=12, checkpoint=keep, checkpoint_every=5)
+    assert [s.step for s in saved] == [5, 10]
+    p2, s2, h2 = train(steps=12, resume=saved[0])
+    np.testing.assert_array_equal(h2, history)
+    for layer in params:
+        for name in params[layer]:
+            np.testing.assert_array_equal(p2[layer][name], params[layer][name])
+    for layer in state:
+        np.testing.assert_array_equal(s2[layer]["running_var"], state[layer]["running_var"])
+    with pytest.raises(ParameterError, match="already did 10 steps"):
+        train(steps=8, resume=saved[1])
+
+
+def _copy(tree):
+    return {k: {n: a.copy() for n, a in v.items()} for k, v in tree.items()}
 
 
 def test_architecture_is_checked():

@@ -3,6 +3,7 @@
 import json
 import os
 import zipfile
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,7 +19,31 @@ class CheckpointError(NstAudioError):
     """A checkpoint that cannot be used: missing, corrupt, another format or version."""
 
 
-def save_checkpoint(path, arch, params, state, *, meta=None):
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file.
+
+    Attributes
+    ----------
+    arch : Architecture
+    params, state : dict of dict of np.ndarray, float32
+    meta : dict
+        The JSON extras given to :func:`save_checkpoint`.
+    moments : dict of dict of np.ndarray
+        Adam's moments of an unfinished training run (empty otherwise).
+    history : np.ndarray or None
+        Training loss per step, if saved.
+    """
+
+    arch: Architecture
+    params: dict
+    state: dict
+    meta: dict = field(default_factory=dict)
+    moments: dict = field(default_factory=dict)
+    history: np.ndarray = None
+
+
+def save_checkpoint(path, arch, params, state, *, meta=None, moments=None, history=None, dtype=None):
     """Write a checkpoint atomically.
 
     Parameters
@@ -30,13 +55,22 @@ def save_checkpoint(path, arch, params, state, *, meta=None):
         From :meth:`Autoencoder.init_params` (and training).
     meta : dict or None
         JSON-serialisable extras: spectrogram settings, seed, training step...
+    moments : dict of dict of np.ndarray or None
+        Optimizer moments, so that training can resume.
+    history : np.ndarray or None
+        Training loss per step.
+    dtype : numpy dtype or None
+        Store the parameters in this type (``np.float16`` halves a shipped model); they are
+        read back as float32. None keeps their type.
     """
     header = {"format": FORMAT, "version": VERSION, "architecture": arch.to_dict(), "meta": meta or {}}
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
-    for group, tree in (("params", params), ("state", state)):
+    for group, tree in (("params", params), ("state", state), ("moments", moments or {})):
         for layer, values in tree.items():
             for name, value in values.items():
-                arrays[f"{group}/{layer}/{name}"] = value
+                arrays[f"{group}/{layer}/{name}"] = value.astype(dtype) if group == "params" and dtype else value
+    if history is not None:
+        arrays["history"] = np.asarray(history, dtype=np.float64)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)  # a file object, so numpy keeps the temporary name as it is
 
@@ -46,9 +80,7 @@ def load_checkpoint(path):
 
     Returns
     -------
-    arch : Architecture
-    params, state : dict of dict of np.ndarray
-    meta : dict
+    Checkpoint
 
     Raises
     ------
@@ -76,14 +108,20 @@ def load_checkpoint(path):
         arch = Architecture.from_dict(header["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt architecture in the header ({exc})") from None
-    trees = {"params": {}, "state": {}}
+    history = arrays.pop("history", None)
+    trees = {"params": {}, "state": {}, "moments": {}}
     for key, value in arrays.items():
         parts = key.split("/")
         if len(parts) != 3 or parts[0] not in trees:
             raise CheckpointError(f"{path}: corrupt checkpoint (unexpected entry {key!r})")
-        trees[parts[0]].setdefault(parts[1], {})[parts[2]] = value
+        if value.dtype.kind != "f":
+            raise CheckpointError(f"{path}: corrupt checkpoint ({key} holds {value.dtype}, not floats)")
+        trees[parts[0]].setdefault(parts[1], {})[parts[2]] = value.astype(np.float32, copy=False)
     _check_shapes(path, arch, trees)
-    return arch, trees["params"], trees["state"], header.get("meta", {})
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: corrupt header (meta is not a mapping)")
+    return Checkpoint(arch, trees["params"], trees["state"], meta, trees["moments"], history)
 
 
 def _check_shapes(path, arch, trees):

@@ -39,3 +39,13 @@ class Adam:
             v *= self.beta2
             v += (1 - self.beta2) * g * g
             p -= (self.lr / correction1) * m / (np.sqrt(v / correction2) + self.eps)
+
+    def moments(self):
+        """The first and second moments by parameter name, ``{"W.m": m, "W.v": v, ...}`` (for checkpoints)."""
+        return {f"{name}.{which}": a for name, (m, v) in self.state.items() for which, a in (("m", m), ("v", v))}
+
+    def load_moments(self, moments, t):
+        """Continue from :meth:`moments` saved after ``t`` steps."""
+        names = {key.rsplit(".", 1)[0] for key in moments}
+        self.state = {name: (np.array(moments[f"{name}.m"]), np.array(moments[f"{name}.v"])) for name in names}
+        self.t = t

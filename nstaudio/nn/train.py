@@ -3,6 +3,8 @@
 Arrays in, parameters out: corpus loading and checkpoint files belong to the caller.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import ParameterError
@@ -12,10 +14,69 @@ from .losses import mse
 from .optim import Adam
 
 
+@dataclass
+class TrainingState:
+    """Everything a training run needs to continue exactly where it stopped.
+
+    Attributes
+    ----------
+    params, state : dict of dict of np.ndarray
+        The network's parameters and BatchNorm statistics.
+    moments : dict of dict of np.ndarray
+        Adam's moments per layer, ``{layer: {"W.m": m, "W.v": v, ...}}``.
+    step : int
+        Steps done.
+    rng : dict
+        State of the crop generator (``numpy.random.Generator.bit_generator.state``).
+    history : np.ndarray, shape (step,)
+        Training loss of each step done.
+    """
+
+    params: dict
+    state: dict
+    moments: dict
+    step: int
+    rng: dict
+    history: np.ndarray
+
+
 def _update(optimizers, params, grads):
     """One Adam step for every layer that received gradients (each layer has its own optimizer state)."""
     for name, g in grads.items():
         optimizers[name].step(params[name], g)
+
+
+def _train_loop(step_fn, params, state, rng, *, steps, learning_rate, weight_decay, resume, callback, checkpoint,
+                checkpoint_every):
+    """Run ``step_fn`` from step 0 (or ``resume.step``) to ``steps``, Adam-updating ``params`` in place.
+
+    ``step_fn(rng) -> (loss, grads)`` computes one mini-batch. ``checkpoint(TrainingState)`` is
+    called every ``checkpoint_every`` steps (its arrays are the live ones: save them, do not keep
+    them). Returns the loss history of all steps, resumed ones included.
+    """
+    steps = check_int("steps", steps, minimum=0)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
+    optimizers = {name: Adam(lr=learning_rate, weight_decay=weight_decay) for name in params}
+    history = np.empty(steps)
+    start = 0
+    if resume is not None:
+        start = resume.step
+        if start > steps:
+            raise ParameterError(f"the run to resume already did {start} steps, more than steps={steps}")
+        history[:start] = resume.history[:start]
+        rng.bit_generator.state = resume.rng
+        for name, opt in optimizers.items():
+            opt.load_moments(resume.moments.get(name, {}), start)
+    for step in range(start, steps):
+        loss, grads = step_fn(rng)
+        _update(optimizers, params, grads)
+        history[step] = loss
+        if callback is not None:
+            callback(step + 1, loss)
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            checkpoint(TrainingState(params, state, {name: opt.moments() for name, opt in optimizers.items()},
+                                     step + 1, rng.bit_generator.state, history[:step + 1]))
+    return history
 
 
 def _copy_tree(tree):
@@ -46,7 +107,7 @@ def random_crops(spectrograms, count, length, rng):
 
 
 def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, learning_rate=1e-3,
-                      weight_decay=1e-4, seed=0, params=None, state=None, callback=None):
+                      weight_decay=1e-4, seed=0, resume=None, callback=None, checkpoint=None, checkpoint_every=200):
     """Train the autoencoder to reconstruct spectrogram crops (MSE, Adam with weight decay).
 
     Parameters
@@ -55,7 +116,7 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
         log1p-magnitude spectrograms of the corpus.
     arch : Architecture
     steps : int
-        Optimizer steps (one mini-batch each).
+        Optimizer steps (one mini-batch each), in total: a resumed run does the rest.
     batch_size : int
         Crops per step (24 in the paper).
     crop : int
@@ -64,10 +125,13 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
         Adam's (1e-3 and 1e-4 in the paper).
     seed : int
         Seeds the initial weights and the crops: the same seed reproduces the run.
-    params, state : dict or None
-        Start from these instead of a fresh initialisation.
+    resume : TrainingState or None
+        Continue this run (saved by ``checkpoint``); the result equals an uninterrupted run.
     callback : callable or None
         ``callback(step, loss)`` after each step.
+    checkpoint : callable or None
+        ``checkpoint(TrainingState)`` every ``checkpoint_every`` steps.
+    checkpoint_every : int
 
     Returns
     -------
@@ -75,27 +139,27 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
     history : np.ndarray, shape (steps,)
         Training loss per step.
     """
-    steps = check_int("steps", steps, minimum=0)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     net = Autoencoder(arch)
     crop = check_int("crop", crop, minimum=net.multiple)
     if crop % net.multiple:
         raise ParameterError(f"crop must be a multiple of {net.multiple}, got {crop}")
     rng = np.random.default_rng(seed)
-    if params is None:
-        params, state = net.init_params(seed=int(rng.integers(2**31)))
-    optimizers = {name: Adam(lr=learning_rate, weight_decay=weight_decay) for name in params}
-    net.train(True)
-    history = np.empty(steps)
-    for step in range(steps):
+    params, state = net.init_params(seed=int(rng.integers(2**31)))
+    if resume is not None:
+        params, state = _copy_tree(resume.params), _copy_tree(resume.state)
+
+    def step_fn(rng):
         x = random_crops(spectrograms, batch_size, crop, rng).astype(np.float32)
         y, _, caches = net.forward(params, state, x)
         loss, dy = mse(y, x)
         _, grads = net.backward(params, caches, dy)
-        _update(optimizers, params, grads)
-        history[step] = loss
-        if callback is not None:
-            callback(step + 1, loss)
+        return loss, grads
+
+    net.train(True)
+    history = _train_loop(step_fn, params, state, rng, steps=steps, learning_rate=learning_rate,
+                          weight_decay=weight_decay, resume=resume, callback=callback, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every)
     net.train(False)
     return params, state, history
 
@@ -123,7 +187,7 @@ def style_targets(net, params, state, style, layers):
 
 def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4, style_layers=("enc0", "enc1", "enc2"),
                       content_layer="enc3", batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
-                      callback=None):
+                      resume=None, callback=None, checkpoint=None, checkpoint_every=200):
     """Train a transformation network for one style against a frozen loss network (AutoStyle).
 
     ``loss = alpha * MSE(content features) + beta * sum_l MSE(Gram_l(T(x)), Gram_l(style))``, with
@@ -139,7 +203,7 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
         The style clip; cropped to a multiple of the network's stride product.
     loss_net : tuple (Architecture, params, state)
         The trained loss network; never modified.
-    steps, batch_size, crop, learning_rate, weight_decay, seed, callback
+    steps, batch_size, crop, learning_rate, weight_decay, seed, resume, callback, checkpoint, checkpoint_every
         As in :func:`train_autoencoder`.
     alpha, beta : float
         Content and style weights (paper: 100 and 1e4).
@@ -153,20 +217,21 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     from .layers import gram, gram_backward
 
     arch, loss_params, loss_state = loss_net
-    steps = check_int("steps", steps, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     loss_model, model = Autoencoder(arch), Autoencoder(arch)
+    crop = check_int("crop", crop, minimum=model.multiple)
+    if crop % model.multiple:
+        raise ParameterError(f"crop must be a multiple of {model.multiple}, got {crop}")
     usable = style.shape[1] - style.shape[1] % loss_model.multiple
     if usable < loss_model.multiple:
         raise ParameterError(f"style has {style.shape[1]} frames, fewer than the {loss_model.multiple} the network needs")
     targets = style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers)
     deepest = max((content_layer, *style_layers))  # encoder names sort by depth: enc0 < ... < enc3
-    params, state = _copy_tree(loss_params), _copy_tree(loss_state)
-    optimizers = {name: Adam(lr=learning_rate, weight_decay=weight_decay) for name in params}
+    source = (loss_params, loss_state) if resume is None else (resume.params, resume.state)
+    params, state = _copy_tree(source[0]), _copy_tree(source[1])
     rng = np.random.default_rng(seed)
-    model.train(True)
-    loss_model.train(False)
-    history = np.empty(steps)
-    for step in range(steps):
+
+    def step_fn(rng):
         x = random_crops(content, batch_size, crop, rng).astype(np.float32)
         _, x_acts, _ = loss_model.forward(loss_params, loss_state, x, stop_after=content_layer)
         y, _, caches = model.forward(params, state, x)
@@ -181,10 +246,13 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
             d_acts[name] = d_acts.get(name, 0) + beta * gram_backward(cache, dG).astype(np.float32)
         dy, _ = loss_model.backward(loss_params, loss_caches, None, d_acts)  # the loss network stays frozen
         _, grads = model.backward(params, caches, dy)
-        _update(optimizers, params, grads)
-        history[step] = total
-        if callback is not None:
-            callback(step + 1, total)
+        return total, grads
+
+    model.train(True)
+    loss_model.train(False)
+    history = _train_loop(step_fn, params, state, rng, steps=steps, learning_rate=learning_rate,
+                          weight_decay=weight_decay, resume=resume, callback=callback, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every)
     model.train(False)
     return params, state, history
 

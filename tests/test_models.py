@@ -1,0 +1,195 @@
+"""The feedforward method end to end through the public API: training from audio, model files, stylize."""
+
+import os
+
+import numpy as np
+import pytest
+
+import nstaudio as nst
+from nstaudio.errors import AudioError, ParameterError
+from nstaudio.nn.checkpoint import CheckpointError
+
+from conftest import SR, harmonic_tone
+
+TINY = dict(channels=(8, 8, 4, 4), n_fft=256, hop_length=64, batch_size=4, crop=16, learning_rate=1e-2)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return [harmonic_tone(1.5, SR, f0=f, seed=i) for i, f in enumerate((110.0, 196.0, 330.0))]
+
+
+@pytest.fixture(scope="module")
+def lossnet(corpus):
+    return nst.train_lossnet(corpus, SR, steps=20, **TINY)
+
+
+@pytest.fixture(scope="module")
+def style_model(corpus, lossnet):
+    style = harmonic_tone(1.0, 16000, f0=600.0, seed=9)
+    return nst.train_style(style, corpus, SR, style_sr=16000, lossnet=lossnet, steps=10, batch_size=4, crop=16,
+                           learning_rate=1e-2, alpha=1.0, beta=10.0)
+
+
+def test_networks_carry_their_settings(lossnet, style_model):
+    assert lossnet.kind == "lossnet" and style_model.kind == "style"
+    assert lossnet.spectrogram_settings == style_model.spectrogram_settings == (22050, 256, 64)
+    assert lossnet.arch.n_bins == 129 and style_model.arch == lossnet.arch
+    assert np.isfinite(style_model.meta["final_loss"])
+
+
+def test_stylize_with_a_model_keeps_shape_rate_and_channels(style_model):
+    content = np.stack([harmonic_tone(0.7, 44100, f0=250.0), harmonic_tone(0.7, 44100, f0=375.0)])
+    y, info = nst.stylize(content, sr=44100, model=style_model, return_info=True)
+    assert y.shape == content.shape and y.dtype == np.float32 and np.all(np.isfinite(y))
+    assert info.method == "feedforward" and info.iterations == 0 and np.isnan(info.loss)
+    assert np.isfinite(info.phase_convergence_db)
+    assert not np.allclose(y[0], y[1])  # each channel is stylized on its own
+    mono = nst.stylize(content[0], None, 44100, model=style_model, phase_iters=4)
+    assert mono.shape == content[0].shape
+
+
+def test_stylize_model_errors(style_model, lossnet):
+    content = harmonic_tone(0.5)
+    with pytest.raises(ParameterError, match="not both"):
+        nst.stylize(content, content, SR, model=style_model)
+    with pytest.raises(ParameterError, match="loss network"):
+        nst.stylize(content, sr=SR, model=lossnet)
+    with pytest.raises(ParameterError, match="n_fft=512 differs"):
+        nst.stylize(content, sr=SR, model=style_model, n_fft=512)
+    with pytest.raises(ParameterError, match="needs a style model"):
+        nst.stylize(content, sr=SR, method="feedforward")
+    with pytest.raises(ParameterError, match="not by 'optimize'"):
+        nst.stylize(content, content, SR, model=style_model, method="optimize")
+    with pytest.raises(ParameterError, match="sr"):
+        nst.stylize(content, model=style_model)
+    with pytest.raises(AudioError, match="silent"):
+        nst.stylize(np.zeros(SR, np.float32), sr=SR, model=style_model)
+
+
+def test_model_files_round_trip_and_refuse_the_wrong_kind(tmp_path, lossnet, style_model):
+    nst.save_model(tmp_path / "style.npz", style_model)
+    nst.save_model(tmp_path / "lossnet.npz", lossnet, dtype=np.float16)
+    loaded = nst.load_model(tmp_path / "style.npz", kind="style")
+    np.testing.assert_array_equal(loaded.params["dec3"]["W"], style_model.params["dec3"]["W"])
+    content = harmonic_tone(0.5)
+    np.testing.assert_array_equal(nst.stylize(content, sr=SR, model=loaded),
+                                  nst.stylize(content, sr=SR, model=style_model))
+    half = nst.load_model(tmp_path / "lossnet.npz")
+    np.testing.assert_array_equal(half.params["enc0"]["W"], lossnet.params["enc0"]["W"].astype(np.float16))
+    with pytest.raises(CheckpointError, match="not a style model"):
+        nst.load_model(tmp_path / "lossnet.npz", kind="style")
+    np.savez(tmp_path / "plain.npz", x=np.zeros(2))
+    with pytest.raises(CheckpointError, match="not an nstaudio checkpoint"):
+        nst.load_model(tmp_path / "plain.npz")
+
+
+def test_interrupted_training_resumes_to_the_same_network(tmp_path, corpus):
+    path = tmp_path / "lossnet.npz"
+    opts = dict(steps=9, checkpoint=path, checkpoint_every=4, **TINY)
+    whole = nst.train_lossnet(corpus, SR, **{**opts, "checkpoint": tmp_path / "whole.npz"})
+
+    def interrupt(step, steps, loss):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        nst.train_lossnet(corpus, SR, callback=interrupt, **opts)
+    with pytest.raises(CheckpointError, match="unfinished training run"):
+        nst.load_model(path)
+    with pytest.raises(CheckpointError, match="pass --resume"):  # not overwritten by accident
+        nst.train_lossnet(corpus, SR, **opts)
+    with pytest.raises(CheckpointError, match="other settings"):
+        nst.train_lossnet(corpus, SR, resume=True, **{**opts, "learning_rate": 1e-3})
+    with pytest.raises(CheckpointError, match="other settings"):
+        nst.train_lossnet(corpus[:2], SR, resume=True, **opts)
+    steps_seen = []
+    resumed = nst.train_lossnet(corpus, SR, resume=True, callback=lambda s, n, loss: steps_seen.append(s), **opts)
+    assert steps_seen == [5, 6, 7, 8, 9]
+    for layer in whole.params:
+        for name in whole.params[layer]:
+            np.testing.assert_array_equal(resumed.params[layer][name], whole.params[layer][name])
+    assert nst.load_model(path).meta["complete"]
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        nst.train_lossnet(corpus, SR, resume=True, **opts)
+
+
+def test_training_input_errors(tmp_path, corpus, lossnet):
+    with pytest.raises(AudioError, match="empty"):
+        nst.train_lossnet([], SR, steps=1, **TINY)
+    with pytest.raises(AudioError, match="shorter than the 16-frame"):
+        nst.train_lossnet([harmonic_tone(0.02)], SR, steps=1, **TINY)
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        nst.train_lossnet([np.full(SR, np.nan, np.float32)], SR, steps=1, **TINY)
+    with pytest.raises(ParameterError, match="steps"):
+        nst.train_lossnet(corpus, SR, steps=0, **TINY)
+    with pytest.raises(ParameterError, match="style_sr"):
+        nst.train_style(corpus[0], corpus, [SR, SR, SR], lossnet=lossnet, steps=1)
+    with pytest.raises(ParameterError, match="must be a loss network"):
+        nst.train_style(corpus[0], corpus, SR, lossnet=nst.Network(lossnet.arch, lossnet.params, lossnet.state,
+                                                                  {**lossnet.meta, "kind": "style"}), steps=1)
+    with pytest.raises(AudioError, match="silent"):
+        nst.train_style(np.zeros(SR, np.float32), corpus, SR, lossnet=lossnet, steps=1)
+
+
+def test_style_training_lowers_the_style_loss_of_the_output(corpus, lossnet):
+    """The transformation network's output is closer in Gram style (on the loss net) than its input."""
+    from nstaudio.models import STYLE_LAYERS, log_spectrograms
+    from nstaudio.nn.autoencoder import Autoencoder
+    from nstaudio.nn.layers import gram
+    from nstaudio.nn.train import style_targets
+
+    style = harmonic_tone(1.5, SR, f0=880.0, seed=5) * np.float32(3)
+    model = nst.train_style(style, corpus, SR, lossnet=lossnet, steps=60, batch_size=4, crop=16,
+                            learning_rate=1e-2, alpha=1.0, beta=100.0)
+    net = Autoencoder(lossnet.arch)
+    (S,), (X,) = (log_spectrograms([y], SR, sr_work=SR, n_fft=256, hop_length=64) for y in (style, corpus[1]))
+    targets = style_targets(net, lossnet.params, lossnet.state, S[:, :S.shape[1] // 16 * 16], STYLE_LAYERS)
+    X = X[None, :, :X.shape[1] // 16 * 16]
+    Y, _, _ = Autoencoder(model.arch).forward(model.params, model.state, X)
+
+    def style_distance(Z):
+        _, acts, _ = net.forward(lossnet.params, lossnet.state, Z)
+        return sum(np.sum((gram(acts[name])[0][0] - targets[name]) ** 2) for name in STYLE_LAYERS)
+
+    assert style_distance(Y) < 0.5 * style_distance(X)
+
+
+def test_the_shipped_loss_network():
+    net = nst.default_lossnet()
+    assert net.kind == "lossnet" and net.spectrogram_settings == (22050, 2048, 512)
+    path = os.path.join(os.path.dirname(nst.__file__), "data", "lossnet.npz")
+    assert os.path.getsize(path) < 5e6
+    # trained: it reconstructs the bundled piano (never in its corpus) far better than predicting its mean
+    from nstaudio.examples import example_path
+    from nstaudio.models import log_spectrograms
+    from nstaudio.nn.autoencoder import Autoencoder
+
+    y, sr = nst.load(example_path("content"))
+    (X,) = log_spectrograms([y], sr, sr_work=22050, n_fft=2048, hop_length=512)
+    X = X[None, :, :X.shape[1] // 16 * 16]
+    Y, _, _ = Autoencoder(net.arch).forward(net.params, net.state, X)
+    assert np.mean((Y - X) ** 2) < 0.3 * np.var(X)
+
+
+def test_load_corpus_reads_audio_recursively_and_names_bad_files(tmp_path, wav_files):
+    (tmp_path / "sub").mkdir()
+    wav_files("a.wav", harmonic_tone(0.3))
+    wav_files("sub/b.flac", np.stack([harmonic_tone(0.2, 16000)] * 2), 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    clips, rates, paths = nst.load_corpus(tmp_path)
+    assert [os.path.relpath(p, tmp_path) for p in paths] == ["a.wav", os.path.join("sub", "b.flac")]
+    assert rates == [SR, 16000] and clips[1].shape == (1, 3200)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    with pytest.raises(AudioError, match="broken.wav"):
+        nst.load_corpus(tmp_path)
+    with pytest.raises(AudioError, match="no audio files"):
+        nst.load_corpus(_empty(tmp_path))
+    with pytest.raises(AudioError, match="no such directory"):
+        nst.load_corpus(tmp_path / "missing")
+
+
+def _empty(tmp_path):
+    path = tmp_path / "empty"
+    path.mkdir()
+    return path
