@@ -115,3 +115,55 @@ def torch_stylize(content, style, *, iterations, n_filters=4096, width=11, alpha
     y, _ = torch_griffin_lim(magnitude, angles, n_iter=phase_iters, n_fft=n_fft, hop_length=hop_length,
                              length=len(content), device=device)
     return y, loss
+
+
+def torch_network(arch, params, state, device="cpu"):
+    """The AutoStyle autoencoder as a ``torch.nn.Sequential`` in eval mode, with nstaudio's weights.
+
+    Conv1d / ConvTranspose1d weights share torch's layouts; each layer but the last is
+    followed by ReLU and then BatchNorm1d with the running statistics.
+    """
+    nn = torch.nn
+    sizes = [arch.n_bins, *arch.channels]
+    pad = arch.width // 2
+    layers = []
+    names = [f"enc{i}" for i in range(4)] + [f"dec{i}" for i in range(4)]
+    for i, name in enumerate(names):
+        if i < 4:
+            layer = nn.Conv1d(sizes[i], sizes[i + 1], arch.width, stride=arch.stride, padding=pad)
+        else:
+            j = i - 4
+            layer = nn.ConvTranspose1d(sizes[4 - j], sizes[3 - j], arch.width, stride=arch.stride, padding=pad,
+                                       output_padding=arch.stride - 1)
+        layer.weight.data = torch.as_tensor(params[name]["W"])
+        layer.bias.data = torch.as_tensor(params[name]["b"])
+        layers.append(layer)
+        if i < 7:
+            norm = nn.BatchNorm1d(layer.out_channels)
+            norm.weight.data = torch.as_tensor(params[f"bn_{name}"]["gamma"])
+            norm.bias.data = torch.as_tensor(params[f"bn_{name}"]["beta"])
+            norm.running_mean.data = torch.as_tensor(state[f"bn_{name}"]["running_mean"])
+            norm.running_var.data = torch.as_tensor(state[f"bn_{name}"]["running_var"])
+            layers += [nn.ReLU(), norm]
+    return nn.Sequential(*layers).to(device).eval()
+
+
+def torch_feedforward(y, net, *, n_fft=2048, hop_length=512, phase_iters=32, device="cpu"):
+    """The feedforward pipeline in torch: torch.stft, the network, Griffin-Lim from the content's phase.
+
+    Returns
+    -------
+    np.ndarray, shape (samples,)
+    """
+    window = torch.hann_window(n_fft, device=device)
+    spec = torch.stft(torch.as_tensor(y, device=device), n_fft=n_fft, hop_length=hop_length, window=window,
+                      center=True, return_complex=True, pad_mode="constant")
+    X = torch.log1p(spec.abs())[None]
+    T = X.shape[2]
+    X = torch.nn.functional.pad(X, (0, (-T) % 16), mode="replicate")
+    with torch.no_grad():
+        magnitude = torch.expm1(torch.relu(net(X)[0, :, :T]))
+    angles = (spec / spec.abs().clamp_min(1e-30)).cpu().numpy()
+    out, _ = torch_griffin_lim(magnitude.cpu().numpy(), angles, n_iter=phase_iters, n_fft=n_fft,
+                               hop_length=hop_length, length=len(y), device=device)
+    return out

@@ -14,7 +14,7 @@ from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .methods.feedforward import feedforward
 from .methods.optimize import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS, optimize
-from .models import Network
+from .models import TRAINING_PEAK, Network
 from .validation import as_audio, check_choice, check_float, check_int
 
 METHODS = ("optimize", "feedforward")
@@ -189,6 +189,12 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         return np.log1p(np.abs(spec)), spec
 
     content_work = audio.resample(content, orig_sr=sr, target_sr=sr_work)
+    gain = 1.0
+    if method == "feedforward":
+        # log1p magnitudes depend on the level: show the network content at the level it was
+        # trained on (all channels by one gain, so their balance stays), and undo it at the end.
+        gain = TRAINING_PEAK / max(float(np.max(np.abs(content_work))), 1e-12)
+        content_work = content_work * np.float32(gain)
     X_content, content_spec = log_spec(content_work, "content")
     X_styles = []
     for i, (s, s_sr) in enumerate(zip(styles, style_srs)):
@@ -217,7 +223,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         callback=None if callback is None else (lambda i, db: callback("phase", i, phase_total, db)),
         **stft_opts,
     )
-    y = audio.resample(y_work, orig_sr=sr_work, target_sr=sr, length=content.shape[-1])
+    y = audio.resample(y_work / np.float32(gain), orig_sr=sr_work, target_sr=sr, length=content.shape[-1])
     if match_loudness:
         y = audio.match_loudness(y, content)
     if was_1d:

@@ -23,6 +23,11 @@ KINDS = ("lossnet", "style")
 LOSSNET_CHANNELS = (128, 64, 64, 32)
 STYLE_LAYERS = ("enc0", "enc1", "enc2")
 CONTENT_LAYER = "enc3"
+# Networks see every recording at one level: peak -1 dBFS. A log1p magnitude depends on the
+# level, and a style clip recorded quieter than the corpus would otherwise teach the network
+# to change the loudness instead of the timbre (measured: a quiet violin style made a model
+# that added broadband energy and raised the random-filter style loss 18x).
+TRAINING_PEAK = 10 ** (-1 / 20)
 
 
 @dataclass
@@ -96,12 +101,23 @@ def _describe(kind):
 
 
 def default_lossnet():
-    """The loss network shipped with nstaudio (trained by ``scripts/make_lossnet.py``)."""
-    return load_model(resources.files("nstaudio") / "data" / "lossnet.npz", kind="lossnet")
+    """The loss network shipped with nstaudio (trained by ``scripts/make_lossnet.py``).
+
+    Raises
+    ------
+    CheckpointError
+        This installation has none: no loss network ships yet (see the README); train one
+        with :func:`train_lossnet` and pass it as ``lossnet``.
+    """
+    path = resources.files("nstaudio") / "data" / "lossnet.npz"
+    if not path.is_file():
+        raise CheckpointError("no loss network ships with this nstaudio yet: train one with `nstaudio train-lossnet "
+                              "CORPUS_DIR -o lossnet.npz` (scripts/make_corpus.py makes a corpus) and pass --lossnet")
+    return load_model(path, kind="lossnet")
 
 
 def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus"):
-    """Mono working-rate log1p-magnitude spectrograms of a list of recordings.
+    """Mono working-rate log1p-magnitude spectrograms of a list of recordings, each at peak ``TRAINING_PEAK``.
 
     Parameters
     ----------
@@ -124,7 +140,8 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus"):
         if y.shape[-1] < n_fft:
             raise AudioError(f"{label} is too short: {y.shape[-1] / sr_work:.3f} s, one {n_fft}-sample frame needs "
                              f"{n_fft / sr_work:.3f} s")
-        out.append(np.log1p(np.abs(spectral.stft(y[0], n_fft=n_fft, hop_length=hop_length))).astype(np.float32))
+        y = y[0] * np.float32(TRAINING_PEAK / np.max(np.abs(y)))  # as_audio refused silence
+        out.append(np.log1p(np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))).astype(np.float32))
     return out
 
 

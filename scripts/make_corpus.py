@@ -22,6 +22,7 @@ import tempfile
 import numpy as np
 
 import nstaudio as nst
+from nstaudio.models import TRAINING_PEAK
 
 SR = 22050
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -68,11 +69,11 @@ def _require(tool):
 
 
 def _to_corpus_wav(source, target):
-    """Any WAV -> mono 22.05 kHz, peak-normalised to -1 dBFS."""
+    """Any WAV -> mono 22.05 kHz at the level networks train on (peak -1 dBFS)."""
     y, sr = nst.load(source, sr=SR, mono=True)
     peak = np.max(np.abs(y))
     if peak > 0:
-        nst.save(target, y * (10 ** (-1 / 20) / peak), SR)
+        nst.save(target, y * (TRAINING_PEAK / peak), SR)
 
 
 def espeak_clip(text, voice, variant, speed, pitch, target, tmp):

@@ -93,7 +93,7 @@ def test_resume_from_the_command_line(setup, tmp_path):
 @pytest.mark.parametrize("case", ["model_and_style", "no_style", "feedforward_without_model", "lossnet_as_model",
                                   "missing_model", "output_is_model", "n_fft_conflict", "missing_corpus",
                                   "empty_corpus", "output_is_style", "bad_channels", "bad_lossnet", "bad_steps",
-                                  "corrupt_corpus_file"])
+                                  "corrupt_corpus_file", "no_lossnet"])
 def test_mistakes_get_one_clear_line(setup, tmp_path, case):
     root, corpus, style, content, lossnet, model = setup
     out = tmp_path / "out.wav"
@@ -119,6 +119,7 @@ def test_mistakes_get_one_clear_line(setup, tmp_path, case):
                         "not a loss network"),
         "bad_steps": (["train-lossnet", corpus, "-o", tmp_path / "m.npz", "--steps", "0"], "steps"),
         "corrupt_corpus_file": (["train-lossnet", broken, "-o", tmp_path / "m.npz"], "x.wav: not a readable audio"),
+        "no_lossnet": (["train-style", style, corpus, "-o", tmp_path / "m.npz"], "no loss network ships"),
     }[case]
     before = {p: p.read_bytes() for p in (style, model, lossnet)}
     result = invoke(*args)

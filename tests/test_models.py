@@ -49,6 +49,21 @@ def test_stylize_with_a_model_keeps_shape_rate_and_channels(style_model):
     assert mono.shape == content[0].shape
 
 
+@pytest.mark.parametrize("match_loudness", [True, False])
+def test_networks_see_every_recording_at_one_level(style_model, match_loudness):
+    """log1p magnitudes depend on the level; the networks are shown peak -1 dBFS, whatever the input's."""
+    from nstaudio.models import log_spectrograms
+
+    content = harmonic_tone(0.6, SR, f0=247.0, seed=4)
+    opts = dict(sr_work=SR, n_fft=256, hop_length=64)
+    np.testing.assert_allclose(log_spectrograms([content], SR, **opts)[0],
+                               log_spectrograms([0.05 * content], SR, **opts)[0], rtol=1e-5, atol=1e-5)
+    loud = nst.stylize(content, sr=SR, model=style_model, match_loudness=match_loudness)
+    quiet = nst.stylize(0.05 * content, sr=SR, model=style_model, match_loudness=match_loudness)
+    # equal up to float32 rounding carried through 32 Griffin-Lim iterations
+    np.testing.assert_allclose(quiet / 0.05, loud, rtol=0, atol=1e-3 * np.max(np.abs(loud)))
+
+
 def test_stylize_model_errors(style_model, lossnet):
     content = harmonic_tone(0.5)
     with pytest.raises(ParameterError, match="not both"):
@@ -139,7 +154,8 @@ def test_style_training_lowers_the_style_loss_of_the_output(corpus, lossnet):
     from nstaudio.nn.layers import gram
     from nstaudio.nn.train import style_targets
 
-    style = harmonic_tone(1.5, SR, f0=880.0, seed=5) * np.float32(3)
+    # a broadband, noisy timbre: far from the corpus's harmonic tones in Gram terms
+    style = (np.random.default_rng(5).standard_normal(int(1.5 * SR)) * 0.3).astype(np.float32)
     model = nst.train_style(style, corpus, SR, lossnet=lossnet, steps=60, batch_size=4, crop=16,
                             learning_rate=1e-2, alpha=1.0, beta=100.0)
     net = Autoencoder(lossnet.arch)
@@ -155,21 +171,13 @@ def test_style_training_lowers_the_style_loss_of_the_output(corpus, lossnet):
     assert style_distance(Y) < 0.5 * style_distance(X)
 
 
-def test_the_shipped_loss_network():
-    net = nst.default_lossnet()
-    assert net.kind == "lossnet" and net.spectrogram_settings == (22050, 2048, 512)
-    path = os.path.join(os.path.dirname(nst.__file__), "data", "lossnet.npz")
-    assert os.path.getsize(path) < 5e6
-    # trained: it reconstructs the bundled piano (never in its corpus) far better than predicting its mean
-    from nstaudio.examples import example_path
-    from nstaudio.models import log_spectrograms
-    from nstaudio.nn.autoencoder import Autoencoder
-
-    y, sr = nst.load(example_path("content"))
-    (X,) = log_spectrograms([y], sr, sr_work=22050, n_fft=2048, hop_length=512)
-    X = X[None, :, :X.shape[1] // 16 * 16]
-    Y, _, _ = Autoencoder(net.arch).forward(net.params, net.state, X)
-    assert np.mean((Y - X) ** 2) < 0.3 * np.var(X)
+def test_without_a_shipped_loss_network_the_error_says_what_to_do(corpus):
+    # No loss network ships yet (README: the one trained so far did not transfer style), so the
+    # default must fail with the way out, not with a missing-file trace.
+    with pytest.raises(CheckpointError, match="train-lossnet"):
+        nst.default_lossnet()
+    with pytest.raises(CheckpointError, match="--lossnet"):
+        nst.train_style(corpus[0], corpus, SR, steps=1)
 
 
 def test_load_corpus_reads_audio_recursively_and_names_bad_files(tmp_path, wav_files):
