@@ -3,7 +3,8 @@
 Needs a training corpus, ``python scripts/make_corpus.py build/corpus`` (or point
 ``NSTAUDIO_CORPUS`` at a directory of recordings), and a loss network: the shipped one, or
 ``build/lossnet.npz`` / ``NSTAUDIO_LOSSNET`` (``scripts/make_lossnet.py ... -o build/lossnet.npz``);
-skipped with that reason otherwise.
+skipped with that reason otherwise. ``NSTAUDIO_STYLE_MODEL`` names an already trained style model
+(for the bundled violin) to time stylization without training one first.
 """
 
 import os
@@ -25,6 +26,8 @@ SECONDS = 10
 @pytest.fixture(scope="module")
 def style_model(report):
     """A style model for the bundled violin, trained with the defaults on the corpus (timed)."""
+    if os.environ.get("NSTAUDIO_STYLE_MODEL"):
+        return nst.load_model(os.environ["NSTAUDIO_STYLE_MODEL"], kind="style")
     if not os.path.isdir(CORPUS):
         pytest.skip(f"no training corpus at {CORPUS}: run scripts/make_corpus.py build/corpus or set NSTAUDIO_CORPUS")
     try:

@@ -120,6 +120,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         Start Griffin-Lim from the content's phase or from random phase (the papers).
     seed : int
     device : {"auto", "numpy", "cpu", "cuda"}
+        Backend of the optimizer and of Griffin-Lim (a feedforward network runs on numpy/BLAS).
     match_loudness : bool
         Scale the output to the content's RMS (lowered if it would clip).
     callback : callable or None

@@ -26,7 +26,7 @@ CONTENT_LAYER = "enc3"
 # Networks see every recording at one level: peak -1 dBFS. A log1p magnitude depends on the
 # level, and a style clip recorded quieter than the corpus would otherwise teach the network
 # to change the loudness instead of the timbre (measured: a quiet violin style made a model
-# that added broadband energy and raised the random-filter style loss 18x).
+# that raised the mean log magnitude of quiet piano from 0.07 to 0.47).
 TRAINING_PEAK = 10 ** (-1 / 20)
 
 
