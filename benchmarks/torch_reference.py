@@ -167,3 +167,42 @@ def torch_feedforward(y, net, *, n_fft=2048, hop_length=512, phase_iters=32, dev
     out, _ = torch_griffin_lim(magnitude.cpu().numpy(), angles, n_iter=phase_iters, n_fft=n_fft,
                                hop_length=hop_length, length=len(y), device=device)
     return out
+
+
+class TorchTimeDomainObjective:
+    """``loss, grad = f(y)`` for waveforms y (B, n): the Mital objective of ``nstaudio.methods.timedomain`` in torch.
+
+    Frames of the zero-padded signal (``frame // 2`` in front) times a periodic Hann window,
+    ``torch.fft.rfft``, [Re; Im; |.|] stacked, ``conv1d`` + ReLU, content and Gram losses, autograd.
+    """
+
+    def __init__(self, W, content, style, *, frame, hop, alpha, device="cpu", dtype=torch.float32):
+        self.frame, self.hop, self.alpha, self.device, self.dtype = frame, hop, alpha, device, dtype
+        self.W = torch.as_tensor(W, dtype=dtype, device=device)
+        self.window = torch.hann_window(frame, periodic=True, dtype=dtype, device=device)
+        with torch.no_grad():
+            self.Zc, _ = self.stacked(torch.as_tensor(content, dtype=dtype, device=device))
+            self.Fc = torch.relu(torch.nn.functional.conv1d(self.Zc, self.W))
+            Zs, Ms = self.stacked(torch.as_tensor(style[None], dtype=dtype, device=device))
+            Fs = torch.relu(torch.nn.functional.conv1d(Zs, self.W))
+            self.Gf = (Fs[0] @ Fs[0].T) / Fs.shape[2]
+            self.Gm = (Ms[0] @ Ms[0].T) / Ms.shape[2]
+
+    def stacked(self, y):
+        n = y.shape[1]
+        front = self.frame // 2
+        frames = 1 + max(0, -(-(n + front - self.frame) // self.hop))
+        padded = torch.nn.functional.pad(y, (front, self.frame + self.hop * (frames - 1) - front - n))
+        spec = torch.fft.rfft(padded.unfold(1, self.frame, self.hop) * self.window, dim=-1).transpose(1, 2)
+        M = spec.abs()
+        return torch.cat([spec.real, spec.imag, M], dim=1), M
+
+    def __call__(self, y):
+        y = torch.as_tensor(np.asarray(y), dtype=self.dtype, device=self.device).requires_grad_(True)
+        Z, M = self.stacked(y)
+        F = torch.relu(torch.nn.functional.conv1d(Z, self.W))
+        loss = self.alpha * (torch.sum((Z - self.Zc) ** 2) + torch.sum((F - self.Fc) ** 2))
+        loss = loss + torch.sum((F @ F.transpose(1, 2) / F.shape[2] - self.Gf) ** 2)
+        loss = loss + torch.sum((M @ M.transpose(1, 2) / M.shape[2] - self.Gm) ** 2)
+        loss.backward()
+        return float(loss.detach()), y.grad.detach().cpu().numpy()

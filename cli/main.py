@@ -52,8 +52,8 @@ def _parse_weights(ctx, param, value):
 def stylize_options(func):
     """The options shared by ``run`` and ``demo``."""
     options = [
-        click.option("--alpha", type=float, default=1e-2, show_default=True,
-                     help="Content weight; 0 keeps only the style."),
+        click.option("--alpha", type=float, default=None,
+                     help="Content weight; 0 keeps only the style [default: 0.01; 1 for timedomain]."),
         click.option("--iterations", type=int, default=300, show_default=True,
                      help="Most optimizer iterations (the run stops earlier once the loss stops improving)."),
         click.option("--tol", "tolerance", type=float, default=DEFAULT_TOLERANCE, show_default=True,
@@ -63,16 +63,18 @@ def stylize_options(func):
                      show_default=True, help="Iterations over which --tol is measured."),
         click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
                      help="Random conv filters."),
-        click.option("--width", type=int, default=11, show_default=True, help="Filter width in frames."),
-        click.option("--n-fft", type=int, default=None, help="FFT size [default: 2048, or the model's]."),
+        click.option("--width", type=int, default=None, help="Filter width in frames [default: 11; 3 for timedomain]."),
+        click.option("--n-fft", type=int, default=None,
+                     help="FFT size (timedomain: frame size) [default: 2048, or the model's]."),
         click.option("--hop", "hop_length", type=int, default=None,
-                     help="Hop length [default: n_fft/4, or the model's]."),
+                     help="Hop length [default: n_fft/4; n_fft/8 for timedomain; or the model's]."),
         click.option("--sr", "sr_work", type=int, default=None,
                      help="Working sample rate; the output keeps the content's rate [default: 22050, or the model's]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True,
                      help="SciPy's L-BFGS-B, nstaudio's projected L-BFGS (faster per iteration, "
                           "slightly higher final loss), or Adam."),
-        click.option("--learning-rate", type=float, default=0.03, show_default=True, help="Adam step size."),
+        click.option("--learning-rate", type=float, default=None,
+                     help="Adam step size [default: 0.03; 0.001 for timedomain]."),
         click.option("--init", type=click.Choice(INITS), default="noise", show_default=True,
                      help="Start from noise (the papers) or from the content."),
         click.option("--phase-iters", type=int, default=None,
@@ -98,7 +100,8 @@ def stylize_options(func):
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="A style model from `nstaudio train-style`: stylize in one pass (no STYLE files).")
 @click.option("--method", type=click.Choice(METHODS), default=None,
-              help="optimize (with STYLE files) or feedforward (with --model) [default: by the arguments].")
+              help="optimize or timedomain (with STYLE files), feedforward (with --model) "
+                   "[default: optimize, or feedforward with --model].")
 @click.option("--style-weights", callback=_parse_weights, default=None,
               help="Comma-separated weights, one per style file (e.g. 0.7,0.3).")
 @stylize_options
@@ -191,8 +194,9 @@ def _run(content_path, style_paths, output, *, style_weights, model_path, plot_p
             work = (f"{result.iterations} iterations{' (converged)' if result.converged else ''}, "
                     f"loss {result.initial_loss:.4g} -> {result.loss:.4g} "
                     f"(style {result.initial_style_loss:.4g} -> {result.style_loss:.4g})")
+        phase = "" if result.method == "timedomain" else f", phase {result.phase_convergence_db:.1f} dB"
         click.echo(f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {elapsed:.1f} s, "
-                   f"{work}, phase {result.phase_convergence_db:.1f} dB, backend {result.backend}", err=True)
+                   f"{work}{phase}, backend {result.backend}", err=True)
 
 
 def training_options(func):

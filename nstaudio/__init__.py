@@ -13,6 +13,7 @@ from .errors import AudioError, BackendError, NstAudioError, ParameterError
 from .features import random_filters
 from .kernels import available_backends, get_backend
 from .methods.optimize import optimize
+from .methods.timedomain import timedomain
 from .models import Network, default_lossnet, load_model, save_model, train_lossnet, train_style
 from .spectral import griffin_lim, istft, stft
 
@@ -22,5 +23,5 @@ __all__ = [
     "AudioError", "BackendError", "Network", "NstAudioError", "ParameterError", "StylizeInfo",
     "available_backends", "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
     "load_model", "optimize", "random_filters", "resample", "save", "save_model", "stft", "stylize",
-    "train_lossnet", "train_style", "__version__",
+    "timedomain", "train_lossnet", "train_style", "__version__",
 ]

@@ -1,0 +1,238 @@
+"""The `timedomain` method (Mital 2017): optimize the waveform itself, no phase reconstruction.
+
+Features of a waveform y (one per channel): Hann-windowed frames -> real DFT -> the real
+part R, the imaginary part I and the magnitude M, stacked as Z = [R; I; M] of shape
+(3C, T) (C = frame // 2 + 1 bins, T frames). One random conv layer whose kernel spans the
+three components (3C input channels, width K along time) and a ReLU give F. The loss is
+
+    alpha (||Z - Zc||^2 + ||F - Fc||^2) + ||M M^T / T - Gm||^2 + ||F F^T / T' - Gf||^2,
+
+content on the stacked components and the conv layer, Gram style on the magnitudes and the
+conv layer. Its gradient flows back to the samples analytically: the conv part reuses the
+`optimize` objective (so every backend serves it), the magnitude's derivative is R/M, I/M
+(0 where M = 0), the real DFT's adjoint is a weighted inverse real FFT, and the framing's
+adjoint is overlap-add.
+"""
+
+import numpy as np
+import scipy.fft
+
+from .. import optimizers, spectral
+from ..errors import ParameterError
+from ..features import random_filters
+from ..kernels import get_backend
+from ..objective import StyleTransferObjective, _normalised_weights
+from ..validation import check_choice, check_float, check_int
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("noise", "content")
+
+
+class Framing:
+    """Hann-windowed frames of a zero-padded signal, and the exact adjoint.
+
+    The signal of ``n`` samples is padded with ``frame // 2`` zeros in front and enough at
+    the end that every sample lies in a frame; frame t starts at ``t * hop`` of the padded signal.
+    """
+
+    def __init__(self, n, frame, hop, dtype=np.float32):
+        self.n, self.frame, self.hop = n, frame, hop
+        self.front = frame // 2
+        self.frames = 1 + -(-(n + self.front - frame) // hop) if n + self.front > frame else 1
+        self.padded = frame + hop * (self.frames - 1)
+        self.window = spectral.get_window("hann", frame, frame).astype(dtype)
+
+    def __call__(self, y):
+        """y (B, n) -> windowed frames (B, T, frame)."""
+        padded = np.zeros((y.shape[0], self.padded), dtype=y.dtype)
+        padded[:, self.front:self.front + self.n] = y
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.frame, axis=1)[:, ::self.hop]
+        return frames * self.window
+
+    def adjoint(self, frames):
+        """(B, T, frame) -> (B, n): window, overlap-add, drop the padding."""
+        out = spectral.overlap_add(frames * self.window, self.hop)  # length self.padded >= front + n
+        return np.ascontiguousarray(out[:, self.front:self.front + self.n])
+
+
+def stacked_features(y, framing):
+    """``Z = [R; I; M]`` of each channel and what the gradient needs.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (B, n)
+    framing : Framing
+
+    Returns
+    -------
+    Z : np.ndarray, shape (B, 3C, T)
+    parts : tuple (R, I, M), each shape (B, C, T)
+    """
+    spec = scipy.fft.rfft(framing(y), axis=-1).transpose(0, 2, 1)  # (B, C, T)
+    R, I = spec.real.astype(y.dtype), spec.imag.astype(y.dtype)
+    M = np.sqrt(R * R + I * I)
+    return np.concatenate([R, I, M], axis=1), (R, I, M)
+
+
+def _rfft_adjoint(dR, dI, frame):
+    """Adjoint of frames -> (Re, Im) of the real FFT: (B, C, T) pairs -> (B, T, frame).
+
+    ``dx_n = sum_k dR_k cos(2 pi k n / N) - dI_k sin(2 pi k n / N)``, which is ``N irfft``
+    of ``dR + i dI`` once the bins irfft counts twice (all but DC and Nyquist) are halved.
+    """
+    D = (dR + 1j * dI).transpose(0, 2, 1)
+    scale = np.full(D.shape[-1], 0.5)
+    scale[0] = 1.0
+    if frame % 2 == 0:
+        scale[-1] = 1.0
+    return scipy.fft.irfft(D * scale, n=frame, axis=-1) * frame
+
+
+class TimeDomainObjective:
+    """``loss, grad = f(y)`` for waveforms y (B, n): the Mital time-domain objective.
+
+    Parameters
+    ----------
+    backend : module
+        Runs the conv layer (see :mod:`nstaudio.kernels`).
+    W : np.ndarray, shape (N, 3C, K)
+        Random filters spanning the three stacked components.
+    content : np.ndarray, shape (B, n)
+    styles : list of np.ndarray, each shape (n_i,)
+    frame, hop : int
+    style_weights : sequence of float or None
+    alpha : float
+        Content weight (0: style only).
+    dtype : numpy dtype
+    """
+
+    def __init__(self, backend, W, content, styles, *, frame=2048, hop=256, style_weights=None, alpha=1e-2,
+                 dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        self.alpha = check_float("alpha", alpha, minimum=0.0)
+        content = np.asarray(content, dtype=self.dtype)
+        self.framing = Framing(content.shape[1], frame, hop, self.dtype)
+        self.frame = frame
+        Zc, _ = stacked_features(content, self.framing)
+        weights = _normalised_weights(style_weights, len(styles))
+        Zs, self.Gm = [], 0.0
+        for s, w in zip(styles, weights):
+            s = np.asarray(s, dtype=self.dtype)[None]
+            Z, (_, _, M) = stacked_features(s, Framing(s.shape[1], frame, hop, self.dtype))
+            Zs.append(Z[0])
+            self.Gm = self.Gm + w * (M[0] @ M[0].T) / M.shape[2]
+        self.Zc = Zc
+        self.conv = StyleTransferObjective(backend, W, Zc, Zs, style_weights=weights, alpha=alpha, dtype=self.dtype)
+        self.backend = backend
+        self.last_parts = {"content": np.nan, "style": np.nan}
+
+    def __call__(self, y):
+        """Loss and gradient for y (B, n); the gradient is a numpy array like y."""
+        y = np.asarray(y, dtype=self.dtype)
+        Z, (R, I, M) = stacked_features(y, self.framing)
+        conv_loss, dZ = self.conv(Z)
+        dZ = self.backend.to_numpy(dZ).astype(self.dtype, copy=False)
+        content = self.conv.last_parts["content"]
+        style = self.conv.last_parts["style"]
+        C, T = M.shape[1], M.shape[2]
+        if self.alpha > 0:
+            residual = Z - self.Zc
+            content += self.alpha * float(np.sum(residual.astype(np.float64) ** 2))
+            dZ += (2 * self.alpha) * residual
+        dR, dI, dM = dZ[:, :C], dZ[:, C:2 * C], dZ[:, 2 * C:].copy()
+        for b in range(y.shape[0]):
+            E = (M[b] @ M[b].T) / T - self.Gm
+            style += float(np.sum(E.astype(np.float64) ** 2))
+            dM[b] += (4.0 / T) * (E @ M[b])  # E is symmetric
+        # |z| is not differentiable at 0; its subgradient 0 is what keeps silence finite.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            unit_R = np.where(M > 0, R / M, 0).astype(self.dtype)
+            unit_I = np.where(M > 0, I / M, 0).astype(self.dtype)
+        dframes = _rfft_adjoint(dR + dM * unit_R, dI + dM * unit_I, self.frame).astype(self.dtype)
+        self.last_parts = {"content": content, "style": style}
+        return content + style, self.framing.adjoint(dframes)
+
+
+def soft_limit(y, knee=0.9, ceiling=0.99):
+    """Leave |y| <= knee alone and bend the rest smoothly up to ``ceiling``, so the output never clips.
+
+    ``knee + (ceiling - knee) tanh((|y| - knee) / (ceiling - knee))`` above the knee:
+    continuous with slope 1 at the knee, never above ``ceiling`` (tanh rounds to 1 in floating
+    point for large inputs, so the ceiling, not 1, is the bound).
+    """
+    y = np.asarray(y)
+    a = np.abs(y)
+    over = a > knee
+    out = y.copy()
+    room = ceiling - knee
+    out[over] = np.sign(y[over]) * (knee + room * np.tanh((a[over] - knee) / room))
+    return out
+
+
+def timedomain(content, styles, *, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=3,
+               frame=2048, hop=256, optimizer="lbfgs", init="noise", learning_rate=1e-3, tolerance=1e-3,
+               tolerance_window=20, seed=0, device="auto", callback=None):
+    """Waveforms with the content of ``content`` and the style of ``styles`` (Mital 2017).
+
+    Parameters
+    ----------
+    content : np.ndarray, shape (B, n)
+        One waveform per channel, at the working rate.
+    styles : list of np.ndarray, each shape (n_i,)
+        Style waveforms (mono), at the working rate; each at least one frame long.
+    style_weights, alpha, iterations, n_filters, tolerance, tolerance_window, seed, callback
+        As in :func:`nstaudio.optimize`.
+    width : int
+        Conv width in frames (the kernel's height spans the 3 components).
+    frame, hop : int
+        Analysis frame and hop in samples (2048 and 256 at 22.05 kHz in the paper); hop <= frame / 2.
+    optimizer : {"lbfgs", "adam"}
+        SciPy's L-BFGS-B (unbounded: the samples may take any value) or Adam.
+    init : {"noise", "content"}
+    learning_rate : float
+        Adam's step size (in sample units).
+    device : {"auto", "numpy", "cpu", "cuda"}
+        Backend of the conv layer.
+
+    Returns
+    -------
+    y : np.ndarray, shape (B, n), float32
+        The optimized waveforms, soft-limited below full scale.
+    info : dict
+        As :func:`nstaudio.optimize`'s.
+    """
+    content = np.asarray(content, dtype=np.float32)
+    check_int("iterations", iterations, minimum=0)
+    n_filters = check_int("n_filters", n_filters, minimum=1)
+    width = check_int("width", width, minimum=1)
+    frame = check_int("frame", frame, minimum=4, maximum=2**16)
+    # Beyond half a frame, a Hann window leaves samples with no weight: they would never change.
+    hop = check_int("hop", hop, minimum=1, maximum=frame // 2)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("init", init, INITS)
+    backend = get_backend(device)
+    for i, s in enumerate(styles):
+        if len(s) < frame:
+            raise ParameterError(f"style {i + 1} has {len(s)} samples, fewer than one {frame}-sample frame")
+    rng = np.random.default_rng(seed)
+    W = random_filters(n_filters, 3 * (frame // 2 + 1), width, seed=rng.integers(2**63))
+    objective = TimeDomainObjective(backend, W, content, styles, frame=frame, hop=hop, style_weights=style_weights,
+                                    alpha=alpha)
+    if objective.framing.frames < width:
+        raise ParameterError(f"content gives {objective.framing.frames} frames, fewer than the width {width}")
+    del W
+    rms = float(np.sqrt(np.mean(content.astype(np.float64) ** 2)))
+    y0 = content.copy() if init == "content" else (rng.standard_normal(content.shape) * 1e-3 * rms).astype(np.float32)
+    initial_loss, _ = objective(y0)
+    initial_style = objective.last_parts["style"]
+    stopping = dict(tolerance=tolerance, tolerance_window=tolerance_window, callback=callback)
+    if optimizer == "lbfgs":
+        y, info = optimizers.lbfgs(objective, y0, iterations=iterations, lower=None, **stopping)
+    else:
+        y, info = optimizers.adam(objective, y0, iterations=iterations, learning_rate=learning_rate, lower=None,
+                                  **stopping)
+    final_loss, _ = objective(y)
+    info.update(loss=final_loss, content_loss=objective.last_parts["content"],
+                style_loss=objective.last_parts["style"], initial_loss=initial_loss,
+                initial_style_loss=initial_style, backend=backend.name, gram_form=objective.conv.gram_form)
+    return soft_limit(np.asarray(y, dtype=np.float32)), info
