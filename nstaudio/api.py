@@ -178,6 +178,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     hop_length = check_int("hop_length", hop_length, minimum=1)
     if hop_length > n_fft:
         raise ParameterError(f"hop_length must be <= n_fft={n_fft}, got {hop_length}")
+    if method == "timedomain" and hop_length > n_fft // 2:
+        raise ParameterError(f"hop_length must be <= n_fft/2 = {n_fft // 2} for timedomain (beyond that the Hann "
+                             f"window leaves samples no weight), got {hop_length}")
     if method == "timedomain" and optimizer not in TIMEDOMAIN_OPTIMIZERS:
         raise ParameterError(f"optimizer {optimizer!r} does not apply to the timedomain method; "
                              f"choose one of {', '.join(TIMEDOMAIN_OPTIMIZERS)}")
