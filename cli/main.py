@@ -78,7 +78,7 @@ def stylize_options(func):
         click.option("--init", type=click.Choice(INITS), default="noise", show_default=True,
                      help="Start from noise (the papers) or from the content."),
         click.option("--phase-iters", type=int, default=None,
-                     help="Fast Griffin-Lim iterations [default: 100; 32 with --model]."),
+                     help="Fast Griffin-Lim iterations [default: 100; 32 with --model; timedomain has no phase step]."),
         click.option("--phase-init", type=click.Choice(PHASE_INITS), default="content", show_default=True,
                      help="Griffin-Lim starts from the content's phase, or random phase as in the papers."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -114,6 +114,8 @@ def run(content, style, output, model_path, method, style_weights, **options):
         raise click.UsageError("--method feedforward needs --model (a style model from `nstaudio train-style`)")
     if model_path is not None and style:
         raise click.UsageError("a style model carries its style: give STYLE files or --model, not both")
+    if model_path is not None and method not in (None, "feedforward"):
+        raise click.UsageError(f"--model is used by --method feedforward, not by {method}")
     if model_path is None and not style:
         raise click.UsageError("missing STYLE: give one or more style files, or --model")
     _run(content, list(style), output, style_weights=style_weights, model_path=model_path, method=method, **options)
@@ -237,8 +239,9 @@ def train_lossnet(corpus_dir, output, channels, quiet, **options):
         channels = ()
     if len(channels) != 4:
         raise click.BadParameter("expected 4 comma-separated integers", param_hint="--channels")
-    clips, rates = _load_corpus(corpus_dir, output, quiet)
-    _train(models.train_lossnet, output, quiet, clips, rates, channels=channels, **options)
+    models.check_resumable(output, options["resume"])  # before the corpus is read
+    clips, rates, paths = _load_corpus(corpus_dir, output, quiet)
+    _train(models.train_lossnet, output, quiet, clips, rates, channels=channels, labels=paths, **options)
 
 
 @main.command("train-style")
@@ -255,10 +258,12 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
     """Train a style model for the timbre of STYLE on the content recordings under CORPUS_DIR."""
     _check_output(output, [style, corpus_dir, *([lossnet_path] if lossnet_path else [])])
     audio.corpus_files(corpus_dir)  # a wrong directory fails now, not after the other files are read
+    models.check_resumable(output, options["resume"])
     lossnet = models.default_lossnet() if lossnet_path is None else models.load_model(lossnet_path, kind="lossnet")
     y, style_sr = audio.load(style)
-    clips, rates = _load_corpus(corpus_dir, output, quiet)
-    _train(models.train_style, output, quiet, y, clips, rates, style_sr=style_sr, lossnet=lossnet, **options)
+    clips, rates, paths = _load_corpus(corpus_dir, output, quiet)
+    _train(models.train_style, output, quiet, y, clips, rates, style_sr=style_sr, lossnet=lossnet, labels=paths,
+           **options)
 
 
 def _load_corpus(corpus_dir, output, quiet):
@@ -281,7 +286,7 @@ def _load_corpus(corpus_dir, output, quiet):
         if bar is not None:
             bar.__exit__(None, None, None)
     _check_output(output, paths)
-    return clips, rates
+    return clips, rates, paths
 
 
 def _train(trainer, output, quiet, *args, **options):

@@ -181,6 +181,8 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     if method == "timedomain" and hop_length > n_fft // 2:
         raise ParameterError(f"hop_length must be <= n_fft/2 = {n_fft // 2} for timedomain (beyond that the Hann "
                              f"window leaves samples no weight), got {hop_length}")
+    if method == "timedomain" and phase_iters:
+        raise ParameterError("phase_iters does not apply to the timedomain method: it reconstructs no phase")
     if method == "timedomain" and optimizer not in TIMEDOMAIN_OPTIMIZERS:
         raise ParameterError(f"optimizer {optimizer!r} does not apply to the timedomain method; "
                              f"choose one of {', '.join(TIMEDOMAIN_OPTIMIZERS)}")
@@ -207,13 +209,16 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     stft_opts = dict(n_fft=n_fft, hop_length=hop_length)
     min_frames = 1 if method == "feedforward" else width
 
-    def log_spec(y, name):
-        """Working-rate log1p magnitude (channels, bins, frames) and the complex STFT."""
+    def check_length(y, name):
         frames = spectral.n_frames(y.shape[-1], n_fft=n_fft, hop_length=hop_length)
         if y.shape[-1] < n_fft or frames < min_frames:
             need = max(n_fft, (min_frames - 1) * hop_length) / sr_work
             raise AudioError(f"{name} is too short: {y.shape[-1] / sr_work:.3f} s, needs at least {need:.3f} s "
                              f"(one {n_fft}-sample frame and {min_frames} frames for the filter width)")
+
+    def log_spec(y, name):
+        """Working-rate log1p magnitude (channels, bins, frames) and the complex STFT."""
+        check_length(y, name)
         spec = spectral.stft(y, **stft_opts)
         return np.log1p(np.abs(spec)), spec
 
@@ -224,14 +229,20 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         # trained on (all channels by one gain, so their balance stays), and undo it at the end.
         gain = TRAINING_PEAK / max(float(np.max(np.abs(content_work))), 1e-12)
         content_work = content_work * np.float32(gain)
-    X_content, content_spec = log_spec(content_work, "content")
+    if method == "timedomain":  # works on the waveforms: no spectrograms to compute
+        check_length(content_work, "content")
+    else:
+        X_content, content_spec = log_spec(content_work, "content")
     X_styles, styles_work = [], []
     for i, (s, s_sr) in enumerate(zip(styles, style_srs)):
         name = "style" if len(styles) == 1 else f"style {i + 1}"
         s = audio.to_mono(as_audio(s, name))
         s_sr = sr if s_sr is None else check_int("style_sr", s_sr, minimum=1)
         styles_work.append(audio.resample(s, orig_sr=s_sr, target_sr=sr_work))
-        X_styles.append(log_spec(styles_work[-1], name)[0][0])  # also checks the length
+        if method == "timedomain":
+            check_length(styles_work[-1], name)
+        else:
+            X_styles.append(log_spec(styles_work[-1], name)[0][0])
 
     total = iterations
     report = None if callback is None else (lambda i, loss: callback("optimize", i, total, loss))

@@ -6,6 +6,7 @@ network) is trained per style against a loss network and then stylizes any conte
 pass (``stylize(..., model=...)``). Both are :class:`Network` objects saved as checkpoints.
 """
 
+import hashlib
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -116,7 +117,7 @@ def default_lossnet():
     return load_model(path, kind="lossnet")
 
 
-def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus"):
+def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus", labels=None):
     """Mono working-rate log1p-magnitude spectrograms of a list of recordings, each at peak ``TRAINING_PEAK``.
 
     Parameters
@@ -124,6 +125,10 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus"):
     clips : list of np.ndarray, each shape (samples,) or (channels, samples)
     sr : int or list of int
         Sample rate of every clip, or of each.
+    name : str
+        What the clips are, for error messages.
+    labels : list of str or None
+        A name per clip for error messages (file paths), default "``name`` clip i".
 
     Returns
     -------
@@ -134,7 +139,7 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus"):
         raise ParameterError(f"{len(rates)} sample rates for {len(clips)} {name} clips")
     out = []
     for i, (y, rate) in enumerate(zip(clips, rates)):
-        label = name if len(clips) == 1 else f"{name} clip {i + 1}"
+        label = labels[i] if labels is not None else name if len(clips) == 1 else f"{name} clip {i + 1}"
         y = audio.to_mono(as_audio(y, label))
         y = audio.resample(y, orig_sr=check_int("sr", rate, minimum=1), target_sr=sr_work)
         if y.shape[-1] < n_fft:
@@ -145,21 +150,35 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus"):
     return out
 
 
-def _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, crop):
+def _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, crop, labels):
     if not corpus:
         raise AudioError("the corpus is empty: training needs at least one recording")
-    specs = log_spectrograms(corpus, sr, sr_work=sr_work, n_fft=n_fft, hop_length=hop_length)
+    specs = log_spectrograms(corpus, sr, sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, labels=labels)
     if max(s.shape[1] for s in specs) < crop:
         need = (crop - 1) * hop_length / sr_work
         raise AudioError(f"every corpus clip is shorter than the {crop}-frame training crop (about {need:.1f} s)")
     return specs
 
 
-def _resume_state(checkpoint, resume, settings):
-    """The training state saved at ``checkpoint``, or None to start afresh.
+def _digest(arrays):
+    """A short fingerprint of arrays' contents (what a resumed run must be given again)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
-    Without ``resume``, an unfinished run there is an error (so that work is not overwritten
-    by accident); with it, a missing file starts afresh and a run with other settings is an error.
+
+def check_resumable(checkpoint, resume):
+    """Fail early, before any data is read, where ``checkpoint`` and ``resume`` disagree.
+
+    Without ``resume``, an unfinished training run at ``checkpoint`` is an error (work is never
+    overwritten by accident; anything else there is overwritten as asked). With it, a missing
+    file starts afresh, and anything but an unfinished run is an error.
+
+    Returns
+    -------
+    Checkpoint or None
+        The unfinished run to continue.
     """
     if checkpoint is None or not os.path.exists(checkpoint):
         return None
@@ -168,26 +187,33 @@ def _resume_state(checkpoint, resume, settings):
     except CheckpointError:
         if resume:
             raise
-        return None  # not ours to protect: a finished model or another file is overwritten as asked
-    meta = ckpt.meta
-    if meta.get("complete", True):
-        if resume:
-            raise CheckpointError(f"{checkpoint}: nothing to resume, the training run there is finished")
         return None
-    if not resume:
-        raise CheckpointError(f"{checkpoint}: holds an unfinished training run (step {meta.get('step')} of "
-                              f"{meta.get('steps')}); pass --resume (resume=True) to continue it, or remove the file")
-    saved = meta.get("settings")
+    unfinished = ckpt.meta.get("complete") is False
+    if resume and not unfinished:
+        raise CheckpointError(f"{checkpoint}: nothing to resume, it holds no unfinished training run")
+    if unfinished and not resume:
+        raise CheckpointError(f"{checkpoint}: holds an unfinished training run (step {ckpt.meta.get('step')} of "
+                              f"{ckpt.meta.get('steps')}); pass --resume (resume=True) to continue it, or remove "
+                              f"the file")
+    return ckpt if unfinished else None
+
+
+def _resume_state(checkpoint, resume, settings):
+    """The training state saved at ``checkpoint`` (see :func:`check_resumable`), or None to start afresh."""
+    ckpt = check_resumable(checkpoint, resume)
+    if ckpt is None:
+        return None
+    saved = ckpt.meta.get("settings") or {}
     if saved != settings:
-        changed = sorted(k for k in set(saved or {}) | set(settings) if (saved or {}).get(k) != settings.get(k))
-        raise CheckpointError(f"{checkpoint}: the unfinished run used other settings ({', '.join(changed)}); "
+        changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        raise CheckpointError(f"{checkpoint}: the unfinished run used other settings or data ({', '.join(changed)}); "
                               f"resume with the same ones")
-    return TrainingState(ckpt.params, ckpt.state, ckpt.moments, int(meta["step"]), meta["rng"], ckpt.history)
+    return TrainingState(ckpt.params, ckpt.state, ckpt.moments, int(ckpt.meta["step"]), ckpt.meta["rng"],
+                         ckpt.history)
 
 
 def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every, resume, callback, **kwargs):
     """Run a trainer with resumable checkpoints at ``checkpoint``; the finished network is saved there too."""
-    steps = check_int("steps", steps, minimum=1, maximum=10_000_000)
     meta = {"kind": kind, "sr": settings["sr_work"], "n_fft": settings["n_fft"],
             "hop_length": settings["hop_length"], "steps": steps, "settings": settings}
     state = _resume_state(checkpoint, resume, settings)
@@ -208,9 +234,21 @@ def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every
     return network
 
 
+def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume):
+    """Validated settings as plain Python numbers (they go into a JSON header), checked before any data is read."""
+    steps = check_int("steps", steps, minimum=1, maximum=10_000_000)
+    options = dict(batch_size=check_int("batch_size", batch_size, minimum=1, maximum=100_000),
+                   crop=check_int("crop", crop, minimum=1, maximum=1_000_000),
+                   learning_rate=check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True),
+                   weight_decay=check_float("weight_decay", weight_decay, minimum=0.0),
+                   seed=check_int("seed", seed, minimum=0))
+    check_resumable(checkpoint, resume)
+    return steps, options
+
+
 def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_work=22050, n_fft=2048,
                   hop_length=512, batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
-                  callback=None, checkpoint=None, checkpoint_every=200, resume=False):
+                  callback=None, checkpoint=None, checkpoint_every=200, resume=False, labels=None):
     """Train a loss network: an autoencoder that reconstructs log-magnitude spectrograms (AutoStyle, sec. 4).
 
     Parameters
@@ -237,28 +275,30 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
     resume : bool
         Continue the unfinished run at ``checkpoint`` (same corpus and settings); the result
         is the one an uninterrupted run gives.
+    labels : list of str or None
+        Names of the corpus clips (file paths) for error messages.
 
     Returns
     -------
     Network
     """
+    steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume)
     arch = Architecture(n_bins=1 + check_int("n_fft", n_fft, minimum=16, maximum=2**16) // 2,
                         channels=tuple(check_int("channels", c, minimum=1, maximum=4096) for c in channels),
                         width=check_int("width", width, minimum=1, maximum=63))
-    crop = check_int("crop", crop, minimum=1)
-    steps = check_int("steps", steps, minimum=1, maximum=10_000_000)
-    specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, crop)
-    settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, batch_size=batch_size, crop=crop,
-                    learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
-                    corpus=[len(specs), int(sum(s.shape[1] for s in specs))])
+    sr_work = check_int("sr_work", sr_work, minimum=1000, maximum=384000)
+    hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
+    specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, options["crop"], labels)
+    settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, architecture=arch.to_dict(), **options,
+                    corpus=_digest(specs))
     return _train("lossnet", lambda **kw: train_autoencoder(specs, arch, **kw), arch, settings, steps=steps,
                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, callback=callback,
-                  batch_size=batch_size, crop=crop, learning_rate=learning_rate, weight_decay=weight_decay, seed=seed)
+                  **options)
 
 
 def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24,
                 crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0, callback=None, checkpoint=None,
-                checkpoint_every=200, resume=False):
+                checkpoint_every=200, resume=False, labels=None):
     """Train a style model: a transformation network that gives any content the style of ``style``.
 
     Parameters
@@ -276,34 +316,31 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     steps : int
     alpha, beta : float
         Content and style weights (paper: 100 and 1e4).
-    batch_size, crop, learning_rate, weight_decay, seed, callback, checkpoint, checkpoint_every, resume
+    batch_size, crop, learning_rate, weight_decay, seed, callback, checkpoint, checkpoint_every, resume, labels
         As in :func:`train_lossnet`.
 
     Returns
     -------
     Network
     """
+    steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume)
     lossnet = default_lossnet() if lossnet is None else lossnet
     if lossnet.kind != "lossnet":
         raise ParameterError(f"lossnet must be a loss network, got a {_describe(lossnet.kind)}")
     sr_work, n_fft, hop_length = lossnet.spectrogram_settings
     alpha = check_float("alpha", alpha, minimum=0.0, maximum=1e12)
     beta = check_float("beta", beta, minimum=0.0, maximum=1e12)
-    crop = check_int("crop", crop, minimum=1)
-    steps = check_int("steps", steps, minimum=1, maximum=10_000_000)
     if style_sr is None:
         if isinstance(sr, (list, tuple)):
             raise ParameterError("style_sr is needed when the corpus clips have several rates")
         style_sr = sr
-    specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, crop)
     style_spec = log_spectrograms([style], style_sr, sr_work=sr_work, n_fft=n_fft, hop_length=hop_length,
                                   name="style")[0]
-    digest = float(sum(float(np.sum(a, dtype=np.float64)) for layer in lossnet.params.values() for a in layer.values()))
-    settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, alpha=alpha, beta=beta,
-                    batch_size=batch_size, crop=crop, learning_rate=learning_rate, weight_decay=weight_decay,
-                    seed=seed, corpus=[len(specs), int(sum(s.shape[1] for s in specs))],
-                    style_frames=int(style_spec.shape[1]), lossnet_sum=digest)
+    specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, options["crop"], labels)
+    lossnet_arrays = [a for layer in (*lossnet.params.values(), *lossnet.state.values()) for a in layer.values()]
+    settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, alpha=alpha, beta=beta, **options,
+                    corpus=_digest(specs), style=_digest([style_spec]), lossnet=_digest(lossnet_arrays))
     return _train("style", lambda **kw: train_transformer(specs, style_spec, lossnet.triple, **kw), lossnet.arch,
                   settings, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                   callback=callback, alpha=alpha, beta=beta, style_layers=STYLE_LAYERS, content_layer=CONTENT_LAYER,
-                  batch_size=batch_size, crop=crop, learning_rate=learning_rate, weight_decay=weight_decay, seed=seed)
+                  **options)

@@ -9,7 +9,8 @@ and fluidsynth with fluid-soundfont-gm, and the ``corpus`` extra (mido)::
     python scripts/make_corpus.py build/corpus
 
 Writes mono 22.05 kHz WAV files named ``speech-espeak-NNN.wav``, ``speech-festival-NNN.wav``
-and ``instrument-NNN.wav``; an existing directory is refilled from scratch.
+and ``instrument-NNN.wav``. An existing directory is refilled from scratch only if it holds
+nothing but such files (a corpus made before); any other non-empty directory is refused.
 """
 
 import argparse
@@ -146,7 +147,15 @@ def main():
         _require(tool)
     if not os.path.exists(SOUNDFONT):
         sys.exit(f"error: {SOUNDFONT} not found; install fluid-soundfont-gm")
-    shutil.rmtree(args.out_dir, ignore_errors=True)
+    if os.path.exists(args.out_dir):
+        if not os.path.isdir(args.out_dir):
+            sys.exit(f"error: {args.out_dir} exists and is not a directory")
+        foreign = [name for name in os.listdir(args.out_dir)
+                   if not (name.startswith(("speech-", "instrument-")) and name.endswith(".wav"))]
+        if foreign:
+            sys.exit(f"error: {args.out_dir} holds other files ({', '.join(sorted(foreign)[:3])}...); "
+                     f"give a new or a corpus directory")
+        shutil.rmtree(args.out_dir)
     os.makedirs(args.out_dir)
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -93,7 +93,7 @@ def test_resume_from_the_command_line(setup, tmp_path):
 @pytest.mark.parametrize("case", ["model_and_style", "no_style", "feedforward_without_model", "lossnet_as_model",
                                   "missing_model", "output_is_model", "n_fft_conflict", "missing_corpus",
                                   "empty_corpus", "output_is_style", "bad_channels", "bad_lossnet", "bad_steps",
-                                  "corrupt_corpus_file", "no_lossnet"])
+                                  "corrupt_corpus_file", "no_lossnet", "model_with_optimize", "short_corpus_clip"])
 def test_mistakes_get_one_clear_line(setup, tmp_path, case):
     root, corpus, style, content, lossnet, model = setup
     out = tmp_path / "out.wav"
@@ -102,6 +102,10 @@ def test_mistakes_get_one_clear_line(setup, tmp_path, case):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.wav").write_bytes(b"RIFF....WAVEjunk")
+    short = tmp_path / "short"
+    short.mkdir()
+    sf.write(short / "long.wav", harmonic_tone(2.0, 22050), 22050)
+    sf.write(short / "blip.wav", harmonic_tone(0.02, 22050), 22050)
     args, message = {
         "model_and_style": (["run", content, style, "--model", model, "-o", out], "not both"),
         "no_style": (["run", content, "-o", out], "missing STYLE"),
@@ -120,6 +124,9 @@ def test_mistakes_get_one_clear_line(setup, tmp_path, case):
         "bad_steps": (["train-lossnet", corpus, "-o", tmp_path / "m.npz", "--steps", "0"], "steps"),
         "corrupt_corpus_file": (["train-lossnet", broken, "-o", tmp_path / "m.npz"], "x.wav: not a readable audio"),
         "no_lossnet": (["train-style", style, corpus, "-o", tmp_path / "m.npz"], "no loss network ships"),
+        "model_with_optimize": (["run", content, "--model", model, "--method", "optimize", "-o", out],
+                                "not by optimize"),
+        "short_corpus_clip": (["train-lossnet", short, "-o", tmp_path / "m.npz"], "blip.wav is too short"),
     }[case]
     before = {p: p.read_bytes() for p in (style, model, lossnet)}
     result = invoke(*args)

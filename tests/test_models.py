@@ -118,6 +118,8 @@ def test_interrupted_training_resumes_to_the_same_network(tmp_path, corpus):
         nst.train_lossnet(corpus, SR, resume=True, **{**opts, "learning_rate": 1e-3})
     with pytest.raises(CheckpointError, match="other settings"):
         nst.train_lossnet(corpus[:2], SR, resume=True, **opts)
+    with pytest.raises(CheckpointError, match="architecture"):
+        nst.train_lossnet(corpus, SR, resume=True, **{**opts, "channels": (16, 8, 4, 4)})
     steps_seen = []
     resumed = nst.train_lossnet(corpus, SR, resume=True, callback=lambda s, n, loss: steps_seen.append(s), **opts)
     assert steps_seen == [5, 6, 7, 8, 9]
@@ -129,11 +131,33 @@ def test_interrupted_training_resumes_to_the_same_network(tmp_path, corpus):
         nst.train_lossnet(corpus, SR, resume=True, **opts)
 
 
+def test_a_resumed_style_run_must_see_the_same_style_and_loss_network(tmp_path, corpus, lossnet):
+    style = harmonic_tone(1.0, SR, f0=600.0, seed=9)
+    opts = dict(lossnet=lossnet, steps=6, batch_size=4, crop=16, checkpoint=tmp_path / "m.npz", checkpoint_every=2)
+
+    def interrupt(step, steps, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        nst.train_style(style, corpus, SR, callback=interrupt, **opts)
+    with pytest.raises(CheckpointError, match="style"):  # same length, other sound
+        nst.train_style(style[::-1].copy(), corpus, SR, resume=True, **opts)
+    other = nst.Network(lossnet.arch, {k: {n: a * 1.01 for n, a in v.items()} for k, v in lossnet.params.items()},
+                        lossnet.state, lossnet.meta)
+    with pytest.raises(CheckpointError, match="lossnet"):
+        nst.train_style(style, corpus, SR, resume=True, **{**opts, "lossnet": other})
+    model = nst.train_style(style, corpus, SR, resume=True, seed=np.int64(0), **opts)  # numpy scalars are fine
+    assert model.meta["steps"] == 6 and nst.load_model(tmp_path / "m.npz").meta["complete"]
+
+
 def test_training_input_errors(tmp_path, corpus, lossnet):
     with pytest.raises(AudioError, match="empty"):
         nst.train_lossnet([], SR, steps=1, **TINY)
     with pytest.raises(AudioError, match="shorter than the 16-frame"):
         nst.train_lossnet([harmonic_tone(0.02)], SR, steps=1, **TINY)
+    with pytest.raises(AudioError, match="tiny.wav is too short"):
+        nst.train_lossnet([corpus[0], harmonic_tone(0.005)], SR, steps=1, labels=["a.wav", "tiny.wav"], **TINY)
     with pytest.raises(AudioError, match="NaN or infinite"):
         nst.train_lossnet([np.full(SR, np.nan, np.float32)], SR, steps=1, **TINY)
     with pytest.raises(ParameterError, match="steps"):

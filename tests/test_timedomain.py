@@ -131,6 +131,8 @@ def test_stylize_timedomain_keeps_rate_length_and_channels():
     assert info.method == "timedomain" and info.iterations >= 1 and np.isnan(info.phase_convergence_db)
     with pytest.raises(ParameterError, match="does not apply to the timedomain"):
         nst.stylize(content, style, 44100, method="timedomain", optimizer="plbfgs")
+    with pytest.raises(ParameterError, match="reconstructs no phase"):
+        nst.stylize(content, style, 44100, method="timedomain", phase_iters=10)
     with pytest.raises(ParameterError, match="n_fft/2 = 128 for timedomain"):
         nst.stylize(content, style, 44100, method="timedomain", n_fft=256, hop_length=200)
     with pytest.raises(nst.AudioError, match="style is too short"):

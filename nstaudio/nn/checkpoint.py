@@ -73,6 +73,8 @@ def save_checkpoint(path, arch, params, state, *, meta=None, moments=None, histo
         arrays["history"] = np.asarray(history, dtype=np.float64)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)  # a file object, so numpy keeps the temporary name as it is
+        f.flush()
+        os.fsync(f.fileno())  # on disk before the rename, so a crash cannot leave the last good run empty
 
 
 def load_checkpoint(path):
