@@ -190,8 +190,9 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
     """L-BFGS with the bound ``x >= lower`` handled by projection, on the backend's float32 arrays.
 
     A light stand-in for SciPy's L-BFGS-B: variables at the bound whose gradient pushes
-    outwards are frozen for the step; the two-loop recursion gives the quasi-Newton
-    direction on the rest; a weak-Wolfe line search along the projected path (see
+    outwards are frozen for the step; the two-loop recursion, with the correction pairs
+    restricted to the free variables (the reduced quasi-Newton matrix), gives the direction
+    on the rest; a weak-Wolfe line search along the projected path (see
     :func:`_line_search`) picks the step. Everything stays in the backend's arrays (no float64 host copy), so
     an iteration costs a few vector passes instead of SciPy's ~0.1 s per 10 s of audio.
 
@@ -223,22 +224,31 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
 
     for _ in range(iterations):
         frozen = (x <= lower) & (g > 0)
+        free = ~frozen
         q = xp.where(frozen, 0, g)
         free_norm = np.sqrt(dot(q, q))
         if free_norm == 0:
             break  # stationary: no free variable has a gradient
         steepest = q / free_norm
+        # The two-loop recursion on the free variables only (the reduced quasi-Newton matrix):
+        # pairs restricted to them, each kept only if its curvature there is positive.
+        reduced = []
+        for s, y, _ in pairs:
+            s_f, y_f = xp.where(free, s, 0), xp.where(free, y, 0)
+            sy = dot(s_f, y_f)
+            if sy > 1e-10 * dot(y_f, y_f):
+                reduced.append((s_f, y_f, 1.0 / sy))
         alphas = []
-        for s, y, rho in reversed(pairs):
+        for s, y, rho in reversed(reduced):
             a = rho * dot(s, q)
             q -= a * y
             alphas.append(a)
-        if pairs:
-            s, y, _ = pairs[-1]
-            q *= dot(s, y) / dot(y, y)
+        if reduced:
+            s, y, rho = reduced[-1]
+            q *= 1.0 / (rho * dot(y, y))
         else:
             q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
-        for (s, y, rho), a in zip(pairs, reversed(alphas)):
+        for (s, y, rho), a in zip(reduced, reversed(alphas)):
             q += s * (a - rho * dot(y, q))
         direction = -q
         direction[frozen] = 0
