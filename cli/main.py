@@ -19,7 +19,7 @@ from nstaudio.api import METHODS, PHASE_INITS, stylize
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
-from nstaudio.methods.optimize import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS
+from nstaudio.methods.optimize import INITS, OPTIMIZERS
 
 
 class _Group(click.Group):
@@ -56,11 +56,11 @@ def stylize_options(func):
                      help="Content weight; 0 keeps only the style [default: 0.01; 1 for timedomain]."),
         click.option("--iterations", type=int, default=300, show_default=True,
                      help="Most optimizer iterations (the run stops earlier once the loss stops improving)."),
-        click.option("--tol", "tolerance", type=float, default=DEFAULT_TOLERANCE, show_default=True,
+        click.option("--tol", "tolerance", type=float, default=None,
                      help="Stop when the loss fell by less than this fraction over --tol-window iterations; "
-                          "0 runs all --iterations."),
-        click.option("--tol-window", "tolerance_window", type=int, default=DEFAULT_TOLERANCE_WINDOW,
-                     show_default=True, help="Iterations over which --tol is measured."),
+                          "0 runs all --iterations [default: 0.002; 0.001 for timedomain]."),
+        click.option("--tol-window", "tolerance_window", type=int, default=None,
+                     help="Iterations over which --tol is measured [default: 10; 20 for timedomain]."),
         click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
                      help="Random conv filters."),
         click.option("--width", type=int, default=None, help="Filter width in frames [default: 11; 3 for timedomain]."),
@@ -70,9 +70,9 @@ def stylize_options(func):
                      help="Hop length [default: n_fft/4; n_fft/8 for timedomain; or the model's]."),
         click.option("--sr", "sr_work", type=int, default=None,
                      help="Working sample rate; the output keeps the content's rate [default: 22050, or the model's]."),
-        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="lbfgs", show_default=True,
-                     help="SciPy's L-BFGS-B, nstaudio's projected L-BFGS (faster per iteration, "
-                          "slightly higher final loss), or Adam."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
+                     help="plbfgs: nstaudio's projected L-BFGS on the backend's arrays (default); lbfgs: SciPy's "
+                          "L-BFGS-B (the papers'; the timedomain default); adam."),
         click.option("--learning-rate", type=float, default=None,
                      help="Adam step size [default: 0.03; 0.001 for timedomain]."),
         click.option("--init", type=click.Choice(INITS), default="noise", show_default=True,

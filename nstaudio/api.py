@@ -13,7 +13,7 @@ import numpy as np
 from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .methods.feedforward import feedforward
-from .methods.optimize import DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS, optimize
+from .methods.optimize import DEFAULT_OPTIMIZER, DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS, optimize
 from .methods.timedomain import OPTIMIZERS as TIMEDOMAIN_OPTIMIZERS
 from .methods.timedomain import timedomain
 from .models import TRAINING_PEAK, Network
@@ -28,12 +28,18 @@ PHASE_INITS = ("content", "random")
 # - width: the time-domain conv reads 3 x (n_fft/2 + 1) channels at twice the frame rate, so
 #   width 3 keeps an evaluation near the cost of the spectrogram method's width 11.
 # - learning_rate: timedomain's Adam steps are in sample units.
+# - optimizer, tolerance: the waveform is unbounded, which the projected L-BFGS is not made
+#   for; SciPy's L-BFGS-B with the rule it was measured with (1e-3 over 20 iterations).
 # - alpha: timedomain's content term also sees the real and imaginary parts (the phase); at
 #   0.01 the output of 6 s of piano with a violin style lost the piano's onsets, at 1 they stay.
 METHOD_DEFAULTS = {
-    "optimize": dict(phase_iters=100, width=11, learning_rate=0.03, alpha=1e-2, hop_divisor=4),
-    "feedforward": dict(phase_iters=32, width=11, learning_rate=0.03, alpha=1e-2, hop_divisor=4),
-    "timedomain": dict(phase_iters=0, width=3, learning_rate=1e-3, alpha=1.0, hop_divisor=8),
+    "optimize": dict(phase_iters=100, width=11, learning_rate=0.03, alpha=1e-2, hop_divisor=4,
+                     optimizer=DEFAULT_OPTIMIZER, tolerance=DEFAULT_TOLERANCE, tolerance_window=DEFAULT_TOLERANCE_WINDOW),
+    "feedforward": dict(phase_iters=32, width=11, learning_rate=0.03, alpha=1e-2, hop_divisor=4,
+                        optimizer=DEFAULT_OPTIMIZER, tolerance=DEFAULT_TOLERANCE,
+                        tolerance_window=DEFAULT_TOLERANCE_WINDOW),
+    "timedomain": dict(phase_iters=0, width=3, learning_rate=1e-3, alpha=1.0, hop_divisor=8,
+                       optimizer="lbfgs", tolerance=1e-3, tolerance_window=20),
 }
 
 
@@ -81,8 +87,8 @@ class StylizeInfo:
 
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=4096, width=None,
-            optimizer="lbfgs", init="noise", learning_rate=None, tolerance=DEFAULT_TOLERANCE,
-            tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=None, phase_init="content", seed=0,
+            optimizer=None, init="noise", learning_rate=None, tolerance=None,
+            tolerance_window=None, phase_iters=None, phase_init="content", seed=0,
             device="auto", match_loudness=True, callback=None, return_info=False):
     """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
@@ -118,17 +124,18 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         Most optimizer iterations (>= 0).
     n_filters, width : int
         The random conv layer; ``width`` defaults to 11 frames (3 for ``timedomain``).
-    optimizer : {"lbfgs", "plbfgs", "adam"}
-        SciPy's L-BFGS-B, nstaudio's projected L-BFGS (not for ``timedomain``), or Adam (see
-        :func:`nstaudio.optimize`).
+    optimizer : {"plbfgs", "lbfgs", "adam"} or None
+        nstaudio's projected L-BFGS (default; not for ``timedomain``, whose default is
+        ``"lbfgs"``), SciPy's L-BFGS-B, or Adam (see :func:`nstaudio.optimize`).
     init : {"noise", "content"}
         Starting spectrogram.
     learning_rate : float or None
         Adam's step size; default 0.03 (1e-3, in sample units, for ``timedomain``).
-    tolerance : float
+    tolerance : float or None
         Stop early once the loss fell by less than this fraction over the last
-        ``tolerance_window`` iterations (default 1e-3 over 20); 0 runs all ``iterations``.
-    tolerance_window : int
+        ``tolerance_window`` iterations (default 2e-3 over 10; 1e-3 over 20 for
+        ``timedomain``); 0 runs all ``iterations``.
+    tolerance_window : int or None
     phase_iters : int or None
         Fast Griffin-Lim iterations; default 100 for ``optimize``, 32 for ``feedforward``
         (``timedomain`` reconstructs no phase).
@@ -161,6 +168,10 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     """
     started = time.perf_counter()
     method = check_choice("method", method or ("feedforward" if model is not None else "optimize"), METHODS)
+    defaults = METHOD_DEFAULTS[method]
+    optimizer = defaults["optimizer"] if optimizer is None else optimizer
+    tolerance = defaults["tolerance"] if tolerance is None else tolerance
+    tolerance_window = defaults["tolerance_window"] if tolerance_window is None else tolerance_window
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("init", init, INITS)
     check_choice("phase_init", phase_init, PHASE_INITS)
@@ -186,7 +197,6 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     if method == "timedomain" and optimizer not in TIMEDOMAIN_OPTIMIZERS:
         raise ParameterError(f"optimizer {optimizer!r} does not apply to the timedomain method; "
                              f"choose one of {', '.join(TIMEDOMAIN_OPTIMIZERS)}")
-    defaults = METHOD_DEFAULTS[method]
     phase_iters = defaults["phase_iters"] if phase_iters is None else phase_iters
     width = defaults["width"] if width is None else width
     learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate

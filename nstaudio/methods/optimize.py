@@ -14,11 +14,14 @@ from ..validation import check_choice, check_float, check_int
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
 INITS = ("noise", "content")
-# Early stop when the loss fell by less than 0.1 % over the last 20 iterations. On 10 s of
-# piano with a violin style this stops near iteration 120 at a loss 0.08 % above the one
-# reached after 300 iterations.
-DEFAULT_TOLERANCE = 1e-3
-DEFAULT_TOLERANCE_WINDOW = 20
+# Early stop when the loss fell by less than 0.2 % over the last 10 iterations. With the
+# default projected L-BFGS on 10 s of piano with a violin style this stops at iteration 100
+# (53.6 s on 2 cores) at a loss 0.3 % above the one reached after 300 iterations, and still
+# 0.3 % below SciPy L-BFGS-B's after 300; on 6 s of speech with a drum style, at iteration 84,
+# 0.27 % above its 150-iteration loss.
+DEFAULT_OPTIMIZER = "plbfgs"
+DEFAULT_TOLERANCE = 2e-3
+DEFAULT_TOLERANCE_WINDOW = 10
 
 
 def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
@@ -48,7 +51,7 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
 
 
 def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
-             optimizer="lbfgs", init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
+             optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
              tolerance_window=DEFAULT_TOLERANCE_WINDOW, seed=0, device="auto", gram_form="auto", callback=None):
     """Find log-magnitude spectrograms with the content of ``content`` and the style of ``styles``.
 
@@ -66,9 +69,10 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
         Most optimizer iterations.
     n_filters, width : int
         Random conv layer: N filters of K frames.
-    optimizer : {"lbfgs", "plbfgs", "adam"}
-        SciPy's L-BFGS-B; nstaudio's projected L-BFGS on the backend's arrays (less time
-        per iteration, no host round trip on a GPU, a slightly higher final loss); Adam.
+    optimizer : {"plbfgs", "lbfgs", "adam"}
+        nstaudio's projected L-BFGS on the backend's arrays (the default: less time per
+        iteration, no host round trip on a GPU, and on the measured clips a lower loss than
+        SciPy's at equal iterations); SciPy's L-BFGS-B (the papers'); Adam.
     init : {"noise", "content"}
         Start from small non-negative noise (the papers) or from the content.
     learning_rate : float
