@@ -231,25 +231,29 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
             break  # stationary: no free variable has a gradient
         steepest = q / free_norm
         # The two-loop recursion on the free variables only (the reduced quasi-Newton matrix):
-        # pairs restricted to them, each kept only if its curvature there is positive.
-        reduced = []
+        # each pair's curvature is measured there and the pair kept only if it is positive. q
+        # stays 0 on the frozen variables, so plain products with it are free-variable ones and
+        # no masked copy of the history is kept.
+        reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
         for s, y, _ in pairs:
-            s_f, y_f = xp.where(free, s, 0), xp.where(free, y, 0)
-            sy = dot(s_f, y_f)
-            if sy > 1e-10 * dot(y_f, y_f):
-                reduced.append((s_f, y_f, 1.0 / sy))
+            y_free = xp.where(free, y, 0)
+            sy, yy = dot(s, y_free), dot(y_free, y_free)
+            if sy > 1e-10 * yy:
+                reduced.append((s, y, 1.0 / sy, yy))
         alphas = []
-        for s, y, rho in reversed(reduced):
+        for s, y, rho, _ in reversed(reduced):
             a = rho * dot(s, q)
             q -= a * y
+            q[frozen] = 0
             alphas.append(a)
         if reduced:
-            s, y, rho = reduced[-1]
-            q *= 1.0 / (rho * dot(y, y))
+            _, _, rho, yy = reduced[-1]
+            q *= 1.0 / (rho * yy)
         else:
             q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
-        for (s, y, rho), a in zip(reduced, reversed(alphas)):
+        for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
             q += s * (a - rho * dot(y, q))
+            q[frozen] = 0
         direction = -q
         direction[frozen] = 0
         slope = dot(g, direction)
