@@ -12,6 +12,8 @@ import os
 import numba
 import numpy as np
 
+from . import fast_fir
+
 # numba's OpenMP layer leaves its threads spinning after each parallel loop, where they
 # steal the cores from the BLAS threads of the next GEMM (measured: 0.51 s instead of
 # 0.44 s per 10 s objective evaluation on 2 cores). The workqueue layer sleeps instead.
@@ -63,11 +65,19 @@ class _Scratch:
         self._arrays = {}
 
     def get(self, name, shape, dtype):
-        array = self._arrays.get(name)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = np.empty(shape, dtype=dtype)
-            self._arrays[name] = array
-        return array
+        """A C-contiguous ``shape`` view of the buffer ``name``, which only ever grows.
+
+        Growing instead of replacing matters for the fast FIR leaves: their im2col
+        matrices differ in width by a frame or two and would otherwise be reallocated
+        (and faulted in again) by every leaf of every evaluation.
+        """
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape)) * dtype.itemsize
+        buffer = self._arrays.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size, dtype=np.uint8)
+            self._arrays[name] = buffer
+        return buffer[:size].view(dtype).reshape(shape)
 
     def clear(self):
         self._arrays.clear()
@@ -101,9 +111,26 @@ class ConvWeights:
         self.mat = xp.ascontiguousarray(W.transpose(0, 2, 1).reshape(self.N, self.K * self.C))
 
 
-def prepare_weights(W):
-    """Flatten W (N, C, K) once for the im2col GEMMs."""
-    return ConvWeights(np.asarray(W))
+def prepare_weights(W, frames=None, levels=None):
+    """Lay out W (N, C, K) once: flattened for the im2col GEMMs, split by fast FIR where that saves work.
+
+    Parameters
+    ----------
+    W : np.ndarray, shape (N, C, K)
+    frames : int or None
+        Input frames the convolution will mostly run on; chooses the number of fast FIR
+        splits (:func:`fast_fir.split_levels`). None: direct form.
+    levels : int or None
+        Force this many splits instead.
+
+    Returns
+    -------
+    ConvWeights or fast_fir.SplitWeights
+    """
+    W = np.asarray(W)
+    if levels is None:
+        levels = 0 if frames is None else fast_fir.split_levels(W.shape[2], frames)
+    return fast_fir.prepare(W, levels, ConvWeights)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -139,7 +166,8 @@ def conv1d(X, W, out=None):
     Parameters
     ----------
     X : np.ndarray, shape (C, T)
-    W : ConvWeights
+    W : ConvWeights or fast_fir.SplitWeights
+        From :func:`prepare_weights`.
     out : np.ndarray, shape (N, T - K + 1), optional
         Where to write the result.
 
@@ -149,6 +177,8 @@ def conv1d(X, W, out=None):
     """
     T_out = X.shape[1] - W.K + 1
     out = _output(out, (W.N, T_out), X.dtype)
+    if isinstance(W, fast_fir.SplitWeights):
+        return fast_fir.conv1d(X, W, conv1d, out)
     block_width, starts = _blocks(T_out)
     cols = _scratch.get("cols", (W.K * W.C, block_width), X.dtype)
     for t0 in starts:
@@ -163,6 +193,8 @@ def conv1d_adjoint(dY, W, T, out=None):
     """Adjoint of :func:`conv1d` with respect to X: (N, T') -> (C, T), written into ``out`` if given."""
     T_out = dY.shape[1]
     dX = _output(out, (W.C, T), dY.dtype)
+    if isinstance(W, fast_fir.SplitWeights):
+        return fast_fir.conv1d_adjoint(dY, W, T, conv1d_adjoint, dX)
     dX[...] = 0
     mat_t = W.mat.astype(dY.dtype, copy=False).T
     block_width, starts = _blocks(T_out)

@@ -35,8 +35,9 @@ def _launch(kernel, n, *args):
     kernel[blocks, threads](*args)
 
 
-def prepare_weights(W):
-    """Flatten W (N, C, K) once, on the device."""
+def prepare_weights(W, frames=None):
+    """Flatten W (N, C, K) once, on the device; direct form for any ``frames`` (the cpu
+    backend's fast FIR split is not implemented here)."""
     return ConvWeights(cp.asarray(W), xp=cp)
 
 

@@ -21,8 +21,12 @@ def to_numpy(x):
     return np.asarray(x)
 
 
-def prepare_weights(W):
-    """Backend-specific layout of the filters W (N, C, K); the reference keeps them as they are."""
+def prepare_weights(W, frames=None):
+    """Backend-specific layout of the filters W (N, C, K); the reference keeps them as they are.
+
+    ``frames`` (the input length the convolution will mostly see) lets a backend pick its
+    layout; the reference always runs the direct form.
+    """
     return W
 
 

@@ -72,7 +72,9 @@ class StyleTransferObjective:
             raise ParameterError(f"content has {self.shape[1]} bins, the filters expect {C}")
         if self.shape[2] < K:
             raise ParameterError(f"content has {self.shape[2]} frames, fewer than the filter width {K}")
-        self.W = backend.prepare_weights(backend.asarray(W, self.dtype))
+        # Laid out for the content's length, which every evaluation sees (the cpu backend
+        # picks its fast FIR splits from it).
+        self.W = backend.prepare_weights(backend.asarray(W, self.dtype), frames=self.shape[2])
         self.t_out = self.shape[2] - K + 1
 
         weights = _normalised_weights(style_weights, len(styles))

@@ -1,0 +1,100 @@
+"""The cpu backend's fast FIR split of the convolution against the direct reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nstaudio.features import random_filters
+from nstaudio.kernels import cpu, fast_fir, numpy_backend as ref
+from nstaudio.objective import StyleTransferObjective
+
+from test_gradients import assert_gradient, finite_difference
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 7), C=st.integers(1, 6), K=st.integers(2, 12), extra=st.integers(0, 30),
+       levels=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_split_conv_and_adjoint_match_reference(N, C, K, extra, levels, seed):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((N, C, K))
+    Wp = cpu.prepare_weights(W, levels=levels)
+    assert isinstance(Wp, fast_fir.SplitWeights)
+    # Prepared for one length, used on others, twice each: the node buffers are reused.
+    for T in (K + extra, K + extra // 2, K + extra):
+        X = rng.standard_normal((C, T))
+        np.testing.assert_allclose(cpu.conv1d(X, Wp), ref.conv1d(X, W), rtol=1e-10, atol=1e-10)
+        dY = rng.standard_normal((N, T - K + 1))
+        out = np.full((C, T), np.nan)
+        got = cpu.conv1d_adjoint(dY, Wp, T, out=out)
+        assert got is out
+        np.testing.assert_allclose(got, ref.conv1d_adjoint(dY, W, T), rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(N=st.integers(1, 5), C=st.integers(1, 5), K=st.integers(2, 9), extra=st.integers(0, 20),
+       levels=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_split_adjoint_is_the_adjoint(N, C, K, extra, levels, seed):
+    """<conv(X), dY> == <X, conv^T(dY)> through the split itself."""
+    rng = np.random.default_rng(seed)
+    Wp = cpu.prepare_weights(rng.standard_normal((N, C, K)), levels=levels)
+    X = rng.standard_normal((C, K + extra))
+    dY = rng.standard_normal((N, extra + 1))
+    lhs = np.vdot(cpu.conv1d(X, Wp), dY)
+    rhs = np.vdot(X, cpu.conv1d_adjoint(dY, Wp, X.shape[1]))
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_split_keeps_float32_accuracy(levels):
+    """Only additions are added: the float32 split stays as close to exact as the direct form."""
+    rng = np.random.default_rng(0)
+    W = random_filters(64, 40, 11, seed=0)
+    X = rng.random((40, 300)).astype(np.float32)
+    exact = ref.conv1d(X.astype(np.float64), W.astype(np.float64))
+    direct = cpu.conv1d(X, cpu.prepare_weights(W))
+    split = cpu.conv1d(X, cpu.prepare_weights(W, levels=levels))
+    error_direct = np.linalg.norm(direct - exact) / np.linalg.norm(exact)
+    error_split = np.linalg.norm(split - exact) / np.linalg.norm(exact)
+    assert error_split < max(4 * error_direct, 1e-6)
+
+
+def test_split_levels_follow_the_cost_model():
+    # K = 11: one split costs 3*6/22 = 0.82, two 0.61, a third saves nothing (3 taps -> 2 + 2).
+    assert fast_fir.split_levels(11, 431) == 2
+    assert fast_fir.split_levels(11, 100_000) == 2
+    # Leaves must keep MIN_LEAF_FRAMES output frames.
+    assert fast_fir.split_levels(11, 10 + 2 * fast_fir.MIN_LEAF_FRAMES) == 1
+    assert fast_fir.split_levels(11, 10 + fast_fir.MIN_LEAF_FRAMES) == 0
+    # K = 3: the first split alone saves nothing (3 -> 2 taps), the second does (2 -> 1).
+    assert fast_fir.split_levels(3, 2 + 4 * fast_fir.MIN_LEAF_FRAMES) == 2
+    assert fast_fir.split_levels(3, 2 + 2 * fast_fir.MIN_LEAF_FRAMES) == 0
+    assert fast_fir.split_levels(1, 10_000) == 0
+    assert isinstance(cpu.prepare_weights(np.ones((2, 2, 1)), frames=10_000), cpu.ConvWeights)
+
+
+@settings(max_examples=20, deadline=None)
+@given(B=st.integers(1, 2), C=st.integers(1, 4), N=st.integers(1, 5), K=st.integers(2, 5),
+       extra=st.integers(0, 6), alpha=st.sampled_from([0.0, 0.5]), form=st.sampled_from(["nxn", "kernel"]),
+       seed=st.integers(0, 1000))
+def test_objective_gradient_through_the_split(B, C, N, K, extra, alpha, form, seed):
+    """The whole objective, with the split chosen by the objective itself, against finite differences."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_fir, "MIN_LEAF_FRAMES", 1)  # let these tiny lengths split
+        _check_objective_through_the_split(B, C, N, K, extra, alpha, form, seed)
+
+
+def _check_objective_through_the_split(B, C, N, K, extra, alpha, form, seed):
+    rng = np.random.default_rng(seed)
+    T = K + extra
+    W = random_filters(N, C, K, seed=seed, dtype=np.float64)
+    content = rng.random((B, C, T))
+    styles = [rng.random((C, K + 3))]
+    obj = StyleTransferObjective(cpu, W, content, styles, alpha=alpha, gram_form=form, dtype=np.float64)
+    assert isinstance(obj.W, fast_fir.SplitWeights) == (fast_fir.split_levels(K, T) > 0)
+    reference = StyleTransferObjective(ref, W, content, styles, alpha=alpha, gram_form=form, dtype=np.float64)
+    X = rng.random((B, C, T)) + 0.5
+    loss, grad = obj(X)
+    loss_ref, grad_ref = reference(X)
+    assert loss == pytest.approx(loss_ref, rel=1e-10)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-8, atol=1e-10)
+    assert_gradient(grad, finite_difference(lambda x: obj(x)[0], X))
