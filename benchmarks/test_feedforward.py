@@ -1,10 +1,10 @@
 """Case 5: the feedforward method: training a style model, then one-pass stylization against torch.
 
 Needs a training corpus, ``python scripts/make_corpus.py build/corpus`` (or point
-``NSTAUDIO_CORPUS`` at a directory of recordings), and a loss network: the shipped one, or
-``build/lossnet.npz`` / ``NSTAUDIO_LOSSNET`` (``scripts/make_lossnet.py ... -o build/lossnet.npz``);
-skipped with that reason otherwise. ``NSTAUDIO_STYLE_MODEL`` names an already trained style model
-(for the bundled violin) to time stylization without training one first.
+``NSTAUDIO_CORPUS`` at a directory of recordings), skipped with that reason otherwise; the loss
+network is ``build/lossnet.npz`` / ``NSTAUDIO_LOSSNET`` where present, else the shipped one.
+``NSTAUDIO_STYLE_MODEL`` names an already trained style model (for the bundled violin) to time
+stylization without training one first.
 """
 
 import os
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nstaudio as nst
-from audio_fixtures import SR, clip, log_spectrogram
+from audio_fixtures import SR, clip, log_spectrogram, recording
 from conftest import alternate
 
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
@@ -45,26 +45,50 @@ def style_model(report):
 
 
 def test_stylized_output_takes_the_style(report, style_model):
-    """Gram style loss on the `optimize` method's random-filter features: content vs stylized output."""
+    """Gram style loss on the `optimize` method's random-filter features: content vs stylized output.
+
+    Measured on 10 s of the bundled piano, and of speech and drums where those recordings are at
+    hand (``NSTAUDIO_AUDIO_DIR``), each against the bundled violin. A log1p magnitude depends on
+    the level and timbre does not, so content and output are each measured at the loudness that
+    brings them closest to the style (a grid of gains from -36 dB to +36 dB around peak 1; the
+    style at the level the networks are trained at); the plain measure (content as recorded,
+    output at the content's loudness) is reported beside it.
+    """
     from nstaudio.kernels import get_backend
     from nstaudio.methods.optimize import initial_state
+    from nstaudio.models import TRAINING_PEAK
     from nstaudio.objective import StyleTransferObjective
 
-    content = clip("content", SECONDS)
-    start = time.perf_counter()
-    y = nst.stylize(content, sr=SR, model=style_model)
-    seconds = time.perf_counter() - start
-    X_content, X_output, X_style = (log_spectrogram(a) for a in (content, y, clip("style", 4)))
-    W, _ = initial_state((1, *X_content.shape), n_filters=4096, width=11, init="noise", seed=0)
-    objective = StyleTransferObjective(get_backend("cpu"), W, None, [X_style], alpha=0.0, shape=(1, *X_content.shape))
+    style = clip("style", 4)
+    X_style = log_spectrogram(style * np.float32(TRAINING_PEAK / np.max(np.abs(style))))
+    gains = 2.0 ** (np.arange(-12, 13) / 2)
+    contents = {"piano": clip("content", SECONDS), "speech": recording("speech_espeak.wav", SECONDS),
+                "drums": recording("drums.wav", SECONDS)}
+    for name, content in contents.items():
+        if content is None:
+            continue  # speech and drums where the recordings are at hand (audio_fixtures.AUDIO_DIR)
+        start = time.perf_counter()
+        y, info = nst.stylize(content, sr=SR, model=style_model, return_info=True)
+        seconds = time.perf_counter() - start
+        frames = log_spectrogram(content).shape[1]
+        W, _ = initial_state((1, X_style.shape[0], frames), n_filters=4096, width=11, init="noise", seed=0)
+        objective = StyleTransferObjective(get_backend("cpu"), W, None, [X_style], alpha=0.0,
+                                           shape=(1, X_style.shape[0], frames))
 
-    def style_loss(X):
-        return objective.style_loss(objective.features(X))[0]
+        def style_loss(a):
+            return objective.style_loss(objective.features(log_spectrogram(a)))[0]
 
-    before, after = style_loss(X_content), style_loss(X_output)
-    report(f"5. style loss (random-filter Gram) of the stylized {SECONDS} s vs the content", seconds, None,
-           f"{before:.4g} -> {after:.4g} ({after / before - 1:+.0%})")
-    assert after < 0.8 * before
+        def best_gain_style_loss(a):
+            a = a / np.max(np.abs(a))
+            return min(style_loss(a * np.float32(g)) for g in gains)
+
+        before, after = best_gain_style_loss(content), best_gain_style_loss(y)
+        plain_before, plain_after = style_loss(content), style_loss(y)
+        report(f"5. style loss (random-filter Gram) of 10 s of {name} stylized as violin, vs the content", seconds,
+               None, f"{before:.4g} -> {after:.4g} ({after / before - 1:+.0%}) at each one's best loudness; plain "
+                     f"{plain_before:.4g} -> {plain_after:.4g} ({plain_after / plain_before - 1:+.0%}); Griffin-Lim "
+                     f"{info.phase_convergence_db:.1f} dB")
+        assert after < 0.5 * before, name
 
 
 def test_one_pass_speed(torch, report, style_model):

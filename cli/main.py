@@ -248,8 +248,7 @@ def train_lossnet(corpus_dir, output, channels, quiet, **options):
 @click.argument("style", type=click.Path(dir_okay=True))
 @click.argument("corpus_dir", type=click.Path(file_okay=True))
 @click.option("--lossnet", "lossnet_path", type=click.Path(dir_okay=False), default=None,
-              help="Loss network from `nstaudio train-lossnet` [default: the one shipped with nstaudio; "
-                   "none ships yet].")
+              help="Loss network from `nstaudio train-lossnet` [default: the one shipped with nstaudio].")
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Training steps.")
 @click.option("--alpha", type=float, default=100.0, show_default=True, help="Content weight.")
 @click.option("--beta", type=float, default=1e4, show_default=True, help="Style weight.")

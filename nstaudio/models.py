@@ -17,12 +17,11 @@ from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .nn.autoencoder import Architecture
 from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .nn.train import TrainingState, train_autoencoder, train_transformer
+from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
 from .validation import as_audio, check_float, check_int
 
 KINDS = ("lossnet", "style")
 LOSSNET_CHANNELS = (128, 64, 64, 32)
-STYLE_LAYERS = ("enc0", "enc1", "enc2")
 CONTENT_LAYER = "enc3"
 # Networks see every recording at one level: peak -1 dBFS. A log1p magnitude depends on the
 # level, and a style clip recorded quieter than the corpus would otherwise teach the network
@@ -107,13 +106,14 @@ def default_lossnet():
     Raises
     ------
     CheckpointError
-        This installation has none: no loss network ships yet (see the README); train one
-        with :func:`train_lossnet` and pass it as ``lossnet``.
+        This installation lacks it (``nstaudio/data/lossnet.npz``, made by the script); train
+        one with :func:`train_lossnet` and pass it as ``lossnet``.
     """
     path = resources.files("nstaudio") / "data" / "lossnet.npz"
     if not path.is_file():
-        raise CheckpointError("no loss network ships with this nstaudio yet: train one with `nstaudio train-lossnet "
-                              "CORPUS_DIR -o lossnet.npz` (scripts/make_corpus.py makes a corpus) and pass --lossnet")
+        raise CheckpointError(f"this installation of nstaudio lacks its loss network ({path}): train one with "
+                              "`nstaudio train-lossnet CORPUS_DIR -o lossnet.npz` (scripts/make_corpus.py makes a "
+                              "corpus) and pass --lossnet")
     return load_model(path, kind="lossnet")
 
 
@@ -338,7 +338,8 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
                                   name="style")[0]
     specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, options["crop"], labels)
     lossnet_arrays = [a for layer in (*lossnet.params.values(), *lossnet.state.values()) for a in layer.values()]
-    settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, alpha=alpha, beta=beta, **options,
+    settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, alpha=alpha, beta=beta,
+                    style_layers=list(STYLE_LAYERS), **options,
                     corpus=_digest(specs), style=_digest([style_spec]), lossnet=_digest(lossnet_arrays))
     return _train("style", lambda **kw: train_transformer(specs, style_spec, lossnet.triple, **kw), lossnet.arch,
                   settings, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,

@@ -53,6 +53,17 @@ def test_train_and_run_with_a_model(setup):
     assert result.exit_code == 0 and result.output == ""
 
 
+def test_train_style_uses_the_shipped_loss_network_by_default(setup, tmp_path):
+    import nstaudio as nst
+
+    root, corpus, style, content, lossnet, model = setup
+    out = tmp_path / "m.npz"
+    result = invoke("train-style", style, corpus, "-o", out, "--steps", "1", "--batch-size", "2", "--crop", "16", "-q")
+    assert result.exit_code == 0, result.output
+    trained = nst.load_model(out, kind="style")
+    assert trained.arch == nst.default_lossnet().arch and trained.spectrogram_settings == (22050, 2048, 512)
+
+
 def test_help_of_the_training_commands():
     for command, options in (("train-lossnet", ["--steps", "--channels", "--n-fft", "--resume", "--output"]),
                              ("train-style", ["--lossnet", "--alpha", "--beta", "--resume", "--checkpoint-every"])):
@@ -93,7 +104,7 @@ def test_resume_from_the_command_line(setup, tmp_path):
 @pytest.mark.parametrize("case", ["model_and_style", "no_style", "feedforward_without_model", "lossnet_as_model",
                                   "missing_model", "output_is_model", "n_fft_conflict", "missing_corpus",
                                   "empty_corpus", "output_is_style", "bad_channels", "bad_lossnet", "bad_steps",
-                                  "corrupt_corpus_file", "no_lossnet", "model_with_optimize", "short_corpus_clip"])
+                                  "corrupt_corpus_file", "model_with_optimize", "short_corpus_clip"])
 def test_mistakes_get_one_clear_line(setup, tmp_path, case):
     root, corpus, style, content, lossnet, model = setup
     out = tmp_path / "out.wav"
@@ -123,7 +134,6 @@ def test_mistakes_get_one_clear_line(setup, tmp_path, case):
                         "not a loss network"),
         "bad_steps": (["train-lossnet", corpus, "-o", tmp_path / "m.npz", "--steps", "0"], "steps"),
         "corrupt_corpus_file": (["train-lossnet", broken, "-o", tmp_path / "m.npz"], "x.wav: not a readable audio"),
-        "no_lossnet": (["train-style", style, corpus, "-o", tmp_path / "m.npz"], "no loss network ships"),
         "model_with_optimize": (["run", content, "--model", model, "--method", "optimize", "-o", out],
                                 "not by optimize"),
         "short_corpus_clip": (["train-lossnet", short, "-o", tmp_path / "m.npz"], "blip.wav is too short"),

@@ -214,6 +214,39 @@ def test_transformer_training_moves_toward_the_style_and_chunking_is_seamless():
     np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-4)
 
 
+def test_transformer_loss_gradient():
+    """The whole training loss (content, loss-network Grams, the spectrogram's own Gram) against finite differences."""
+    from nstaudio.nn.losses import gram_factor
+    from nstaudio.nn.train import SPECTROGRAM, SPECTROGRAM_DELTA, style_targets, transformer_loss
+
+    rng = np.random.default_rng(5)
+    loss_model, model = Autoencoder(TINY), Autoencoder(TINY)
+    loss_params, loss_state = loss_model.init_params(seed=6, dtype=np.float64)
+    params, state = model.init_params(seed=7, dtype=np.float64)
+    for tree in (loss_params, params):  # off the zero biases, whose exact zeros would sit on ReLU kinks
+        for layer in tree.values():
+            for name in layer:
+                layer[name] = layer[name] + 0.1 * rng.standard_normal(layer[name].shape)
+    loss_model.train(False)
+    model.train(False)  # running statistics: the loss is a function of the parameters alone
+    x = rng.random((2, 3, 16))
+    layers = ("enc0", SPECTROGRAM, SPECTROGRAM_DELTA)
+    targets = style_targets(loss_model, loss_params, loss_state, rng.random((3, 16)), layers)
+    assert targets[SPECTROGRAM].shape == targets[SPECTROGRAM_DELTA].shape == (3, 3) and targets["enc0"].shape == (4, 4)
+    targets = {name: gram_factor(G) for name, G in targets.items()}
+
+    def loss(p):
+        return transformer_loss(model, p, state, loss_model, loss_params, loss_state, x, targets, alpha=2.0,
+                                beta=3.0, style_layers=layers, content_layer="enc2")[0]
+
+    _, grads = transformer_loss(model, params, state, loss_model, loss_params, loss_state, x, targets, alpha=2.0,
+                                beta=3.0, style_layers=layers, content_layer="enc2")
+    for layer, name in [("enc0", "W"), ("dec3", "W"), ("dec3", "b"), ("bn_enc1", "beta")]:
+        def f(value, layer=layer, name=name):
+            return loss({**params, layer: {**params[layer], name: value}})
+        assert_gradient(grads[layer][name], finite_difference(f, params[layer][name].copy()))
+
+
 def test_feedforward_method_shapes_and_errors():
     from nstaudio.methods.feedforward import feedforward
 

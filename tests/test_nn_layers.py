@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from nstaudio.nn.layers import BatchNorm1d, Conv1d, ConvTranspose1d, ReLU, gram, gram_backward
-from nstaudio.nn.losses import mse
+from nstaudio.nn.losses import gram_factor, gram_mse, mse
 from nstaudio.nn.optim import Adam
 
 from test_gradients import assert_gradient, finite_difference
@@ -116,6 +116,36 @@ def test_mse_gradient():
     value, grad = mse(a, b)
     assert value == pytest.approx(np.mean((a - b) ** 2))
     assert_gradient(grad, finite_difference(lambda v: mse(v, b)[0], a.copy()))
+
+
+@settings(max_examples=25, deadline=None)
+@given(B=st.integers(1, 3), C=st.integers(1, 6), T=st.integers(1, 7), Ts=st.integers(1, 9), seed=st.integers(0, 99))
+def test_gram_mse_kernel_form_equals_the_direct_form(B, C, T, Ts, seed):
+    """Value and gradient of the kernel form against MSE of the formed Gram matrices, and finite differences."""
+    rng = np.random.default_rng(seed)
+    F = rng.standard_normal((B, C, T))
+    S = rng.standard_normal((1, C, Ts))
+    G = gram(S)[0][0]
+    L, squared_norm = gram_factor(G)
+    assert L.shape[1] <= min(C, Ts)
+    np.testing.assert_allclose(L @ L.T, G, atol=1e-10)
+    value, dF = gram_mse(F, L, squared_norm)
+    G_F, cache = gram(F)
+    expected, dG = mse(G_F, np.broadcast_to(G, G_F.shape))
+    assert value == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert_gradient(dF, gram_backward(cache, dG))
+    assert_gradient(dF, finite_difference(lambda f: gram_mse(f, L, squared_norm)[0], F.copy()))
+
+
+def test_gram_mse_in_float32_keeps_float32():
+    rng = np.random.default_rng(0)
+    F = rng.random((4, 1025, 64), dtype=np.float32)
+    L, squared_norm = gram_factor(gram(rng.random((1, 1025, 172), dtype=np.float32))[0][0])
+    value, dF = gram_mse(F, L, squared_norm)
+    G_F, cache = gram(F.astype(np.float64))
+    expected, dG = mse(G_F, np.broadcast_to(L.astype(np.float64) @ L.T.astype(np.float64), G_F.shape))
+    assert dF.dtype == np.float32 and value == pytest.approx(expected, rel=1e-4)
+    np.testing.assert_allclose(dF, gram_backward(cache, dG), rtol=1e-3, atol=1e-3 * np.abs(dF).max())
 
 
 def test_adam_with_weight_decay_matches_the_update_rule():

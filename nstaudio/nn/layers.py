@@ -180,10 +180,10 @@ class BatchNorm1d:
 
 def gram(F):
     """Gram matrices ``F F^T / T`` per batch item: (B, C, T) -> (B, C, C), with its cache."""
-    return np.einsum("bct,bdt->bcd", F, F) / F.shape[2], F
+    return np.matmul(F, F.transpose(0, 2, 1)) / F.shape[2], F  # matmul: batched BLAS, unlike einsum
 
 
 def gram_backward(cache, dG):
     """``dF = (dG + dG^T) F / T`` for :func:`gram`."""
     F = cache
-    return np.einsum("bcd,bdt->bct", dG + dG.transpose(0, 2, 1), F) / F.shape[2]
+    return np.matmul(dG + dG.transpose(0, 2, 1), F) / F.shape[2]

@@ -10,8 +10,50 @@ import numpy as np
 from ..errors import ParameterError
 from ..validation import check_int
 from .autoencoder import Autoencoder
-from .losses import mse
+from .losses import gram_factor, gram_mse, mse
 from .optim import Adam
+
+SPECTROGRAM = "spectrogram"
+"""Style "layer" name of the loss network's input: the Gram matrix of the log-magnitude spectrogram
+itself (bins x bins), the spectral envelope and which bins sound together."""
+SPECTROGRAM_DELTA = "spectrogram_delta"
+"""Style "layer" name of the input's frame-to-frame difference: its Gram matrix holds how fast each
+bin moves. Matching it keeps the output as smooth in time as the style; without it the strided
+transposed convolutions leave a frame-rate checkerboard that no signal has (Griffin-Lim then
+cannot reach the stylized magnitudes)."""
+INPUT_FEATURES = (SPECTROGRAM, SPECTROGRAM_DELTA)
+# Style: Gram matrices of the spectrogram itself and of its frame-to-frame change (the spectral
+# envelope, and how smoothly it moves) and of the loss network's first three encoder layers
+# (the paper's, which alone did not carry a violin's timbre): README, "The loss network".
+STYLE_LAYERS = (SPECTROGRAM, SPECTROGRAM_DELTA, "enc0", "enc1", "enc2")
+
+
+def input_features(x):
+    """Style features of the loss network's input itself: ``{SPECTROGRAM: x, SPECTROGRAM_DELTA: dx/dt}``.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (B, C, T)
+
+    Returns
+    -------
+    dict of str -> np.ndarray, shapes (B, C, T) and (B, C, T - 1)
+    """
+    return {SPECTROGRAM: x, SPECTROGRAM_DELTA: np.diff(x, axis=2)}
+
+
+def input_features_backward(d_features, shape, dtype):
+    """Adjoint of :func:`input_features` for the features present in ``d_features``: (B, C, T) or 0."""
+    if not any(name in d_features for name in INPUT_FEATURES):
+        return 0
+    dx = np.zeros(shape, dtype=dtype)
+    if SPECTROGRAM in d_features:
+        dx += d_features[SPECTROGRAM]
+    if SPECTROGRAM_DELTA in d_features:
+        d_delta = d_features[SPECTROGRAM_DELTA]
+        dx[:, :, 1:] += d_delta
+        dx[:, :, :-1] -= d_delta
+    return dx
 
 
 @dataclass
@@ -173,6 +215,7 @@ def style_targets(net, params, state, style, layers):
         The loss network (switched to eval mode here).
     style : np.ndarray, shape (n_bins, T), T a multiple of ``net.multiple``
     layers : sequence of str
+        Encoder layer names, or one of :data:`INPUT_FEATURES` (the network's input itself).
 
     Returns
     -------
@@ -181,11 +224,61 @@ def style_targets(net, params, state, style, layers):
     from .layers import gram
 
     net.train(False)
-    _, acts, _ = net.forward(params, state, style[None].astype(np.float32), stop_after=max(layers))
+    x = style[None].astype(np.float32)
+    encoder = [name for name in layers if name not in INPUT_FEATURES]
+    acts = net.forward(params, state, x, stop_after=max(encoder))[1] if encoder else {}
+    acts.update(input_features(x))
     return {name: gram(acts[name])[0][0] for name in layers}
 
 
-def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4, style_layers=("enc0", "enc1", "enc2"),
+def transformer_loss(model, params, state, loss_model, loss_params, loss_state, x, targets, *, alpha, beta,
+                     style_layers, content_layer):
+    """The transformation network's training loss on one batch, and its gradient.
+
+    ``alpha * MSE(content_layer(T(x)), content_layer(x)) + beta * sum_l MSE(Gram_l(T(x)), targets[l])``,
+    the features taken from the frozen loss network (:data:`INPUT_FEATURES`: from its input ``T(x)`` itself).
+
+    Parameters
+    ----------
+    model, loss_model : Autoencoder
+        The transformation network and the loss network (in eval mode).
+    params, state : dict
+        The transformation network's parameters and BatchNorm statistics (updated in training mode).
+    loss_params, loss_state : dict
+        The loss network's; never modified.
+    x : np.ndarray, shape (B, n_bins, T)
+        Content crops.
+    targets : dict of str -> (np.ndarray, float)
+        The style's Gram matrices (:func:`style_targets`) as :func:`~nstaudio.nn.losses.gram_factor` pairs.
+    alpha, beta : float
+    style_layers : sequence of str
+    content_layer : str
+
+    Returns
+    -------
+    loss : float
+    grads : dict, the structure of ``params``
+    """
+    deepest = max(name for name in (content_layer, *style_layers) if name not in INPUT_FEATURES)  # enc0 < .. < enc3
+    _, x_acts, _ = loss_model.forward(loss_params, loss_state, x, stop_after=content_layer)
+    y, _, caches = model.forward(params, state, x)
+    _, y_acts, loss_caches = loss_model.forward(loss_params, loss_state, y, stop_after=deepest)
+    y_acts.update(input_features(y))
+    content_value, d_content = mse(y_acts[content_layer], x_acts[content_layer])
+    total = alpha * content_value
+    d_acts = {content_layer: alpha * d_content}
+    for name in style_layers:
+        value, d_features = gram_mse(y_acts[name], *targets[name])
+        total += beta * value
+        d_acts[name] = d_acts.get(name, 0) + beta * d_features
+    d_input = input_features_backward({name: d_acts.pop(name) for name in INPUT_FEATURES if name in d_acts},
+                                      y.shape, y.dtype)
+    dy, _ = loss_model.backward(loss_params, loss_caches, None, d_acts)  # the loss network stays frozen
+    _, grads = model.backward(params, caches, dy + d_input)
+    return total, grads
+
+
+def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4, style_layers=STYLE_LAYERS,
                       content_layer="enc3", batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
                       resume=None, callback=None, checkpoint=None, checkpoint_every=200):
     """Train a transformation network for one style against a frozen loss network (AutoStyle).
@@ -207,6 +300,11 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
         As in :func:`train_autoencoder`.
     alpha, beta : float
         Content and style weights (paper: 100 and 1e4).
+    style_layers : sequence of str
+        Encoder layers and :data:`INPUT_FEATURES` whose Gram matrices carry the style
+        (default :data:`STYLE_LAYERS`; the paper's are ``("enc0", "enc1", "enc2")``).
+    content_layer : str
+        The encoder layer whose activations carry the content.
 
     Returns
     -------
@@ -214,8 +312,6 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
         The transformation network.
     history : np.ndarray, shape (steps,)
     """
-    from .layers import gram, gram_backward
-
     arch, loss_params, loss_state = loss_net
     batch_size = check_int("batch_size", batch_size, minimum=1)
     loss_model, model = Autoencoder(arch), Autoencoder(arch)
@@ -225,28 +321,16 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     usable = style.shape[1] - style.shape[1] % loss_model.multiple
     if usable < loss_model.multiple:
         raise ParameterError(f"style has {style.shape[1]} frames, fewer than the {loss_model.multiple} the network needs")
-    targets = style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers)
-    deepest = max((content_layer, *style_layers))  # encoder names sort by depth: enc0 < ... < enc3
+    targets = {name: gram_factor(G) for name, G in
+               style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers).items()}
     source = (loss_params, loss_state) if resume is None else (resume.params, resume.state)
     params, state = _copy_tree(source[0]), _copy_tree(source[1])
     rng = np.random.default_rng(seed)
 
     def step_fn(rng):
         x = random_crops(content, batch_size, crop, rng).astype(np.float32)
-        _, x_acts, _ = loss_model.forward(loss_params, loss_state, x, stop_after=content_layer)
-        y, _, caches = model.forward(params, state, x)
-        _, y_acts, loss_caches = loss_model.forward(loss_params, loss_state, y, stop_after=deepest)
-        content_value, d_content = mse(y_acts[content_layer], x_acts[content_layer])
-        total = alpha * content_value
-        d_acts = {content_layer: alpha * d_content}
-        for name in style_layers:
-            G, cache = gram(y_acts[name])
-            value, dG = mse(G, np.broadcast_to(targets[name], G.shape))
-            total += beta * value
-            d_acts[name] = d_acts.get(name, 0) + beta * gram_backward(cache, dG).astype(np.float32)
-        dy, _ = loss_model.backward(loss_params, loss_caches, None, d_acts)  # the loss network stays frozen
-        _, grads = model.backward(params, caches, dy)
-        return total, grads
+        return transformer_loss(model, params, state, loss_model, loss_params, loss_state, x, targets, alpha=alpha,
+                                beta=beta, style_layers=style_layers, content_layer=content_layer)
 
     model.train(True)
     loss_model.train(False)
