@@ -160,6 +160,50 @@ def col2im_add(cols, K, t0, out):
                 out[c, t0 + j + k] += cols[row, j]
 
 
+@numba.njit(parallel=True, cache=True)
+def strided_windows(x, K, stride, padding, out):
+    """``out[b, c, k, t] = x[b, c, t*stride + k - padding]`` (zero outside x); see ``numpy_backend``.
+
+    x (B, C, T), out (B, C, K, T_out). Parallel over the (b, c) rows; no padded copy of x.
+    """
+    B, C, T = x.shape
+    T_out = out.shape[3]
+    for row in numba.prange(B * C):
+        b = row // C
+        c = row - b * C
+        for k in range(K):
+            # the windows t whose tap k lands inside x: t*stride + k - padding in [0, T)
+            lo = min(max(0, -((k - padding) // stride)), T_out)
+            hi = max(min(T_out, (T - 1 + padding - k) // stride + 1), lo)
+            for t in range(lo):
+                out[b, c, k, t] = 0
+            for t in range(lo, hi):
+                out[b, c, k, t] = x[b, c, t * stride + k - padding]
+            for t in range(hi, T_out):
+                out[b, c, k, t] = 0
+
+
+@numba.njit(parallel=True, cache=True)
+def overlap_windows(cols, stride, padding, bias, out):
+    """``out[b, c, s] = bias[c] + sum of cols[b, c, k, t] over t*stride + k - padding = s``.
+
+    cols (B, C, K, T), bias (C,), out (B, C, length); see ``numpy_backend``. Each (b, c) row
+    is written by one thread, so the scatter has no races.
+    """
+    B, C, K, T = cols.shape
+    length = out.shape[2]
+    for row in numba.prange(B * C):
+        b = row // C
+        c = row - b * C
+        for s in range(length):
+            out[b, c, s] = bias[c]
+        for k in range(K):
+            lo = max(0, -((k - padding) // stride))  # the t with t*stride + k - padding in [0, length)
+            hi = min(T, (length - 1 + padding - k) // stride + 1)
+            for t in range(lo, hi):
+                out[b, c, t * stride + k - padding] += cols[b, c, k, t]
+
+
 def conv1d(X, W, out=None):
     """Valid 1-D convolution over time; see ``numpy_backend.conv1d``.
 

@@ -78,6 +78,30 @@ def test_gram_forms_agree(backend, N, T, Ts):
     np.testing.assert_allclose(d2, d_ref, rtol=1e-9, atol=1e-12)
 
 
+@settings(max_examples=40, deadline=None)
+@given(B=st.integers(1, 3), C=st.integers(1, 4), K=st.integers(1, 5), stride=st.integers(1, 3),
+       padding=st.integers(0, 3), T=st.integers(1, 12), extra=st.integers(0, 2),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_strided_windows_and_their_overlap_match_reference(B, C, K, stride, padding, T, extra, dtype):
+    """The feedforward layers' im2col / col2im, and that one is the other's adjoint."""
+    rng = np.random.default_rng(T)
+    T_out = (T + 2 * padding - K) // stride + 1 + extra  # extra: windows past the padded end read zeros
+    if T_out < 1:
+        return
+    x = rng.standard_normal((B, C, T)).astype(dtype)
+    cols = np.empty((B, C, K, T_out), dtype)
+    cpu.strided_windows(x, K, stride, padding, cols)
+    np.testing.assert_array_equal(cols, ref.strided_windows(x, K, stride, padding, T_out))
+    z = rng.standard_normal((B, C, K, T_out)).astype(dtype)
+    bias = rng.standard_normal(C).astype(dtype)
+    out = np.empty((B, C, T), dtype)
+    cpu.overlap_windows(z, stride, padding, bias, out)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, ref.overlap_windows(z, stride, padding, T, bias), rtol=tol, atol=tol)
+    cpu.overlap_windows(z, stride, padding, np.zeros(C, dtype), out)
+    np.testing.assert_allclose(np.sum(out * x), np.sum(z * cols), rtol=tol, atol=tol)
+
+
 def test_sum_squares_accumulates_in_float64():
     A = np.full((1000, 1000), 1e-3, dtype=np.float32) + np.float32(1.0)
     assert abs(cpu.sum_squares(A) - 1e6 * float(np.float32(1.001)) ** 2) < 1e-3

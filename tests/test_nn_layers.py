@@ -32,6 +32,60 @@ conv_shapes = st.fixed_dictionaries({
 })
 
 
+def direct_conv1d(W, b, x, stride, padding):
+    """The docstring's definition, one output at a time."""
+    x_pad = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
+    C_out, C_in, K = W.shape
+    T_out = (x_pad.shape[2] - K) // stride + 1
+    y = np.empty((x.shape[0], C_out, T_out))
+    for i, o, t in np.ndindex(*y.shape):
+        y[i, o, t] = b[o] + np.sum(W[o] * x_pad[i, :, t * stride:t * stride + K])
+    return y
+
+
+def direct_conv_transpose1d(W, b, x, stride, padding, output_padding):
+    """The docstring's definition: every input frame scatters W[:, :, k] to ``t * stride + k``."""
+    C_in, C_out, K = W.shape
+    B, _, T = x.shape
+    full = np.zeros((B, C_out, (T - 1) * stride + K + output_padding))
+    for i, c, t, k in np.ndindex(B, C_in, T, K):
+        full[i, :, t * stride + k] += W[c, :, k] * x[i, c, t]
+    return full[:, :, padding:full.shape[2] - padding] + b[None, :, None]
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=conv_shapes, output_padding=st.integers(0, 2))
+def test_convolutions_match_their_definitions(p, output_padding):
+    rng = np.random.default_rng(p["extra"])
+    W, b = rng.standard_normal((p["C_out"], p["C_in"], p["K"])), rng.standard_normal(p["C_out"])
+    T = max(1, p["K"] - 2 * p["padding"]) + p["extra"]
+    x = rng.standard_normal((p["B"], p["C_in"], T))
+    conv = Conv1d(p["C_in"], p["C_out"], p["K"], stride=p["stride"], padding=p["padding"])
+    np.testing.assert_allclose(conv.forward({"W": W, "b": b}, x)[0], direct_conv1d(W, b, x, p["stride"], p["padding"]),
+                               rtol=1e-12, atol=1e-12)
+    output_padding = min(output_padding, p["stride"] - 1)
+    transposed = ConvTranspose1d(p["C_out"], p["C_in"], p["K"], stride=p["stride"], padding=p["padding"],
+                                 output_padding=output_padding)
+    z = rng.standard_normal((p["B"], p["C_out"], 1 + p["extra"]))
+    c = rng.standard_normal(p["C_in"])
+    if transposed.output_length(z.shape[2]) >= 1:
+        np.testing.assert_allclose(transposed.forward({"W": W, "b": c}, z)[0],
+                                   direct_conv_transpose1d(W, c, z, p["stride"], p["padding"], output_padding),
+                                   rtol=1e-12, atol=1e-12)
+
+
+def test_float32_layers_stay_float32():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 12)).astype(np.float32)
+    for layer in (Conv1d(3, 4, 3, stride=2, padding=1), ConvTranspose1d(3, 4, 3, stride=2, padding=1,
+                                                                         output_padding=1)):
+        params = layer.init_params(rng)
+        y, cache = layer.forward(params, x)
+        dx, grads = layer.backward(params, cache, np.ones_like(y))
+        assert y.dtype == dx.dtype == np.float32 and dx.shape == x.shape
+        assert all(g.dtype == np.float32 for g in grads.values())
+
+
 @settings(max_examples=25, deadline=None)
 @given(p=conv_shapes)
 def test_conv1d_gradients(p):

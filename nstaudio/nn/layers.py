@@ -7,20 +7,30 @@ Each backward is checked against central finite differences in ``tests/test_nn_l
 import numpy as np
 
 from ..errors import ParameterError
+from ..kernels import cpu as _cpu  # the trainer runs on the host: numba for the window copies, BLAS for the GEMMs
 from ..validation import check_int
 
 
-def _windows(x, width, stride):
-    """(B, C, T) -> (B, C, T_out, width) view of the strided windows."""
-    return np.lib.stride_tricks.sliding_window_view(x, width, axis=2)[:, :, ::stride, :]
+def _windows(x, width, stride, padding, T_out):
+    """im2col columns (B, C, width, T_out) of the zero-padded input (numba, no padded copy)."""
+    out = np.empty(x.shape[:2] + (width, T_out), dtype=x.dtype)
+    _cpu.strided_windows(np.ascontiguousarray(x), width, stride, padding, out)
+    return out
 
 
-def _scatter_windows(dwin, stride, length):
-    """Adjoint of :func:`_windows`: (B, C, T_out, width) -> (B, C, length), summing overlaps."""
-    B, C, T_out, width = dwin.shape
-    out = np.zeros((B, C, length), dtype=dwin.dtype)
-    for k in range(width):
-        out[:, :, k:k + stride * (T_out - 1) + 1:stride] += dwin[:, :, :, k]
+def _overlap(cols, stride, padding, length, bias=None):
+    """Adjoint of :func:`_windows` into ``length`` frames, plus a bias per channel (numba)."""
+    out = np.empty(cols.shape[:2] + (length,), dtype=cols.dtype)
+    bias = np.zeros(cols.shape[1], cols.dtype) if bias is None else bias.astype(cols.dtype, copy=False)
+    _cpu.overlap_windows(cols, stride, padding, bias, out)
+    return out
+
+
+def _batched_outer(a, b):
+    """``sum_i a[i] @ b[i]^T`` for (B, M, T) and (B, N, T): the weight gradient, without a (B, M, N) temporary."""
+    out = a[0] @ b[0].T
+    for i in range(1, a.shape[0]):
+        out += a[i] @ b[i].T
     return out
 
 
@@ -29,7 +39,7 @@ class Conv1d:
 
     Parameters (``params``): ``W`` (C_out, C_in, K), ``b`` (C_out,).
     ``y[b, o, t] = b[o] + sum_{c,k} W[o, c, k] * x_pad[b, c, t*stride + k]``,
-    ``T_out = (T + 2 padding - K) // stride + 1``.
+    ``T_out = (T + 2 padding - K) // stride + 1``. One GEMM per batch item on im2col columns.
     """
 
     def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0):
@@ -52,27 +62,31 @@ class Conv1d:
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
         if x.shape[2] + 2 * self.padding < self.width:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
-        x_pad = np.pad(x, ((0, 0), (0, 0), (self.padding, self.padding)))
-        win = _windows(x_pad, self.width, self.stride)
-        y = np.tensordot(win, params["W"], axes=([1, 3], [1, 2])).transpose(0, 2, 1)
-        y = y + params["b"][None, :, None]
-        return np.ascontiguousarray(y, dtype=x.dtype), (win, x_pad.shape[2])
+        B, C, T = x.shape
+        T_out = self.output_length(T)
+        cols = _windows(x, self.width, self.stride, self.padding, T_out).reshape(B, C * self.width, T_out)
+        W = params["W"].astype(x.dtype, copy=False)
+        y = np.matmul(W.reshape(self.out_channels, -1), cols)
+        y += params["b"].astype(x.dtype, copy=False)[:, None]
+        return y, (cols, T)
 
     def backward(self, params, cache, dy):
         """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
-        win, padded_length = cache
-        dW = np.tensordot(dy, win, axes=([0, 2], [0, 2]))
+        cols, T = cache
+        B, _, T_out = dy.shape
+        W = params["W"].astype(dy.dtype, copy=False).reshape(self.out_channels, -1)
+        dW = _batched_outer(dy, cols.astype(dy.dtype, copy=False)).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
-        dwin = np.tensordot(dy, params["W"], axes=([1], [0])).transpose(0, 2, 1, 3)
-        dx = _scatter_windows(dwin, self.stride, padded_length)
-        dx = dx[:, :, self.padding:padded_length - self.padding]
-        return dx.astype(dy.dtype, copy=False), {"W": dW.astype(dy.dtype), "b": db.astype(dy.dtype)}
+        dcols = np.matmul(W.T, dy).reshape(B, self.in_channels, self.width, T_out)
+        return _overlap(dcols, self.stride, self.padding, T), {"W": dW, "b": db}
 
 
 class ConvTranspose1d:
     """Transposed 1-D convolution: the adjoint of :class:`Conv1d` in its input, plus a bias.
 
     Parameters: ``W`` (C_in, C_out, K) (torch's layout), ``b`` (C_out,).
+    ``y_full[b, o, t*stride + k] += sum_c W[c, o, k] x[b, c, t]``, then ``padding`` frames are
+    cut from each end of ``y_full`` and the bias is added;
     ``T_out = (T - 1) stride - 2 padding + K + output_padding``.
     """
 
@@ -94,23 +108,21 @@ class ConvTranspose1d:
 
     def forward(self, params, x):
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
-        T = x.shape[2]
-        full_length = (T - 1) * self.stride + self.width + self.output_padding
-        dwin = np.tensordot(x, params["W"], axes=([1], [0])).transpose(0, 2, 1, 3)  # (B, C_out, T, K)
-        full = _scatter_windows(dwin, self.stride, full_length)
-        y = full[:, :, self.padding:full_length - self.padding] + params["b"][None, :, None]
-        return np.ascontiguousarray(y, dtype=x.dtype), (x, full_length)
+        B, _, T = x.shape
+        W = params["W"].astype(x.dtype, copy=False).reshape(self.in_channels, -1)
+        dcols = np.matmul(W.T, x).reshape(B, self.out_channels, self.width, T)
+        return _overlap(dcols, self.stride, self.padding, self.output_length(T), params["b"]), x
 
     def backward(self, params, cache, dy):
         """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
-        x, full_length = cache
-        dfull = np.zeros(dy.shape[:2] + (full_length,), dtype=dy.dtype)
-        dfull[:, :, self.padding:full_length - self.padding] = dy
-        win = _windows(dfull, self.width, self.stride)[:, :, :x.shape[2], :]  # (B, C_out, T, K)
-        dx = np.tensordot(win, params["W"], axes=([1, 3], [1, 2])).transpose(0, 2, 1)
-        dW = np.tensordot(x, win, axes=([0, 2], [0, 2]))  # (C_in, C_out, K)
+        x = cache
+        B, _, T = x.shape
+        cols = _windows(dy, self.width, self.stride, self.padding, T).reshape(B, -1, T)  # (B, C_out * K, T)
+        W = params["W"].astype(dy.dtype, copy=False).reshape(self.in_channels, -1)
+        dx = np.matmul(W, cols)
+        dW = _batched_outer(x.astype(dy.dtype, copy=False), cols).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
-        return np.ascontiguousarray(dx, dtype=dy.dtype), {"W": dW.astype(dy.dtype), "b": db.astype(dy.dtype)}
+        return dx, {"W": dW, "b": db}
 
 
 class ReLU:
