@@ -102,7 +102,7 @@ class Autoencoder:
         for norm in self.norms.values():
             norm.training = training
 
-    def forward(self, params, state, x, *, stop_after=None):
+    def forward(self, params, state, x, *, stop_after=None, keep_caches=True):
         """Run the network.
 
         Parameters
@@ -111,6 +111,10 @@ class Autoencoder:
         stop_after : str or None
             Name of the last layer to run (e.g. ``"enc3"``): a loss network only needs its
             encoder activations, so its decoder need not run. None runs every layer.
+        keep_caches : bool
+            False for a pass that needs no backward: each layer's cache (im2col columns, masks)
+            is freed as soon as the next layer has run, so memory stays that of two activations
+            (and fresh pages are not faulted in for every pass).
 
         Returns
         -------
@@ -120,7 +124,7 @@ class Autoencoder:
             ``enc0``..``enc3``: each encoder layer's output after ReLU and BatchNorm (style
             features are the earlier ones, content the last).
         caches : list
-            For :meth:`backward`.
+            For :meth:`backward` (empty when ``keep_caches`` is False).
         """
         if x.shape[2] % self.multiple:
             raise ParameterError(f"input length {x.shape[2]} is not a multiple of {self.multiple}; "
@@ -135,7 +139,8 @@ class Autoencoder:
                 h, c_bn = self.norms[name].forward(params[f"bn_{name}"], h, state[f"bn_{name}"])
             if name.startswith("enc"):
                 activations[name] = h
-            caches.append((name, layer, bn, c_layer, c_relu, c_bn))
+            if keep_caches:
+                caches.append((name, layer, bn, c_layer, c_relu, c_bn))
             if name == stop_after:
                 break
         return h, activations, caches

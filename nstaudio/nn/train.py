@@ -226,7 +226,7 @@ def style_targets(net, params, state, style, layers):
     net.train(False)
     x = style[None].astype(np.float32)
     encoder = [name for name in layers if name not in INPUT_FEATURES]
-    acts = net.forward(params, state, x, stop_after=max(encoder))[1] if encoder else {}
+    acts = net.forward(params, state, x, stop_after=max(encoder), keep_caches=False)[1] if encoder else {}
     acts.update(input_features(x))
     return {name: gram(acts[name])[0][0] for name in layers}
 
@@ -260,7 +260,7 @@ def transformer_loss(model, params, state, loss_model, loss_params, loss_state, 
     grads : dict, the structure of ``params``
     """
     deepest = max(name for name in (content_layer, *style_layers) if name not in INPUT_FEATURES)  # enc0 < .. < enc3
-    _, x_acts, _ = loss_model.forward(loss_params, loss_state, x, stop_after=content_layer)
+    _, x_acts, _ = loss_model.forward(loss_params, loss_state, x, stop_after=content_layer, keep_caches=False)
     y, _, caches = model.forward(params, state, x)
     _, y_acts, loss_caches = loss_model.forward(loss_params, loss_state, y, stop_after=deepest)
     y_acts.update(input_features(y))
@@ -369,10 +369,11 @@ def apply_network(arch, params, state, X, *, chunk=1024, overlap=32):
     chunk = -(-max(chunk, 2 * overlap + m) // m) * m
     step = chunk - 2 * overlap
     B, C, T = X.shape
-    padded = np.pad(X.astype(np.float32), ((0, 0), (0, 0), (overlap, overlap + chunk)), mode="edge")
+    padded = np.pad(X.astype(np.float32), ((0, 0), (0, 0), (overlap, overlap + m)), mode="edge")
     out = np.empty((B, C, T), dtype=np.float32)
     for start in range(0, T, step):
-        y, _, _ = net.forward(params, state, padded[:, :, start:start + chunk])
         width = min(step, T - start)
+        length = -(-(width + 2 * overlap) // m) * m  # the last chunk is only as long as it needs to be
+        y, _, _ = net.forward(params, state, padded[:, :, start:start + length], keep_caches=False)
         out[:, :, start:start + width] = y[:, :, overlap:overlap + width]
     return out
