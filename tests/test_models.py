@@ -58,10 +58,14 @@ def test_networks_see_every_recording_at_one_level(style_model, match_loudness):
     opts = dict(sr_work=SR, n_fft=256, hop_length=64)
     np.testing.assert_allclose(log_spectrograms([content], SR, **opts)[0],
                                log_spectrograms([0.05 * content], SR, **opts)[0], rtol=1e-5, atol=1e-5)
-    loud = nst.stylize(content, sr=SR, model=style_model, match_loudness=match_loudness)
-    quiet = nst.stylize(0.05 * content, sr=SR, model=style_model, match_loudness=match_loudness)
+    # Both levels well below full scale: loudness matching never lets a peak clip, and that
+    # limiter (rightly) depends on the level; this tiny network's output is very peaky.
+    loud = nst.stylize(0.05 * content, sr=SR, model=style_model, match_loudness=match_loudness)
+    quiet = nst.stylize(0.0025 * content, sr=SR, model=style_model, match_loudness=match_loudness)
+    if match_loudness:
+        assert np.max(np.abs(loud)) < 0.9, "the limiter engaged: the comparison would not be about the level"
     # equal up to float32 rounding carried through 32 Griffin-Lim iterations
-    np.testing.assert_allclose(quiet / 0.05, loud, rtol=0, atol=1e-3 * np.max(np.abs(loud)))
+    np.testing.assert_allclose(quiet * 20, loud, rtol=0, atol=1e-3 * np.max(np.abs(loud)))
 
 
 def test_stylize_model_errors(style_model, lossnet):
@@ -171,29 +175,48 @@ def test_training_input_errors(tmp_path, corpus, lossnet):
         nst.train_style(np.zeros(SR, np.float32), corpus, SR, lossnet=lossnet, steps=1)
 
 
-def test_style_training_lowers_the_style_loss_of_the_output(corpus, lossnet):
-    """The transformation network's output is closer in Gram style (on the loss net) than its input."""
+def test_style_training_lowers_the_style_loss_of_the_output(corpus):
+    """Through the public API with the shipped loss network and the default weights and learning
+    rate (30 small steps), training pulls the network's output toward the style: the style term
+    of the loss (loss-net and spectrogram Grams) on held-out crops falls well below the untrained
+    network's, in training mode and in the eval mode that stylizes; a run without the style term
+    (beta=0) leaves it where it was. Measured over seeds 0-2: 0.08-0.12 (training mode), 0.07-0.35
+    (eval mode); without the style term 1.01 and 1.00.
+
+    (Tiny loss networks trained for a few steps make a fragile version of this test: their Grams
+    are near-degenerate, and at lr 1e-2 the outcome swung 0.1-0.9 with seeds and float rounding.)"""
     from nstaudio.models import STYLE_LAYERS, log_spectrograms
     from nstaudio.nn.autoencoder import Autoencoder
-    from nstaudio.nn.layers import gram
-    from nstaudio.nn.train import input_features, style_targets
+    from nstaudio.nn.losses import gram_factor
+    from nstaudio.nn.train import random_crops, style_targets, transformer_loss
 
     # a broadband, noisy timbre: far from the corpus's harmonic tones in Gram terms
     style = (np.random.default_rng(5).standard_normal(int(1.5 * SR)) * 0.3).astype(np.float32)
-    model = nst.train_style(style, corpus, SR, lossnet=lossnet, steps=60, batch_size=4, crop=16,
-                            learning_rate=1e-2, alpha=1.0, beta=100.0)
-    net = Autoencoder(lossnet.arch)
-    (S,), (X,) = (log_spectrograms([y], SR, sr_work=SR, n_fft=256, hop_length=64) for y in (style, corpus[1]))
-    targets = style_targets(net, lossnet.params, lossnet.state, S[:, :S.shape[1] // 16 * 16], STYLE_LAYERS)
-    X = X[None, :, :X.shape[1] // 16 * 16]
-    Y, _, _ = Autoencoder(model.arch).forward(model.params, model.state, X)
+    small = dict(steps=30, batch_size=4, crop=16)
+    model = nst.train_style(style, corpus, SR, **small)
+    without_style = nst.train_style(style, corpus, SR, beta=0.0, **small)
 
-    def style_distance(Z):
-        _, acts, _ = net.forward(lossnet.params, lossnet.state, Z)
-        acts.update(input_features(Z))
-        return sum(np.mean((gram(acts[name])[0][0] - targets[name]) ** 2) for name in STYLE_LAYERS)  # as trained
+    lossnet = nst.default_lossnet()
+    opts = dict(sr_work=22050, n_fft=2048, hop_length=512)
+    (S,) = log_spectrograms([style], SR, **opts)
+    loss_net = Autoencoder(lossnet.arch)
+    targets = {name: gram_factor(G) for name, G in
+               style_targets(loss_net, lossnet.params, lossnet.state, S[:, :S.shape[1] // 16 * 16], STYLE_LAYERS).items()}
+    held_out = [random_crops(log_spectrograms(corpus, SR, **opts), 4, 16, np.random.default_rng(100 + i))
+                .astype(np.float32) for i in range(4)]
 
-    assert style_distance(Y) < 0.5 * style_distance(X)
+    def style_term(network, training):
+        net = Autoencoder(network.arch)
+        net.train(training)
+        state = {name: {k: v.copy() for k, v in values.items()} for name, values in network.state.items()}
+        return np.mean([transformer_loss(net, network.params, state, loss_net, lossnet.params, lossnet.state, x,
+                                         targets, alpha=0.0, beta=1.0, style_layers=STYLE_LAYERS,
+                                         content_layer="enc3")[0] for x in held_out])
+
+    for training, bound in ((True, 0.3), (False, 0.6)):
+        untrained = style_term(lossnet, training)  # the transformation network starts as the loss network
+        assert style_term(model, training) < bound * untrained, training
+        assert style_term(without_style, training) > 0.9 * untrained, training
 
 
 def test_the_shipped_loss_network_reconstructs_real_recordings():

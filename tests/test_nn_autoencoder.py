@@ -195,8 +195,11 @@ def test_transformer_training_moves_toward_the_style_and_chunking_is_seamless():
     style = np.abs(rng.standard_normal((3, 64))).astype(np.float32) * np.array([[3.0], [0.1], [1.0]], np.float32)
     arch = Architecture(n_bins=3, channels=(8, 8, 4, 4), width=3, stride=2)
     lp, ls, _ = train_autoencoder(content, arch, steps=50, batch_size=4, crop=16, learning_rate=1e-2, seed=1)
-    params, state, history = train_transformer(content, style, (arch, lp, ls), steps=150, alpha=1.0, beta=10.0,
-                                               batch_size=4, crop=16, learning_rate=1e-2, seed=2)
+    # This toy problem is chaotic: a float32 rounding change in any kernel moves the trajectory after some
+    # tens of steps. At lr 1e-2 for 150 steps the loss ratio ranged 0.02-1.1 over seeds; at 3e-2 for 300
+    # steps it stayed below 0.38 over 30 seeds (0.07 median), so the assertion tests training, not one path.
+    params, state, history = train_transformer(content, style, (arch, lp, ls), steps=300, alpha=1.0, beta=10.0,
+                                               batch_size=4, crop=16, learning_rate=3e-2, seed=2)
     assert np.mean(history[-10:]) < 0.5 * np.mean(history[:10]), (history[:3], history[-3:])
     # the stylized content's Gram matrices (on the loss net) are closer to the style's than the content's were
     net = Autoencoder(arch)
