@@ -30,6 +30,29 @@ def test_shapes_and_padding():
 
 
 @pytest.mark.parametrize("training", [True, False])
+def test_a_pass_from_scratch_buffers_equals_a_fresh_pass(training):
+    """Reused buffers (inference) give the fresh-array pass, also for a strided view and a second input."""
+    from nstaudio.kernels.cpu import Scratch
+
+    net = Autoencoder(TINY)
+    net.train(training)
+    params, state = net.init_params(seed=3)
+    rng = np.random.default_rng(4)
+    for layer in params.values():
+        for name in layer:
+            layer[name] = layer[name] + 0.1 * rng.standard_normal(layer[name].shape).astype(np.float32)
+    scratch = Scratch()
+    for length in (48, 32):  # the second pass reuses (a prefix of) the first pass's buffers
+        x = rng.random((2, 3, length + 5)).astype(np.float32)[:, :, 5:]  # not contiguous
+        y, acts, _ = net.forward(params, _copy(state), x, keep_caches=False)
+        y_s, acts_s, caches = net.forward(params, _copy(state), x, scratch=scratch)
+        assert caches == []
+        np.testing.assert_allclose(y_s, y, rtol=1e-5, atol=1e-6)
+        for name in acts:
+            np.testing.assert_allclose(acts_s[name], acts[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False])
 def test_whole_network_gradients(training):
     net = Autoencoder(TINY)
     net.train(training)

@@ -102,7 +102,7 @@ class Autoencoder:
         for norm in self.norms.values():
             norm.training = training
 
-    def forward(self, params, state, x, *, stop_after=None, keep_caches=True):
+    def forward(self, params, state, x, *, stop_after=None, keep_caches=True, scratch=None):
         """Run the network.
 
         Parameters
@@ -115,6 +115,9 @@ class Autoencoder:
             False for a pass that needs no backward: each layer's cache (im2col columns, masks)
             is freed as soon as the next layer has run, so memory stays that of two activations
             (and fresh pages are not faulted in for every pass).
+        scratch : kernels.cpu.Scratch or None
+            Run from its reused buffers (no caches kept): ``y`` and the activations are then
+            views into it, valid until its next use. For repeated inference (chunks, calls).
 
         Returns
         -------
@@ -132,14 +135,15 @@ class Autoencoder:
         activations, caches = {}, []
         h = x
         for name, layer, bn in self.layers:
-            h, c_layer = layer.forward(params[name], h)
+            work = None if scratch is None else scratch.section(name)
+            h, c_layer = layer.forward(params[name], h, work)
             c_relu = c_bn = None
             if bn:
-                h, c_relu = self.relu.forward({}, h)
-                h, c_bn = self.norms[name].forward(params[f"bn_{name}"], h, state[f"bn_{name}"])
+                h, c_relu = self.relu.forward({}, h, work)
+                h, c_bn = self.norms[name].forward(params[f"bn_{name}"], h, state[f"bn_{name}"], work)
             if name.startswith("enc"):
                 activations[name] = h
-            if keep_caches:
+            if keep_caches and scratch is None:
                 caches.append((name, layer, bn, c_layer, c_relu, c_bn))
             if name == stop_after:
                 break

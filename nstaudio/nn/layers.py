@@ -2,6 +2,10 @@
 
 Shapes: x is (B, C, T) with frequency bins (or features) as channels and frames as time.
 Each backward is checked against central finite differences in ``tests/test_nn_layers.py``.
+
+Every ``forward`` takes an optional ``scratch`` (a ``kernels.cpu.Scratch`` section) for passes
+that need no backward: its outputs and temporaries are then reused buffers, valid until the
+next pass with the same scratch, and the returned cache must not be used.
 """
 
 import numpy as np
@@ -11,16 +15,21 @@ from ..kernels import cpu as _cpu  # the trainer runs on the host: numba for the
 from ..validation import check_int
 
 
-def _windows(x, width, stride, padding, T_out):
-    """im2col columns (B, C, width, T_out) of the zero-padded input (numba, no padded copy)."""
-    out = np.empty(x.shape[:2] + (width, T_out), dtype=x.dtype)
-    _cpu.strided_windows(np.ascontiguousarray(x), width, stride, padding, out)
+def _array(scratch, name, shape, dtype):
+    """A reused buffer from ``scratch``, else a fresh array (which a cache may keep)."""
+    return np.empty(shape, dtype) if scratch is None else scratch.get(name, shape, dtype)
+
+
+def _windows(x, width, stride, padding, T_out, scratch=None):
+    """im2col columns (B, C, width, T_out) of the zero-padded input (numba, no padded copy of x)."""
+    out = _array(scratch, "cols", x.shape[:2] + (width, T_out), x.dtype)
+    _cpu.strided_windows(x, width, stride, padding, out)
     return out
 
 
-def _overlap(cols, stride, padding, length, bias=None):
+def _overlap(cols, stride, padding, length, bias=None, scratch=None):
     """Adjoint of :func:`_windows` into ``length`` frames, plus a bias per channel (numba)."""
-    out = np.empty(cols.shape[:2] + (length,), dtype=cols.dtype)
+    out = _array(scratch, "y", cols.shape[:2] + (length,), cols.dtype)
     bias = np.zeros(cols.shape[1], cols.dtype) if bias is None else bias.astype(cols.dtype, copy=False)
     _cpu.overlap_windows(cols, stride, padding, bias, out)
     return out
@@ -58,15 +67,16 @@ class Conv1d:
     def output_length(self, T):
         return (T + 2 * self.padding - self.width) // self.stride + 1
 
-    def forward(self, params, x):
+    def forward(self, params, x, scratch=None):
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
         if x.shape[2] + 2 * self.padding < self.width:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
         B, C, T = x.shape
         T_out = self.output_length(T)
-        cols = _windows(x, self.width, self.stride, self.padding, T_out).reshape(B, C * self.width, T_out)
+        cols = _windows(x, self.width, self.stride, self.padding, T_out, scratch).reshape(B, C * self.width, T_out)
         W = params["W"].astype(x.dtype, copy=False)
-        y = np.matmul(W.reshape(self.out_channels, -1), cols)
+        y = np.matmul(W.reshape(self.out_channels, -1), cols,
+                      out=_array(scratch, "y", (B, self.out_channels, T_out), x.dtype))
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
 
@@ -106,12 +116,13 @@ class ConvTranspose1d:
     def output_length(self, T):
         return (T - 1) * self.stride - 2 * self.padding + self.width + self.output_padding
 
-    def forward(self, params, x):
+    def forward(self, params, x, scratch=None):
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
         B, _, T = x.shape
         W = params["W"].astype(x.dtype, copy=False).reshape(self.in_channels, -1)
-        dcols = np.matmul(W.T, x).reshape(B, self.out_channels, self.width, T)
-        return _overlap(dcols, self.stride, self.padding, self.output_length(T), params["b"]), x
+        dcols = np.matmul(W.T, x, out=_array(scratch, "cols", (B, W.shape[1], T), x.dtype))
+        dcols = dcols.reshape(B, self.out_channels, self.width, T)
+        return _overlap(dcols, self.stride, self.padding, self.output_length(T), params["b"], scratch), x
 
     def backward(self, params, cache, dy):
         """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
@@ -131,9 +142,9 @@ class ReLU:
     def init_params(self, rng, dtype=np.float32):
         return {}
 
-    def forward(self, params, x):
-        y = np.maximum(x, 0)
-        return y, y > 0
+    def forward(self, params, x, scratch=None):
+        y = np.maximum(x, 0, out=_array(scratch, "relu", x.shape, x.dtype))
+        return y, (y > 0 if scratch is None else None)
 
     def backward(self, params, cache, dy):
         return dy * cache, {}
@@ -158,7 +169,7 @@ class BatchNorm1d:
     def init_state(self, dtype=np.float32):
         return {"running_mean": np.zeros(self.channels, dtype), "running_var": np.ones(self.channels, dtype)}
 
-    def forward(self, params, x, state=None):
+    def forward(self, params, x, state=None, scratch=None):
         """x (B, C, T) -> y; in training mode updates ``state`` (if given) in place."""
         if self.training:
             mean = x.mean(axis=(0, 2), dtype=np.float64)
@@ -173,6 +184,11 @@ class BatchNorm1d:
         else:
             mean, var = state["running_mean"].astype(np.float64), state["running_var"].astype(np.float64)
         inv_std = 1.0 / np.sqrt(var + self.eps)
+        if scratch is not None:  # no backward: in place in one buffer, no x_hat kept
+            y = np.subtract(x, mean[None, :, None], out=scratch.get("bn", x.shape, x.dtype))
+            y *= (params["gamma"] * inv_std).astype(x.dtype)[None, :, None]
+            y += params["beta"].astype(x.dtype, copy=False)[None, :, None]
+            return y, None
         x_hat = ((x - mean[None, :, None]) * inv_std[None, :, None]).astype(x.dtype)
         y = params["gamma"][None, :, None] * x_hat + params["beta"][None, :, None]
         return y.astype(x.dtype), (x_hat, inv_std.astype(x.dtype), self.training)
