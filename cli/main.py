@@ -215,6 +215,8 @@ def training_options(func):
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
                      help="Save the unfinished run to --output every this many steps."),
         click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --output."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="Where the networks train: auto takes cuda when a GPU is usable, else cpu (numba)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
     ]
     for option in reversed(options):

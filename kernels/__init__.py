@@ -9,6 +9,8 @@ dependencies are probed once, when first asked for (as in sigpy's ``config``).
 import functools
 import importlib
 
+import numpy as np
+
 from nstaudio.errors import BackendError
 from nstaudio.validation import check_choice
 
@@ -67,3 +69,13 @@ def get_backend(device="auto"):
             raise BackendError(f"device 'cuda' is unavailable: {reason}")
     module = {"numpy": "numpy_backend", "cpu": "cpu", "cuda": "cuda"}[device]
     return importlib.import_module(f"{__name__}.{module}")
+
+
+def array_module(x):
+    """numpy, or CuPy for a CuPy array: the module whose functions take and return ``x``'s kind of
+    array (as sigpy's ``get_array_module``), for code that works on either."""
+    if type(x).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np

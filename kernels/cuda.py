@@ -70,6 +70,18 @@ def conv1d_adjoint(dY, W, T, out=None):
     return dX
 
 
+def strided_windows(x, K, stride, padding, out):
+    """Windows of a strided, zero-padded convolution into ``out`` (B, C, K, T_out); see ``numpy_backend``."""
+    _launch(ck.strided_windows, out.size, x, K, stride, padding, out)
+    return out
+
+
+def overlap_windows(cols, stride, padding, bias, out):
+    """Adjoint of :func:`strided_windows` plus a bias, into ``out`` (B, C, length); see ``numpy_backend``."""
+    _launch(ck.overlap_windows, out.size, cols, stride, padding, bias, out)
+    return out
+
+
 def _no_content(F):
     """A placeholder for the absent content features: never read, and never an alias of F
     (the CUDA simulator copies each argument in and back out, so an alias would undo writes)."""

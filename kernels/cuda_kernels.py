@@ -152,3 +152,39 @@ def phase_update(S, rebuilt, previous, coef, use_previous, spec_out, total):
         scale = S[t, f] / (math.sqrt(re * re + im * im) + 1e-16)
         spec_out[t, f] = complex(re * scale, im * scale)
     cuda.atomic.add(total, 0, acc)
+
+
+@cuda.jit
+def strided_windows(x, K, stride, padding, out):
+    """``out[b, c, k, t] = x[b, c, t*stride + k - padding]``, zero outside x (the network layers' im2col)."""
+    B, C, T = x.shape
+    _, _, _, T_out = out.shape
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for idx in range(start, B * C * K * T_out, step):
+        t = idx % T_out
+        k = (idx // T_out) % K
+        c = (idx // (T_out * K)) % C
+        b = idx // (T_out * K * C)
+        s = t * stride + k - padding
+        out[b, c, k, t] = x[b, c, s] if 0 <= s < T else 0
+
+
+@cuda.jit
+def overlap_windows(cols, stride, padding, bias, out):
+    """``out[b, c, s] = bias[c] + sum of cols[b, c, k, t] over t*stride + k - padding = s``.
+
+    One thread per output element gathers its taps (no atomics, no races).
+    """
+    B, C, K, T = cols.shape
+    length = out.shape[2]
+    start, step = cuda.grid(1), cuda.gridsize(1)
+    for idx in range(start, B * C * length, step):
+        s = idx % length
+        c = (idx // length) % C
+        b = idx // (length * C)
+        acc = bias[c]
+        for k in range(K):
+            q = s + padding - k  # = t * stride
+            if q >= 0 and q % stride == 0 and q // stride < T:
+                acc += cols[b, c, k, q // stride]
+        out[b, c, s] = acc

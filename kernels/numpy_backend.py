@@ -213,33 +213,33 @@ def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, call
     return inverse(S * angles).astype(np.float32), history
 
 
-def strided_windows(x, K, stride, padding, T_out):
-    """Windows of a strided, zero-padded 1-D convolution over a batch: (B, C, T) -> (B, C, K, T_out).
+def strided_windows(x, K, stride, padding, out):
+    """Windows of a strided, zero-padded 1-D convolution over a batch: (B, C, T) -> ``out`` (B, C, K, T_out).
 
-    ``cols[b, c, k, t] = x[b, c, t*stride + k - padding]``, zero where that index is outside x.
+    ``out[b, c, k, t] = x[b, c, t*stride + k - padding]``, zero where that index is outside x.
     The im2col matrix of the feedforward networks' layers (flattened to (B, C*K, T_out)).
+    Returns ``out``.
     """
     B, C, T = x.shape
+    T_out = out.shape[3]
     x_pad = np.zeros((B, C, max(T + 2 * padding, (T_out - 1) * stride + K)), dtype=x.dtype)
     x_pad[:, :, padding:padding + T] = x
-    cols = np.empty((B, C, K, T_out), dtype=x.dtype)
     for k in range(K):
-        cols[:, :, k, :] = x_pad[:, :, k:k + stride * (T_out - 1) + 1:stride]
-    return cols
+        out[:, :, k, :] = x_pad[:, :, k:k + stride * (T_out - 1) + 1:stride]
+    return out
 
 
-def overlap_windows(cols, stride, padding, length, bias=None):
-    """Adjoint of :func:`strided_windows` into ``length`` frames, plus an optional bias per channel.
+def overlap_windows(cols, stride, padding, bias, out):
+    """Adjoint of :func:`strided_windows` into ``out`` (B, C, length), plus a bias (C,) per channel.
 
     ``out[b, c, s] = bias[c] + sum of cols[b, c, k, t] over t*stride + k - padding = s``:
     (B, C, K, T) -> (B, C, length). The transposed convolution's output and the strided
-    convolution's input gradient.
+    convolution's input gradient. Returns ``out``.
     """
     B, C, K, T = cols.shape
+    length = out.shape[2]
     full = np.zeros((B, C, max(length + 2 * padding, (T - 1) * stride + K)), dtype=cols.dtype)
     for k in range(K):
         full[:, :, k:k + stride * (T - 1) + 1:stride] += cols[:, :, k, :]
-    out = full[:, :, padding:padding + length].copy()
-    if bias is not None:
-        out += bias[None, :, None]
+    out[...] = full[:, :, padding:padding + length] + bias[None, :, None]
     return out

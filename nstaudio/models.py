@@ -15,6 +15,7 @@ import numpy as np
 
 from . import audio, spectral
 from .errors import AudioError, ParameterError
+from .kernels import get_backend
 from .nn.autoencoder import Architecture
 from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
@@ -248,7 +249,7 @@ def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed
 
 def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_work=22050, n_fft=2048,
                   hop_length=512, batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
-                  callback=None, checkpoint=None, checkpoint_every=200, resume=False, labels=None):
+                  callback=None, checkpoint=None, checkpoint_every=200, resume=False, labels=None, device="auto"):
     """Train a loss network: an autoencoder that reconstructs log-magnitude spectrograms (AutoStyle, sec. 4).
 
     Parameters
@@ -277,12 +278,17 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
         is the one an uninterrupted run gives.
     labels : list of str or None
         Names of the corpus clips (file paths) for error messages.
+    device : {"auto", "numpy", "cpu", "cuda"}
+        Where the network trains: ``"auto"`` takes the GPU (CuPy arrays, cuBLAS, the numba.cuda
+        window kernels) when one is usable, else the numba CPU kernels. The result is the same
+        network up to float32 rounding, on the host, and a run may resume on another device.
 
     Returns
     -------
     Network
     """
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume)
+    backend = get_backend(device)
     arch = Architecture(n_bins=1 + check_int("n_fft", n_fft, minimum=16, maximum=2**16) // 2,
                         channels=tuple(check_int("channels", c, minimum=1, maximum=4096) for c in channels),
                         width=check_int("width", width, minimum=1, maximum=63))
@@ -291,14 +297,14 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
     specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, options["crop"], labels)
     settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, architecture=arch.to_dict(), **options,
                     corpus=_digest(specs))
-    return _train("lossnet", lambda **kw: train_autoencoder(specs, arch, **kw), arch, settings, steps=steps,
-                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, callback=callback,
-                  **options)
+    return _train("lossnet", lambda **kw: train_autoencoder(specs, arch, backend=backend, **kw), arch, settings,
+                  steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                  callback=callback, **options)
 
 
 def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24,
                 crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0, callback=None, checkpoint=None,
-                checkpoint_every=200, resume=False, labels=None):
+                checkpoint_every=200, resume=False, labels=None, device="auto"):
     """Train a style model: a transformation network that gives any content the style of ``style``.
 
     Parameters
@@ -316,7 +322,7 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     steps : int
     alpha, beta : float
         Content and style weights (paper: 100 and 1e4).
-    batch_size, crop, learning_rate, weight_decay, seed, callback, checkpoint, checkpoint_every, resume, labels
+    batch_size, crop, learning_rate, weight_decay, seed, callback, checkpoint, checkpoint_every, resume, labels, device
         As in :func:`train_lossnet`.
 
     Returns
@@ -324,6 +330,7 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     Network
     """
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume)
+    backend = get_backend(device)
     lossnet = default_lossnet() if lossnet is None else lossnet
     if lossnet.kind != "lossnet":
         raise ParameterError(f"lossnet must be a loss network, got a {_describe(lossnet.kind)}")
@@ -341,7 +348,8 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, alpha=alpha, beta=beta,
                     style_layers=list(STYLE_LAYERS), **options,
                     corpus=_digest(specs), style=_digest([style_spec]), lossnet=_digest(lossnet_arrays))
-    return _train("style", lambda **kw: train_transformer(specs, style_spec, lossnet.triple, **kw), lossnet.arch,
+    return _train("style", lambda **kw: train_transformer(specs, style_spec, lossnet.triple, backend=backend, **kw),
+                  lossnet.arch,
                   settings, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                   callback=callback, alpha=alpha, beta=beta, style_layers=STYLE_LAYERS, content_layer=CONTENT_LAYER,
                   **options)

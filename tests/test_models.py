@@ -173,6 +173,20 @@ def test_training_input_errors(tmp_path, corpus, lossnet):
                                                                   {**lossnet.meta, "kind": "style"}), steps=1)
     with pytest.raises(AudioError, match="silent"):
         nst.train_style(np.zeros(SR, np.float32), corpus, SR, lossnet=lossnet, steps=1)
+    with pytest.raises(ParameterError, match="device"):
+        nst.train_lossnet(corpus, SR, steps=1, device="tpu", **TINY)
+    if "cuda" not in nst.available_backends():
+        with pytest.raises(nst.BackendError, match="device 'cuda' is unavailable"):
+            nst.train_style(corpus[0], corpus, SR, lossnet=lossnet, steps=1, device="cuda")
+
+
+def test_every_device_trains_the_same_network(corpus, lossnet):
+    """The reference numpy kernels and the numba ones (and CuPy's, where present) from the same seed."""
+    runs = {device: nst.train_lossnet(corpus, SR, steps=3, device=device, seed=2, **TINY)
+            for device in nst.available_backends()}
+    for device, network in runs.items():
+        np.testing.assert_allclose(network.params["enc0"]["W"], runs["numpy"].params["enc0"]["W"], rtol=1e-4,
+                                   atol=2e-4, err_msg=device)  # atol: Adam's near-zero steps, as in test_nn_autoencoder
 
 
 def test_style_training_lowers_the_style_loss_of_the_output(corpus):

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ParameterError
+from ..kernels import cpu as _cpu
 from .layers import BatchNorm1d, Conv1d, ConvTranspose1d, ReLU
 
 
@@ -60,20 +61,29 @@ class Autoencoder:
 
     ``params`` maps layer names (``enc0``..``enc3``, ``dec0``..``dec3``, ``bn_enc0``..) to that
     layer's parameter dict; ``state`` holds the BatchNorm running statistics.
+
+    Parameters
+    ----------
+    arch : Architecture
+    backend : module or None
+        From ``nstaudio.kernels.get_backend``: whose kernels the convolutions run, on whose
+        arrays (``params``, ``state`` and inputs must be that backend's, see
+        :func:`to_backend`). None: the cpu backend.
     """
 
-    def __init__(self, arch):
+    def __init__(self, arch, backend=None):
         self.arch = arch
+        self.backend = _cpu if backend is None else backend
         sizes = [arch.n_bins, *arch.channels]
         pad = arch.width // 2
         self.layers = []  # (name, layer, followed_by_relu_bn)
         for i in range(4):
             self.layers.append((f"enc{i}", Conv1d(sizes[i], sizes[i + 1], arch.width, stride=arch.stride,
-                                                  padding=pad), True))
+                                                  padding=pad, backend=backend), True))
         for i in range(4):
             c_in, c_out = sizes[4 - i], sizes[3 - i]
             self.layers.append((f"dec{i}", ConvTranspose1d(c_in, c_out, arch.width, stride=arch.stride, padding=pad,
-                                                            output_padding=arch.stride - 1), i < 3))
+                                                            output_padding=arch.stride - 1, backend=backend), i < 3))
         self.norms = {name: BatchNorm1d(layer.out_channels) for name, layer, bn in self.layers if bn}
         self.relu = ReLU()
 
@@ -87,7 +97,8 @@ class Autoencoder:
         return (-T) % self.multiple
 
     def init_params(self, seed=0, dtype=np.float32):
-        """He-initialised parameters and fresh BatchNorm statistics, from ``numpy.random.default_rng(seed)``."""
+        """He-initialised parameters and fresh BatchNorm statistics (numpy arrays), from
+        ``numpy.random.default_rng(seed)``: the same for every backend."""
         rng = np.random.default_rng(seed)
         params, state = {}, {}
         for name, layer, _ in self.layers:
@@ -172,3 +183,13 @@ class Autoencoder:
                 dh, _ = self.relu.backward({}, c_relu, dh)
             dh, grads[name] = layer.backward(params[name], c_layer, dh)
         return dh, grads
+
+
+def to_backend(tree, backend):
+    """Copy of a {layer: {name: array}} parameter or state tree as ``backend``'s arrays."""
+    return {layer: {name: backend.xp.array(a) for name, a in values.items()} for layer, values in tree.items()}
+
+
+def to_host(tree, backend):
+    """Copy of a tree of ``backend``'s arrays as numpy arrays (for results and checkpoints)."""
+    return {layer: {name: np.array(backend.to_numpy(a)) for name, a in values.items()} for layer, values in tree.items()}

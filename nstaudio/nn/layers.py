@@ -3,6 +3,10 @@
 Shapes: x is (B, C, T) with frequency bins (or features) as channels and frames as time.
 Each backward is checked against central finite differences in ``tests/test_nn_layers.py``.
 
+Layers that run hand-written kernels (the convolutions' windows) take a ``backend`` (a module
+from ``nstaudio.kernels.get_backend``, default the cpu one) and work on its arrays: numpy for
+``cpu`` and ``numpy``, CuPy for ``cuda``; the others work on either.
+
 Every ``forward`` takes an optional ``scratch`` (a ``kernels.cpu.Scratch`` section) for passes
 that need no backward: its outputs and temporaries are then reused buffers, valid until the
 next pass with the same scratch, and the returned cache must not be used.
@@ -11,27 +15,28 @@ next pass with the same scratch, and the returned cache must not be used.
 import numpy as np
 
 from ..errors import ParameterError
-from ..kernels import cpu as _cpu  # the trainer runs on the host: numba for the window copies, BLAS for the GEMMs
+from ..kernels import array_module, cpu as _cpu
 from ..validation import check_int
 
 
-def _array(scratch, name, shape, dtype):
-    """A reused buffer from ``scratch``, else a fresh array (which a cache may keep)."""
-    return np.empty(shape, dtype) if scratch is None else scratch.get(name, shape, dtype)
+def _array(backend, scratch, name, shape, dtype):
+    """A reused buffer from ``scratch``, else a fresh array of the backend (which a cache may keep)."""
+    return backend.xp.empty(shape, dtype) if scratch is None else scratch.get(name, shape, dtype)
 
 
-def _windows(x, width, stride, padding, T_out, scratch=None):
-    """im2col columns (B, C, width, T_out) of the zero-padded input (numba, no padded copy of x)."""
-    out = _array(scratch, "cols", x.shape[:2] + (width, T_out), x.dtype)
-    _cpu.strided_windows(x, width, stride, padding, out)
+def _windows(backend, x, width, stride, padding, T_out, scratch=None):
+    """im2col columns (B, C, width, T_out) of the zero-padded input (a kernel; no padded copy of x)."""
+    out = _array(backend, scratch, "cols", x.shape[:2] + (width, T_out), x.dtype)
+    backend.strided_windows(x, width, stride, padding, out)
     return out
 
 
-def _overlap(cols, stride, padding, length, bias=None, scratch=None):
-    """Adjoint of :func:`_windows` into ``length`` frames, plus a bias per channel (numba)."""
-    out = _array(scratch, "y", cols.shape[:2] + (length,), cols.dtype)
-    bias = np.zeros(cols.shape[1], cols.dtype) if bias is None else bias.astype(cols.dtype, copy=False)
-    _cpu.overlap_windows(cols, stride, padding, bias, out)
+def _overlap(backend, cols, stride, padding, length, bias=None, scratch=None):
+    """Adjoint of :func:`_windows` into ``length`` frames, plus a bias per channel (a kernel)."""
+    out = _array(backend, scratch, "y", cols.shape[:2] + (length,), cols.dtype)
+    if bias is None:
+        bias = backend.xp.zeros(cols.shape[1], cols.dtype)
+    backend.overlap_windows(cols, stride, padding, bias.astype(cols.dtype, copy=False), out)
     return out
 
 
@@ -51,12 +56,13 @@ class Conv1d:
     ``T_out = (T + 2 padding - K) // stride + 1``. One GEMM per batch item on im2col columns.
     """
 
-    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0):
+    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, backend=None):
         self.in_channels = check_int("in_channels", in_channels, minimum=1)
         self.out_channels = check_int("out_channels", out_channels, minimum=1)
         self.width = check_int("width", width, minimum=1)
         self.stride = check_int("stride", stride, minimum=1)
         self.padding = check_int("padding", padding, minimum=0)
+        self.backend = _cpu if backend is None else backend
 
     def init_params(self, rng, dtype=np.float32):
         """He-normal weights (the ReLU follows), zero bias."""
@@ -73,10 +79,11 @@ class Conv1d:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
         B, C, T = x.shape
         T_out = self.output_length(T)
-        cols = _windows(x, self.width, self.stride, self.padding, T_out, scratch).reshape(B, C * self.width, T_out)
+        cols = _windows(self.backend, x, self.width, self.stride, self.padding, T_out, scratch)
+        cols = cols.reshape(B, C * self.width, T_out)
         W = params["W"].astype(x.dtype, copy=False)
-        y = np.matmul(W.reshape(self.out_channels, -1), cols,
-                      out=_array(scratch, "y", (B, self.out_channels, T_out), x.dtype))
+        y = self.backend.xp.matmul(W.reshape(self.out_channels, -1), cols,
+                                   out=_array(self.backend, scratch, "y", (B, self.out_channels, T_out), x.dtype))
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
 
@@ -87,8 +94,8 @@ class Conv1d:
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.out_channels, -1)
         dW = _batched_outer(dy, cols.astype(dy.dtype, copy=False)).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
-        dcols = np.matmul(W.T, dy).reshape(B, self.in_channels, self.width, T_out)
-        return _overlap(dcols, self.stride, self.padding, T), {"W": dW, "b": db}
+        dcols = (W.T @ dy).reshape(B, self.in_channels, self.width, T_out)
+        return _overlap(self.backend, dcols, self.stride, self.padding, T), {"W": dW, "b": db}
 
 
 class ConvTranspose1d:
@@ -100,13 +107,14 @@ class ConvTranspose1d:
     ``T_out = (T - 1) stride - 2 padding + K + output_padding``.
     """
 
-    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, output_padding=0):
+    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, output_padding=0, backend=None):
         self.in_channels = check_int("in_channels", in_channels, minimum=1)
         self.out_channels = check_int("out_channels", out_channels, minimum=1)
         self.width = check_int("width", width, minimum=1)
         self.stride = check_int("stride", stride, minimum=1)
         self.padding = check_int("padding", padding, minimum=0)
         self.output_padding = check_int("output_padding", output_padding, minimum=0, maximum=self.stride - 1)
+        self.backend = _cpu if backend is None else backend
 
     def init_params(self, rng, dtype=np.float32):
         fan_in = self.in_channels * self.width // self.stride
@@ -120,17 +128,18 @@ class ConvTranspose1d:
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
         B, _, T = x.shape
         W = params["W"].astype(x.dtype, copy=False).reshape(self.in_channels, -1)
-        dcols = np.matmul(W.T, x, out=_array(scratch, "cols", (B, W.shape[1], T), x.dtype))
+        dcols = self.backend.xp.matmul(W.T, x, out=_array(self.backend, scratch, "cols", (B, W.shape[1], T), x.dtype))
         dcols = dcols.reshape(B, self.out_channels, self.width, T)
-        return _overlap(dcols, self.stride, self.padding, self.output_length(T), params["b"], scratch), x
+        y = _overlap(self.backend, dcols, self.stride, self.padding, self.output_length(T), params["b"], scratch)
+        return y, x
 
     def backward(self, params, cache, dy):
         """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
         x = cache
         B, _, T = x.shape
-        cols = _windows(dy, self.width, self.stride, self.padding, T).reshape(B, -1, T)  # (B, C_out * K, T)
+        cols = _windows(self.backend, dy, self.width, self.stride, self.padding, T).reshape(B, -1, T)  # (B, C_out K, T)
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.in_channels, -1)
-        dx = np.matmul(W, cols)
+        dx = W @ cols
         dW = _batched_outer(x.astype(dy.dtype, copy=False), cols).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
         return dx, {"W": dW, "b": db}
@@ -143,7 +152,7 @@ class ReLU:
         return {}
 
     def forward(self, params, x, scratch=None):
-        y = np.maximum(x, 0, out=_array(scratch, "relu", x.shape, x.dtype))
+        y = array_module(x).maximum(x, 0, out=None if scratch is None else scratch.get("relu", x.shape, x.dtype))
         return y, (y > 0 if scratch is None else None)
 
     def backward(self, params, cache, dy):
@@ -183,9 +192,9 @@ class BatchNorm1d:
                 state["running_var"] += self.momentum * unbiased.astype(x.dtype)
         else:
             mean, var = state["running_mean"].astype(np.float64), state["running_var"].astype(np.float64)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
+        inv_std = 1.0 / array_module(x).sqrt(var + self.eps)
         if scratch is not None:  # no backward: in place in one buffer, no x_hat kept
-            y = np.subtract(x, mean[None, :, None], out=scratch.get("bn", x.shape, x.dtype))
+            y = array_module(x).subtract(x, mean[None, :, None], out=scratch.get("bn", x.shape, x.dtype))
             y *= (params["gamma"] * inv_std).astype(x.dtype)[None, :, None]
             y += params["beta"].astype(x.dtype, copy=False)[None, :, None]
             return y, None
@@ -195,8 +204,8 @@ class BatchNorm1d:
 
     def backward(self, params, cache, dy):
         x_hat, inv_std, training = cache
-        dgamma = np.sum(dy * x_hat, axis=(0, 2))
-        dbeta = np.sum(dy, axis=(0, 2))
+        dgamma = (dy * x_hat).sum(axis=(0, 2))
+        dbeta = dy.sum(axis=(0, 2))
         g = (params["gamma"] * inv_std)[None, :, None]
         if training:
             n = dy.shape[0] * dy.shape[2]
@@ -208,10 +217,10 @@ class BatchNorm1d:
 
 def gram(F):
     """Gram matrices ``F F^T / T`` per batch item: (B, C, T) -> (B, C, C), with its cache."""
-    return np.matmul(F, F.transpose(0, 2, 1)) / F.shape[2], F  # matmul: batched BLAS, unlike einsum
+    return (F @ F.transpose(0, 2, 1)) / F.shape[2], F  # matmul: batched BLAS, unlike einsum
 
 
 def gram_backward(cache, dG):
     """``dF = (dG + dG^T) F / T`` for :func:`gram`."""
     F = cache
-    return np.matmul(dG + dG.transpose(0, 2, 1), F) / F.shape[2]
+    return ((dG + dG.transpose(0, 2, 1)) @ F) / F.shape[2]

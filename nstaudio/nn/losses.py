@@ -6,7 +6,7 @@ import numpy as np
 def mse(prediction, target):
     """Mean squared error and its gradient with respect to ``prediction`` (any shape)."""
     diff = prediction.astype(np.float64) - target
-    return float(np.mean(diff**2)), (2.0 * diff / diff.size).astype(prediction.dtype)
+    return float((diff**2).mean()), (2.0 * diff / diff.size).astype(prediction.dtype)
 
 
 def gram_factor(G):
@@ -41,9 +41,9 @@ def gram_mse(F, factor, squared_norm):
 
     Parameters
     ----------
-    F : np.ndarray, shape (B, C, T)
-        Activations.
-    factor, squared_norm : from :func:`gram_factor` of the target G (C, C)
+    F : array, shape (B, C, T)
+        Activations (numpy or CuPy).
+    factor, squared_norm : from :func:`gram_factor` of the target G (C, C), ``factor`` moved to F's backend
 
     Returns
     -------
@@ -52,10 +52,11 @@ def gram_mse(F, factor, squared_norm):
     """
     B, C, T = F.shape
     Ft = F.transpose(0, 2, 1)
-    FtF = np.matmul(Ft, F)  # (B, T, T)
-    FtL = np.matmul(Ft, factor.astype(F.dtype, copy=False))  # (B, T, r)
-    total = (np.sum(np.square(FtF, dtype=np.float64)) / T**2 - 2 * np.sum(np.square(FtL, dtype=np.float64)) / T
+    L = factor.astype(F.dtype, copy=False)  # an array of F's backend
+    FtF = Ft @ F  # (B, T, T)
+    FtL = Ft @ L  # (B, T, r)
+    total = (float((FtF.astype(np.float64) ** 2).sum()) / T**2 - 2 * float((FtL.astype(np.float64) ** 2).sum()) / T
              + B * squared_norm)
     scale = 4.0 / (T * B * C * C)
-    dF = np.matmul(F, FtF) / T - np.matmul(factor.astype(F.dtype, copy=False), FtL.transpose(0, 2, 1))
+    dF = (F @ FtF) / T - L @ FtL.transpose(0, 2, 1)
     return max(float(total), 0.0) / (B * C * C), (scale * dF).astype(F.dtype, copy=False)

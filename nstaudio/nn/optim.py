@@ -1,7 +1,6 @@
 """Adam with (L2) weight decay, updating parameters by name."""
 
-import numpy as np
-
+from ..kernels import array_module
 from ..validation import check_float
 
 
@@ -31,21 +30,22 @@ class Adam:
         correction2 = 1 - self.beta2**self.t
         for name, g in grads.items():
             p = params[name]
+            xp = array_module(p)  # numpy, or CuPy when training on the GPU
             if self.weight_decay:
                 g = g + self.weight_decay * p
-            m, v = self.state.setdefault(name, (np.zeros_like(p), np.zeros_like(p)))
+            m, v = self.state.setdefault(name, (xp.zeros_like(p), xp.zeros_like(p)))
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
             v += (1 - self.beta2) * g * g
-            p -= (self.lr / correction1) * m / (np.sqrt(v / correction2) + self.eps)
+            p -= (self.lr / correction1) * m / (xp.sqrt(v / correction2) + self.eps)
 
     def moments(self):
         """The first and second moments by parameter name, ``{"W.m": m, "W.v": v, ...}`` (for checkpoints)."""
         return {f"{name}.{which}": a for name, (m, v) in self.state.items() for which, a in (("m", m), ("v", v))}
 
     def load_moments(self, moments, t):
-        """Continue from :meth:`moments` saved after ``t`` steps."""
+        """Continue from :meth:`moments` saved after ``t`` steps (arrays of the parameters' backend)."""
         names = {key.rsplit(".", 1)[0] for key in moments}
-        self.state = {name: (np.array(moments[f"{name}.m"]), np.array(moments[f"{name}.v"])) for name in names}
+        self.state = {name: (moments[f"{name}.m"].copy(), moments[f"{name}.v"].copy()) for name in names}
         self.t = t

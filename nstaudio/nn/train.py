@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError
+from ..kernels import array_module, cpu as _cpu
 from ..kernels.cpu import Scratch
 from ..validation import check_int
-from .autoencoder import Autoencoder
+from .autoencoder import Autoencoder, to_backend, to_host
 from .losses import gram_factor, gram_mse, mse
 from .optim import Adam
 
@@ -35,20 +36,20 @@ def input_features(x):
 
     Parameters
     ----------
-    x : np.ndarray, shape (B, C, T)
+    x : array, shape (B, C, T)
 
     Returns
     -------
-    dict of str -> np.ndarray, shapes (B, C, T) and (B, C, T - 1)
+    dict of str -> array, shapes (B, C, T) and (B, C, T - 1)
     """
-    return {SPECTROGRAM: x, SPECTROGRAM_DELTA: np.diff(x, axis=2)}
+    return {SPECTROGRAM: x, SPECTROGRAM_DELTA: x[:, :, 1:] - x[:, :, :-1]}
 
 
 def input_features_backward(d_features, shape, dtype):
     """Adjoint of :func:`input_features` for the features present in ``d_features``: (B, C, T) or 0."""
     if not any(name in d_features for name in INPUT_FEATURES):
         return 0
-    dx = np.zeros(shape, dtype=dtype)
+    dx = array_module(next(iter(d_features.values()))).zeros(shape, dtype=dtype)
     if SPECTROGRAM in d_features:
         dx += d_features[SPECTROGRAM]
     if SPECTROGRAM_DELTA in d_features:
@@ -90,13 +91,13 @@ def _update(optimizers, params, grads):
         optimizers[name].step(params[name], g)
 
 
-def _train_loop(step_fn, params, state, rng, *, steps, learning_rate, weight_decay, resume, callback, checkpoint,
-                checkpoint_every):
+def _train_loop(step_fn, params, state, rng, backend, *, steps, learning_rate, weight_decay, resume, callback,
+                checkpoint, checkpoint_every):
     """Run ``step_fn`` from step 0 (or ``resume.step``) to ``steps``, Adam-updating ``params`` in place.
 
-    ``step_fn(rng) -> (loss, grads)`` computes one mini-batch. ``checkpoint(TrainingState)`` is
-    called every ``checkpoint_every`` steps (its arrays are the live ones: save them, do not keep
-    them). Returns the loss history of all steps, resumed ones included.
+    ``step_fn(rng) -> (loss, grads)`` computes one mini-batch; ``params`` and ``state`` are
+    ``backend``'s arrays. ``checkpoint(TrainingState)`` is called every ``checkpoint_every``
+    steps with numpy copies. Returns the loss history of all steps, resumed ones included.
     """
     steps = check_int("steps", steps, minimum=0)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
@@ -110,7 +111,7 @@ def _train_loop(step_fn, params, state, rng, *, steps, learning_rate, weight_dec
         history[:start] = resume.history[:start]
         rng.bit_generator.state = resume.rng
         for name, opt in optimizers.items():
-            opt.load_moments(resume.moments.get(name, {}), start)
+            opt.load_moments({key: backend.xp.array(a) for key, a in resume.moments.get(name, {}).items()}, start)
     for step in range(start, steps):
         loss, grads = step_fn(rng)
         _update(optimizers, params, grads)
@@ -118,14 +119,10 @@ def _train_loop(step_fn, params, state, rng, *, steps, learning_rate, weight_dec
         if callback is not None:
             callback(step + 1, loss)
         if checkpoint is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            checkpoint(TrainingState(params, state, {name: opt.moments() for name, opt in optimizers.items()},
-                                     step + 1, rng.bit_generator.state, history[:step + 1]))
+            moments = to_host({name: opt.moments() for name, opt in optimizers.items()}, backend)
+            checkpoint(TrainingState(to_host(params, backend), to_host(state, backend), moments, step + 1,
+                                     rng.bit_generator.state, history[:step + 1]))
     return history
-
-
-def _copy_tree(tree):
-    """Copy of a {layer: {name: array}} parameter or state tree."""
-    return {layer: {name: a.copy() for name, a in values.items()} for layer, values in tree.items()}
 
 
 def random_crops(spectrograms, count, length, rng):
@@ -151,7 +148,8 @@ def random_crops(spectrograms, count, length, rng):
 
 
 def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, learning_rate=1e-3,
-                      weight_decay=1e-4, seed=0, resume=None, callback=None, checkpoint=None, checkpoint_every=200):
+                      weight_decay=1e-4, seed=0, resume=None, callback=None, checkpoint=None, checkpoint_every=200,
+                      backend=None):
     """Train the autoencoder to reconstruct spectrogram crops (MSE, Adam with weight decay).
 
     Parameters
@@ -176,6 +174,9 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
     checkpoint : callable or None
         ``checkpoint(TrainingState)`` every ``checkpoint_every`` steps.
     checkpoint_every : int
+    backend : module or None
+        From ``nstaudio.kernels.get_backend``: where the network runs (crops are drawn on the
+        host and moved there); None: the cpu backend. Results are numpy arrays either way.
 
     Returns
     -------
@@ -184,28 +185,30 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
         Training loss per step.
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    net = Autoencoder(arch)
+    backend = _cpu if backend is None else backend
+    net = Autoencoder(arch, backend)
     crop = check_int("crop", crop, minimum=net.multiple)
     if crop % net.multiple:
         raise ParameterError(f"crop must be a multiple of {net.multiple}, got {crop}")
     rng = np.random.default_rng(seed)
     params, state = net.init_params(seed=int(rng.integers(2**31)))
     if resume is not None:
-        params, state = _copy_tree(resume.params), _copy_tree(resume.state)
+        params, state = resume.params, resume.state
+    params, state = to_backend(params, backend), to_backend(state, backend)  # copies: the caller's stay as they are
 
     def step_fn(rng):
-        x = random_crops(spectrograms, batch_size, crop, rng).astype(np.float32)
+        x = backend.asarray(random_crops(spectrograms, batch_size, crop, rng), np.float32)
         y, _, caches = net.forward(params, state, x)
         loss, dy = mse(y, x)
         _, grads = net.backward(params, caches, dy)
         return loss, grads
 
     net.train(True)
-    history = _train_loop(step_fn, params, state, rng, steps=steps, learning_rate=learning_rate,
+    history = _train_loop(step_fn, params, state, rng, backend, steps=steps, learning_rate=learning_rate,
                           weight_decay=weight_decay, resume=resume, callback=callback, checkpoint=checkpoint,
                           checkpoint_every=checkpoint_every)
     net.train(False)
-    return params, state, history
+    return to_host(params, backend), to_host(state, backend), history
 
 
 def style_targets(net, params, state, style, layers):
@@ -222,15 +225,16 @@ def style_targets(net, params, state, style, layers):
     Returns
     -------
     dict of str -> np.ndarray, each shape (channels, channels)
+        On the host, whatever ``net``'s backend (``params`` and ``state`` are that backend's arrays).
     """
     from .layers import gram
 
     net.train(False)
-    x = style[None].astype(np.float32)
+    x = net.backend.asarray(style[None], np.float32)
     encoder = [name for name in layers if name not in INPUT_FEATURES]
     acts = net.forward(params, state, x, stop_after=max(encoder), keep_caches=False)[1] if encoder else {}
     acts.update(input_features(x))
-    return {name: gram(acts[name])[0][0] for name in layers}
+    return {name: net.backend.to_numpy(gram(acts[name])[0][0]) for name in layers}
 
 
 def transformer_loss(model, params, state, loss_model, loss_params, loss_state, x, targets, *, alpha, beta,
@@ -248,10 +252,11 @@ def transformer_loss(model, params, state, loss_model, loss_params, loss_state, 
         The transformation network's parameters and BatchNorm statistics (updated in training mode).
     loss_params, loss_state : dict
         The loss network's; never modified.
-    x : np.ndarray, shape (B, n_bins, T)
-        Content crops.
-    targets : dict of str -> (np.ndarray, float)
-        The style's Gram matrices (:func:`style_targets`) as :func:`~nstaudio.nn.losses.gram_factor` pairs.
+    x : array, shape (B, n_bins, T)
+        Content crops, on the networks' backend.
+    targets : dict of str -> (array, float)
+        The style's Gram matrices (:func:`style_targets`) as :func:`~nstaudio.nn.losses.gram_factor`
+        pairs, the factors on the networks' backend.
     alpha, beta : float
     style_layers : sequence of str
     content_layer : str
@@ -282,7 +287,7 @@ def transformer_loss(model, params, state, loss_model, loss_params, loss_state, 
 
 def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4, style_layers=STYLE_LAYERS,
                       content_layer="enc3", batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
-                      resume=None, callback=None, checkpoint=None, checkpoint_every=200):
+                      resume=None, callback=None, checkpoint=None, checkpoint_every=200, backend=None):
     """Train a transformation network for one style against a frozen loss network (AutoStyle).
 
     ``loss = alpha * MSE(content features) + beta * sum_l MSE(Gram_l(T(x)), Gram_l(style))``, with
@@ -298,7 +303,7 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
         The style clip; cropped to a multiple of the network's stride product.
     loss_net : tuple (Architecture, params, state)
         The trained loss network; never modified.
-    steps, batch_size, crop, learning_rate, weight_decay, seed, resume, callback, checkpoint, checkpoint_every
+    steps, batch_size, crop, learning_rate, weight_decay, seed, resume, callback, checkpoint, checkpoint_every, backend
         As in :func:`train_autoencoder`.
     alpha, beta : float
         Content and style weights (paper: 100 and 1e4).
@@ -316,31 +321,35 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     """
     arch, loss_params, loss_state = loss_net
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    loss_model, model = Autoencoder(arch), Autoencoder(arch)
+    backend = _cpu if backend is None else backend
+    loss_model, model = Autoencoder(arch, backend), Autoencoder(arch, backend)
     crop = check_int("crop", crop, minimum=model.multiple)
     if crop % model.multiple:
         raise ParameterError(f"crop must be a multiple of {model.multiple}, got {crop}")
     usable = style.shape[1] - style.shape[1] % loss_model.multiple
     if usable < loss_model.multiple:
         raise ParameterError(f"style has {style.shape[1]} frames, fewer than the {loss_model.multiple} the network needs")
-    targets = {name: gram_factor(G) for name, G in
-               style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers).items()}
+    loss_params, loss_state = to_backend(loss_params, backend), to_backend(loss_state, backend)
+    targets = {}
+    for name, G in style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers).items():
+        factor, squared_norm = gram_factor(G)  # an eigendecomposition, once, on the host
+        targets[name] = backend.xp.array(factor), squared_norm
     source = (loss_params, loss_state) if resume is None else (resume.params, resume.state)
-    params, state = _copy_tree(source[0]), _copy_tree(source[1])
+    params, state = to_backend(source[0], backend), to_backend(source[1], backend)
     rng = np.random.default_rng(seed)
 
     def step_fn(rng):
-        x = random_crops(content, batch_size, crop, rng).astype(np.float32)
+        x = backend.asarray(random_crops(content, batch_size, crop, rng), np.float32)
         return transformer_loss(model, params, state, loss_model, loss_params, loss_state, x, targets, alpha=alpha,
                                 beta=beta, style_layers=style_layers, content_layer=content_layer)
 
     model.train(True)
     loss_model.train(False)
-    history = _train_loop(step_fn, params, state, rng, steps=steps, learning_rate=learning_rate,
+    history = _train_loop(step_fn, params, state, rng, backend, steps=steps, learning_rate=learning_rate,
                           weight_decay=weight_decay, resume=resume, callback=callback, checkpoint=checkpoint,
                           checkpoint_every=checkpoint_every)
     model.train(False)
-    return params, state, history
+    return to_host(params, backend), to_host(state, backend), history
 
 
 _thread = threading.local()

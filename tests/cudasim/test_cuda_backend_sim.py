@@ -93,3 +93,25 @@ def test_timedomain_objective_matches_reference(cuda):
     assert isinstance(grad, np.ndarray)
     np.testing.assert_allclose(loss, loss_ref, rtol=1e-4)
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-3, atol=1e-4 * np.abs(grad_ref).max())
+
+
+def test_training_on_the_cuda_backend_matches_cpu(cuda):
+    """The trainer's device path (arrays moved to the backend, its window kernels, results back on the host)."""
+    from nstaudio.nn.autoencoder import Architecture
+    from nstaudio.nn.train import train_autoencoder, train_transformer
+
+    rng = np.random.default_rng(3)
+    arch = Architecture(n_bins=3, channels=(4, 3, 2, 2), width=3, stride=2)
+    corpus = [rng.random((3, 40)).astype(np.float32), rng.random((3, 24)).astype(np.float32)]
+    opts = dict(steps=2, batch_size=2, crop=16, learning_rate=1e-2, seed=5)
+    runs = [train_autoencoder(corpus, arch, backend=backend, **opts) for backend in (cpu, cuda)]
+    style = rng.random((3, 32)).astype(np.float32)
+    runs += [train_transformer(corpus, style, (arch, *runs[0][:2]), backend=backend, alpha=1.0, beta=10.0, **opts)
+             for backend in (cpu, cuda)]
+    for (p_cpu, s_cpu, h_cpu), (p_gpu, s_gpu, h_gpu) in (runs[:2], runs[2:]):
+        np.testing.assert_allclose(h_gpu, h_cpu, rtol=1e-4)
+        for tree_cpu, tree_gpu in ((p_cpu, p_gpu), (s_cpu, s_gpu)):
+            for layer in tree_cpu:
+                for name, a in tree_cpu[layer].items():
+                    assert isinstance(tree_gpu[layer][name], np.ndarray)
+                    np.testing.assert_allclose(tree_gpu[layer][name], a, rtol=1e-3, atol=1e-5)

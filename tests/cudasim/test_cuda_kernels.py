@@ -106,3 +106,22 @@ def test_launch_config_covers_everything():
     blocks, threads = ck.launch_config(10**6)
     assert blocks * threads >= 10**6
     assert ck.launch_config(10**12)[0] == 65535  # the grid-stride loop covers the rest
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+@pytest.mark.parametrize("B,C,K,stride,padding,T,extra", [(2, 3, 3, 2, 1, 9, 0), (1, 2, 5, 2, 2, 8, 1),
+                                                          (2, 1, 2, 3, 0, 7, 2), (1, 2, 1, 1, 0, 4, 0)])
+def test_strided_windows_and_overlap(launch, B, C, K, stride, padding, T, extra):
+    """The network layers' im2col and its adjoint (with bias), odd strides, paddings and windows past the end."""
+    rng = np.random.default_rng(B * C * K + T)
+    T_out = (T + 2 * padding - K) // stride + 1 + extra
+    x = rng.standard_normal((B, C, T)).astype(np.float32)
+    cols = np.full((B, C, K, T_out), np.nan, np.float32)
+    ck.strided_windows[launch](x, K, stride, padding, cols)
+    np.testing.assert_array_equal(cols, ref.strided_windows(x, K, stride, padding, np.empty_like(cols)))
+    z = rng.standard_normal(cols.shape).astype(np.float32)
+    bias = rng.standard_normal(C).astype(np.float32)
+    out = np.full((B, C, T), np.nan, np.float32)
+    ck.overlap_windows[launch](z, stride, padding, bias, out)
+    expected = ref.overlap_windows(z, stride, padding, bias, np.empty_like(out))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
