@@ -18,7 +18,7 @@ from nstaudio import models
 from nstaudio.api import METHODS, PHASE_INITS, stylize
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
-from nstaudio.kernels import DEVICES, available_backends, cuda_status
+from nstaudio.kernels import DEVICES, available_backends, cuda_status, get_backend
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
 
 
@@ -242,6 +242,7 @@ def train_lossnet(corpus_dir, output, channels, quiet, **options):
     if len(channels) != 4:
         raise click.BadParameter("expected 4 comma-separated integers", param_hint="--channels")
     models.check_resumable(output, options["resume"])  # before the corpus is read
+    get_backend(options["device"])  # an unusable device fails now, not after the corpus is read
     clips, rates, paths = _load_corpus(corpus_dir, output, quiet)
     _train(models.train_lossnet, output, quiet, clips, rates, channels=channels, labels=paths, **options)
 
@@ -260,6 +261,7 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
     _check_output(output, [style, corpus_dir, *([lossnet_path] if lossnet_path else [])])
     audio.corpus_files(corpus_dir)  # a wrong directory fails now, not after the other files are read
     models.check_resumable(output, options["resume"])
+    get_backend(options["device"])
     lossnet = models.default_lossnet() if lossnet_path is None else models.load_model(lossnet_path, kind="lossnet")
     y, style_sr = audio.load(style)
     clips, rates, paths = _load_corpus(corpus_dir, output, quiet)

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+import nstaudio as nst
 from nstaudio.cli.main import main
 
 from conftest import harmonic_tone
@@ -104,9 +105,12 @@ def test_resume_from_the_command_line(setup, tmp_path):
 @pytest.mark.parametrize("case", ["model_and_style", "no_style", "feedforward_without_model", "lossnet_as_model",
                                   "missing_model", "output_is_model", "n_fft_conflict", "missing_corpus",
                                   "empty_corpus", "output_is_style", "bad_channels", "bad_lossnet", "bad_steps",
-                                  "corrupt_corpus_file", "model_with_optimize", "short_corpus_clip"])
+                                  "corrupt_corpus_file", "model_with_optimize", "short_corpus_clip",
+                                  "unusable_device"])
 def test_mistakes_get_one_clear_line(setup, tmp_path, case):
     root, corpus, style, content, lossnet, model = setup
+    if case == "unusable_device" and "cuda" in nst.available_backends():
+        pytest.skip("this machine can train on cuda")
     out = tmp_path / "out.wav"
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -137,6 +141,8 @@ def test_mistakes_get_one_clear_line(setup, tmp_path, case):
         "model_with_optimize": (["run", content, "--model", model, "--method", "optimize", "-o", out],
                                 "not by optimize"),
         "short_corpus_clip": (["train-lossnet", short, "-o", tmp_path / "m.npz"], "blip.wav is too short"),
+        "unusable_device": (["train-style", style, corpus, "--lossnet", lossnet, "--device", "cuda", "-o",
+                             tmp_path / "m.npz"], "device 'cuda' is unavailable"),
     }[case]
     before = {p: p.read_bytes() for p in (style, model, lossnet)}
     result = invoke(*args)
