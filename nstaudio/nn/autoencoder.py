@@ -79,11 +79,11 @@ class Autoencoder:
         self.layers = []  # (name, layer, followed_by_relu_bn)
         for i in range(4):
             self.layers.append((f"enc{i}", Conv1d(sizes[i], sizes[i + 1], arch.width, stride=arch.stride,
-                                                  padding=pad, backend=backend), True))
+                                                  padding=pad, backend=self.backend), True))
         for i in range(4):
             c_in, c_out = sizes[4 - i], sizes[3 - i]
             self.layers.append((f"dec{i}", ConvTranspose1d(c_in, c_out, arch.width, stride=arch.stride, padding=pad,
-                                                            output_padding=arch.stride - 1, backend=backend), i < 3))
+                                                            output_padding=arch.stride - 1, backend=self.backend), i < 3))
         self.norms = {name: BatchNorm1d(layer.out_channels) for name, layer, bn in self.layers if bn}
         self.relu = ReLU()
 
