@@ -20,3 +20,11 @@ class AudioError(NstAudioError):
 
 class BackendError(NstAudioError, RuntimeError):
     """A requested compute backend is not available; the message names the missing piece."""
+
+
+class OutputError(NstAudioError, OSError):
+    """An output that cannot be written: missing or read-only directory, bad name, full disk."""
+
+
+class NumericalError(NstAudioError, ArithmeticError):
+    """A computation stopped being finite (a diverging optimizer or training run); nothing is written."""

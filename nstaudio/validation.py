@@ -5,9 +5,12 @@ import numbers
 import numpy as np
 
 from .errors import AudioError, ParameterError
+from .limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 # Below -100 dBFS everywhere counts as silence: quieter than the dither of 16-bit audio.
 SILENCE_THRESHOLD = 1e-5
+# Seeds are what numpy.random.default_rng takes, kept to 64 bits so that they fit JSON and C integers.
+MAX_SEED = 2**64 - 1
 
 
 def check_int(name, value, *, minimum=None, maximum=None):
@@ -19,6 +22,22 @@ def check_int(name, value, *, minimum=None, maximum=None):
         raise ParameterError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ParameterError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_sample_rate(value, *, name="sr", error=ParameterError):
+    """Return a sample rate as an int, or raise ``error`` unless it lies in the plausible range.
+
+    The range (``limits.MIN_SAMPLE_RATE`` to ``limits.MAX_SAMPLE_RATE``) holds every rate audio
+    is recorded at; outside it a header is forged or broken, and resampling from it would ask
+    for absurd memory.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise error(f"{name} must be an integer number of Hz, got {value!r}")
+    value = int(value)
+    if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
+        raise error(f"{name} {value} Hz is outside the rates nstaudio works with ({MIN_SAMPLE_RATE} to "
+                    f"{MAX_SAMPLE_RATE} Hz)")
     return value
 
 
