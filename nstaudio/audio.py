@@ -5,17 +5,41 @@ the data goes to a temporary file beside the target, which is renamed over it
 only when complete, so an interrupted run never leaves half a file behind.
 """
 
-import math
 import os
+import stat
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from . import limits
 from .errors import AudioError, ParameterError
 from .files import atomic_path
-from .validation import as_audio, check_int
+from .limits import MAX_SAMPLE_RATE
+from .validation import as_audio, check_int, check_sample_rate
+
+READ_BLOCK = 1 << 16  # frames decoded per read
+WRITE_BLOCK = 1 << 14  # frames per write: libsndfile's Vorbis encoder crashes on one large write (48 s of stereo)
+MAX_CHANNELS = 1024  # libsndfile's own limit
+UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's frame count for "not known" (SF_COUNT_MAX)
+# Terms of the polyphase ratio (filter taps = 20 x the larger); the common rates all fit
+# (768000 -> 22050 is 147/5120), so only odd pairs are approximated.
+MAX_POLYPHASE = 8192
+# check_output's test signal: long enough to cross a block boundary of every block-coded subtype.
+PROBE_FRAMES = 4096
+_FORMAT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG"}
+_EXTENSION_SUBTYPES = {"OPUS": "OPUS"}  # an .opus file holds Opus, not the OGG container's default Vorbis
+# Formats whose files cannot be read back without being told their rate and channels.
+_UNREADABLE_FORMATS = {"RAW": "headerless RAW"}
+# Subtypes that store every sample (no block rounding of the length), kept from the content's file.
+_EXACT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW", "VORBIS",
+                   "OPUS", "MPEG_LAYER_III", "ALAC_16", "ALAC_20", "ALAC_24", "ALAC_32"}
+# Rates and channel counts beyond which an encoder does not refuse but crashes the process
+# (found by writing every format at rates up to 768 kHz and up to 1024 channels):
+# libvorbis has no setup for rates above 200 kHz nor more than 255 channels.
+_ENCODER_LIMITS = {("OGG", "VORBIS"): (200_000, 255)}
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,11 @@ class AudioInfo:
 def load(path, *, sr=None, mono=False, return_info=False):
     """Read an audio file.
 
+    The file is treated as hostile: it must be a regular file, its header's sample rate must
+    lie in ``limits.MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``, and it is decoded in blocks, so a
+    header that lies about its length costs no more memory than the audio really there
+    (at most ``limits.audio_memory_limit()`` bytes of float32, else an error).
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -65,21 +94,20 @@ def load(path, *, sr=None, mono=False, return_info=False):
     Raises
     ------
     AudioError
-        The file is missing, unreadable, empty, silent or has non-finite samples.
+        The file is missing, not a regular file, unreadable, empty, silent, has non-finite
+        samples, an implausible sample rate, or more audio than this machine could work on.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise AudioError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise AudioError(f"{path}: is a directory, not an audio file")
+    _check_input_file(path)
     try:
-        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
-        raw = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        with sf.SoundFile(path) as f:
+            file_sr = check_sample_rate(f.samplerate, name=f"{path}: sample rate", error=AudioError)
+            data = _read_blocks(f, path)
+            info = AudioInfo(sr=file_sr, channels=int(f.channels), frames=int(data.shape[1]), format=f.format,
+                             subtype=f.subtype)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
-    info = AudioInfo(sr=int(file_sr), channels=int(raw.channels), frames=int(raw.frames),
-                     format=raw.format, subtype=raw.subtype)
-    y = as_audio(data.T, name=path)
+    y = as_audio(data, name=path)
     if mono:
         y = to_mono(y)
     out_sr = info.sr
@@ -88,6 +116,49 @@ def load(path, *, sr=None, mono=False, return_info=False):
         out_sr = int(sr)
     y = np.ascontiguousarray(y)
     return (y, out_sr, info) if return_info else (y, out_sr)
+
+
+def _check_input_file(path):
+    """An existing regular file: a FIFO or a device would block or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read it ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"{path}: not a regular file (a pipe or a device); give an audio file")
+
+
+def _read_blocks(f, path):
+    """Decode an open SoundFile in blocks into (channels, frames) float32, within the memory limit.
+
+    The header's frame count is checked first (a file claiming hours is refused before it
+    is read), and the frames really decoded are counted as they come (a header may lie).
+    """
+    limit = limits.audio_memory_limit() // 2  # the blocks and their concatenation coexist for a moment
+    bytes_per_frame = 4 * f.channels
+    # libsndfile reports an unknown length (a streamed FLAC's header says 0) as 2**63 - 1
+    if 0 < f.frames < UNKNOWN_LENGTH and f.frames * bytes_per_frame > limit:
+        raise AudioError(f"{path}: claims {f.frames / f.samplerate:.0f} s of {f.channels}-channel audio "
+                         f"({limits.gigabytes(f.frames * bytes_per_frame)} decoded), more than this machine can "
+                         f"work on (at most {limits.gigabytes(limit)}); split it into shorter files")
+    blocks, frames = [], 0
+    while True:
+        block = f.read(READ_BLOCK, dtype="float32", always_2d=True)
+        if not len(block):
+            break
+        frames += len(block)
+        if frames * bytes_per_frame > limit:
+            raise AudioError(f"{path}: holds more than {frames / f.samplerate:.0f} s of {f.channels}-channel audio, "
+                             f"more than this machine can work on (at most {limits.gigabytes(limit)} decoded); "
+                             f"split it into shorter files")
+        blocks.append(block.T)
+    if not blocks:
+        return np.zeros((f.channels, 0), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1))
 
 
 def corpus_files(directory):
@@ -159,10 +230,17 @@ def to_mono(y):
 def resample(y, *, orig_sr, target_sr, length=None):
     """Resample along the last axis with scipy's polyphase filter (Kaiser window).
 
+    The polyphase filter has ``20 * max(up, down)`` taps for the reduced ratio ``up/down``;
+    ratios whose terms exceed :data:`MAX_POLYPHASE` (two coprime rates such as 22050 and
+    44101 Hz) are resampled through the nearest ratio within it instead, so the filter stays
+    below 1.3 MB for any pair of rates. The pitch moves by less than 0.01 cent and the
+    length is still exactly ``ceil(samples * target_sr / orig_sr)``.
+
     Parameters
     ----------
     y : np.ndarray, shape (..., samples)
     orig_sr, target_sr : int
+        Both within ``limits.MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``.
     length : int or None
         Trim or zero-pad the result to exactly this many samples.
 
@@ -170,16 +248,27 @@ def resample(y, *, orig_sr, target_sr, length=None):
     -------
     np.ndarray, shape (..., new_samples), float32
     """
-    orig_sr = check_int("orig_sr", orig_sr, minimum=1)
-    target_sr = check_int("target_sr", target_sr, minimum=1)
+    orig_sr = check_sample_rate(orig_sr, name="orig_sr")
+    target_sr = check_sample_rate(target_sr, name="target_sr")
     y = np.asarray(y, dtype=np.float32)
     if orig_sr != target_sr:
-        g = math.gcd(orig_sr, target_sr)
-        y = scipy.signal.resample_poly(y, target_sr // g, orig_sr // g, axis=-1,
-                                       window=("kaiser", 5.0)).astype(np.float32)
+        up, down = polyphase_ratio(orig_sr, target_sr)
+        n = y.shape[-1]
+        y = scipy.signal.resample_poly(y, up, down, axis=-1, window=("kaiser", 5.0)).astype(np.float32)
+        if length is None:
+            length = -(-n * target_sr // orig_sr)
     if length is not None:
         y = fix_length(y, length)
     return y
+
+
+def polyphase_ratio(orig_sr, target_sr):
+    """``(up, down)``: ``target_sr / orig_sr`` in lowest terms, or its nearest ratio with terms <= MAX_POLYPHASE."""
+    ratio = Fraction(target_sr, orig_sr)
+    if max(ratio.numerator, ratio.denominator) > MAX_POLYPHASE:
+        # limit_denominator bounds the smaller term's partner: approximate the ratio that is < 1
+        ratio = ratio.limit_denominator(MAX_POLYPHASE) if ratio < 1 else 1 / (1 / ratio).limit_denominator(MAX_POLYPHASE)
+    return ratio.numerator, ratio.denominator
 
 
 def fix_length(y, length):
@@ -194,39 +283,131 @@ def fix_length(y, length):
 def output_format(path):
     """The libsndfile major format implied by ``path``'s extension, or ParameterError."""
     ext = os.path.splitext(os.fspath(path))[1].lstrip(".").upper()
-    aliases = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG"}
-    fmt = aliases.get(ext, ext)
+    fmt = _FORMAT_ALIASES.get(ext, ext)
+    if fmt in _UNREADABLE_FORMATS:
+        raise ParameterError(f"output {os.fspath(path)!r}: {_UNREADABLE_FORMATS[fmt]} files keep no sample rate "
+                             f"or channel count and could not be read back; use e.g. .wav, .flac, .ogg")
     if fmt not in sf.available_formats():
         raise ParameterError(f"output: cannot tell the audio format from the extension of {os.fspath(path)!r} "
                              f"(use e.g. .wav, .flac, .ogg)")
     return fmt
 
 
-def save(path, y, sr, *, subtype=None):
-    """Write audio atomically (temporary file + rename).
+def output_subtype(fmt, subtype=None):
+    """The sample format to write: ``subtype`` if ``fmt`` holds it sample for sample, else the format's default.
+
+    Block-coded subtypes (ADPCM, G.72x, GSM 6.10, DWVW...) round the length to their blocks
+    or cannot be read back by every reader, so they give way to the default too.
+    """
+    if subtype in _EXACT_SUBTYPES and sf.check_format(fmt, subtype):
+        return subtype
+    return sf.default_subtype(fmt)
+
+
+def check_output(path, *, sr, channels, subtype=None):
+    """Fail now, before any work, if audio of this shape could not be written to ``path``.
+
+    Resolves the format (from the extension) and the subtype, refuses what libsndfile's
+    encoders are known to crash on, then writes a short test signal to a temporary file
+    beside ``path`` with exactly these settings, reads it back and removes it: what the
+    directory, the filesystem or the encoder would refuse at the end is found here.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Target; the format follows the extension.
-    y : np.ndarray, shape (samples,) or (channels, samples)
     sr : int
+    channels : int
     subtype : str or None
-        libsndfile sample format (``"PCM_16"``, ``"FLOAT"``...). None, or one the
-        format cannot hold, uses the format's default.
+        The wanted sample format (see :func:`output_subtype`).
+
+    Returns
+    -------
+    (format, subtype) : tuple of str
+        What :func:`save` will write.
+
+    Raises
+    ------
+    ParameterError
+        The format cannot hold this rate or channel count, or the extension names no format.
+    OutputError
+        The directory is missing or not writable, the name is too long, the disk is full.
     """
     path = os.fspath(path)
-    sr = check_int("sr", sr, minimum=1)
-    fmt = output_format(path)
-    if subtype is not None and not sf.check_format(fmt, subtype):
-        subtype = None
+    fmt, subtype = _output_settings(path, sr, channels, subtype)
+    probe = np.zeros((channels, PROBE_FRAMES), dtype=np.float32)
+    probe[:] = 0.1 * np.sin(np.arange(PROBE_FRAMES) * 0.05)
+    with atomic_path(path, commit=False) as tmp:
+        _write_verified(tmp, probe, sr, fmt, subtype, path)
+    return fmt, subtype
+
+
+def save(path, y, sr, *, subtype=None):
+    """Write audio atomically (temporary file + rename), in blocks, checked by reading it back.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target; the format follows the extension (RAW, which keeps no rate or channel count,
+        is refused).
+    y : np.ndarray, shape (samples,) or (channels, samples)
+        Finite samples; non-finite audio is never written.
+    sr : int
+    subtype : str or None
+        libsndfile sample format (``"PCM_16"``, ``"FLOAT"``...). None, one the format cannot
+        hold, or a block-coded one (see :func:`output_subtype`) uses the format's default.
+
+    Raises
+    ------
+    ParameterError, OutputError
+        As :func:`check_output`.
+    AudioError
+        ``y`` is empty or holds NaN or infinite samples.
+    """
+    path = os.fspath(path)
     y = np.asarray(y, dtype=np.float32)
-    data = y.T if y.ndim == 2 else y
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ParameterError(f"output: directory {directory!r} does not exist")
+    y = y[np.newaxis, :] if y.ndim == 1 else y
+    if y.ndim != 2 or y.size == 0:
+        raise AudioError(f"{path}: refusing to write audio of shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
+    fmt, subtype = _output_settings(path, sr, y.shape[0], subtype)
     with atomic_path(path) as tmp:
-        sf.write(tmp, data, sr, format=fmt, subtype=subtype)
+        _write_verified(tmp, y, sr, fmt, subtype, path)
+
+
+def _output_settings(path, sr, channels, subtype):
+    """Format and subtype for ``path``, refusing what libsndfile cannot write or is known to crash on."""
+    fmt = output_format(path)
+    sr = check_sample_rate(sr, name="sr")
+    channels = check_int("channels", channels, minimum=1, maximum=MAX_CHANNELS)
+    ext = os.path.splitext(path)[1].lstrip(".").upper()
+    subtype = _EXTENSION_SUBTYPES.get(ext) or output_subtype(fmt, subtype)
+    max_sr, max_channels = _ENCODER_LIMITS.get((fmt, subtype), (MAX_SAMPLE_RATE, MAX_CHANNELS))
+    if sr > max_sr or channels > max_channels:
+        raise ParameterError(f"output {path!r}: {fmt} ({subtype}) holds at most {max_channels} channels at "
+                             f"{max_sr} Hz, this audio has {channels} at {sr} Hz; choose .wav or .flac")
+    return fmt, subtype
+
+
+def _write_verified(tmp, y, sr, fmt, subtype, path):
+    """Write (channels, frames) ``y`` to ``tmp`` in blocks, then check the file reads back as written."""
+    channels, frames = y.shape
+    try:
+        with sf.SoundFile(tmp, "w", samplerate=sr, channels=channels, format=fmt, subtype=subtype) as f:
+            for start in range(0, frames, WRITE_BLOCK):  # libsndfile's Vorbis encoder crashes on one large write
+                f.write(np.ascontiguousarray(y[:, start:start + WRITE_BLOCK].T))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        raise ParameterError(f"output {path!r}: libsndfile cannot write {channels}-channel {sr} Hz audio as "
+                             f"{fmt} ({subtype}): {_reason(exc)}") from None
+    try:
+        written = sf.info(tmp)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise ParameterError(f"output {path!r}: the {fmt} ({subtype}) file libsndfile wrote does not read back "
+                             f"({_reason(exc)}); choose .wav or .flac") from None
+    if (written.frames, written.channels, written.samplerate) != (frames, channels, sr):
+        raise ParameterError(f"output {path!r}: the {fmt} ({subtype}) file libsndfile wrote reads back as "
+                             f"{written.frames} frames of {written.channels} channels at {written.samplerate} Hz, "
+                             f"not {frames} of {channels} at {sr} Hz; choose .wav or .flac")
 
 
 def match_loudness(y, reference):
@@ -258,11 +439,15 @@ def same_file(a, b):
 
 
 def check_audio_file(path):
-    """Raise AudioError if ``path`` is not a readable audio file (without decoding it all)."""
+    """Raise AudioError if ``path`` is not a readable audio file with a plausible rate (without decoding it)."""
+    path = os.fspath(path)
+    _check_input_file(path)
     try:
-        sf.info(os.fspath(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"{os.fspath(path)}: not a readable audio file ({_reason(exc)})") from None
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
+    check_sample_rate(info.samplerate, name=f"{path}: sample rate", error=AudioError)
+    return info
 
 
 def _reason(exc):

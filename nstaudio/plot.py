@@ -1,20 +1,40 @@
 """Side-by-side spectrograms of content, style and output (needs the ``plot`` extra)."""
 
+import os
+
 import numpy as np
 
 from . import spectral
-from .errors import NstAudioError
+from .errors import NstAudioError, ParameterError
+from .files import atomic_path, check_can_write
 
 
 def require_matplotlib():
-    """Import matplotlib with a headless backend, or raise a one-line install hint."""
+    """Import matplotlib's object-oriented Figure (no pyplot: no global state, no GUI), or raise an install hint."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError:
         raise NstAudioError("plotting needs matplotlib: pip install 'nstaudio[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    return Figure
+
+
+def check_plot_path(path):
+    """The image format of ``path`` (from its extension), checked before any work: ParameterError or OutputError.
+
+    Returns
+    -------
+    str
+        The matplotlib format name (``"png"``, ``"pdf"``, ``"svg"``...).
+    """
+    Figure = require_matplotlib()
+    path = os.fspath(path)
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    supported = Figure().canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise ParameterError(f"--plot {path!r}: the extension names no image format matplotlib writes "
+                             f"(use one of {', '.join(sorted(supported))})")
+    check_can_write(path)
+    return fmt
 
 
 def plot_spectrograms(path, signals, *, n_fft=2048, hop_length=None):
@@ -23,16 +43,17 @@ def plot_spectrograms(path, signals, *, n_fft=2048, hop_length=None):
     Parameters
     ----------
     path : str or os.PathLike
-        Image file (the format follows the extension, e.g. ``.png``).
+        Image file (the format follows the extension, e.g. ``.png``), written atomically.
     signals : dict of str -> (np.ndarray, int)
         Title -> (audio of shape (samples,) or (channels, samples), its sample rate);
         multichannel audio is shown as its first channel.
     n_fft, hop_length : int
         STFT settings for the display.
     """
-    plt = require_matplotlib()
+    fmt = check_plot_path(path)
     hop_length = n_fft // 4 if hop_length is None else hop_length
-    fig, axes = plt.subplots(1, len(signals), figsize=(5 * len(signals), 4), sharey=True, squeeze=False)
+    fig = require_matplotlib()(figsize=(5 * len(signals), 4))
+    axes = fig.subplots(1, len(signals), sharey=True, squeeze=False)
     for ax, (title, (y, sr)) in zip(axes[0], signals.items()):
         y = np.atleast_2d(y)[0]
         mag = np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))
@@ -47,5 +68,5 @@ def plot_spectrograms(path, signals, *, n_fft=2048, hop_length=None):
         ax.set_ylim(0, top)
     axes[0][0].set_ylabel("frequency (kHz)")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt)

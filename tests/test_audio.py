@@ -61,12 +61,16 @@ def test_save_is_atomic_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "out.wav"
     path.write_bytes(b"previous contents")
 
-    def broken_write(file, *args, **kwargs):
-        with open(file, "wb") as f:
-            f.write(b"half")
-        raise KeyboardInterrupt
+    real_soundfile = audio.sf.SoundFile
 
-    monkeypatch.setattr(audio.sf, "write", broken_write)
+    class BrokenSoundFile(real_soundfile):
+        """Writes half a file, then is interrupted."""
+
+        def write(self, data):
+            super().write(data[: len(data) // 2])
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(audio.sf, "SoundFile", BrokenSoundFile)
     with pytest.raises(KeyboardInterrupt):
         nst.save(path, harmonic_tone(0.1), 22050)
     assert path.read_bytes() == b"previous contents"
