@@ -10,17 +10,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio, spectral
-from .errors import AudioError, ParameterError
+from . import audio, limits, spectral
+from .errors import AudioError, NumericalError, ParameterError
 from .methods.feedforward import feedforward
 from .methods.optimize import DEFAULT_OPTIMIZER, DEFAULT_TOLERANCE, DEFAULT_TOLERANCE_WINDOW, INITS, OPTIMIZERS, optimize
 from .methods.timedomain import OPTIMIZERS as TIMEDOMAIN_OPTIMIZERS
 from .methods.timedomain import timedomain
 from .models import TRAINING_PEAK, Network
-from .validation import as_audio, check_choice, check_float, check_int
+from .objective import normalised_weights
+from .validation import MAX_SEED, as_audio, check_choice, check_float, check_int, check_sample_rate
 
 METHODS = ("optimize", "feedforward", "timedomain")
 PHASE_INITS = ("content", "random")
+# Beyond 1e6 (10^8 times the default) the content term outweighs any style by so much that the
+# output is the content; larger values only overflow float32 on the way there.
+MAX_ALPHA = 1e6
+# Adam steps in log1p-magnitude units (0..~10) or in samples (-1..1): a step above 10 is no search.
+MAX_LEARNING_RATE = 10.0
 # Defaults that differ by method (the parameters' None):
 # - phase_iters: the optimized spectrograms need many Griffin-Lim iterations; a feedforward
 #   network's output, started from the content's phase, needs few (and the method exists to be
@@ -177,7 +183,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     check_choice("phase_init", phase_init, PHASE_INITS)
     if sr is None:
         raise ParameterError("sr: the content's sample rate is needed")
-    sr = check_int("sr", sr, minimum=1)
+    sr = check_sample_rate(sr)
     if method == "feedforward":
         sr_work, n_fft, hop_length = _model_settings(model, style, sr_work, n_fft, hop_length)
     elif model is not None:
@@ -206,7 +212,10 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     width = check_int("width", width, minimum=1, maximum=1024)
     phase_iters = check_int("phase_iters", phase_iters, minimum=0, maximum=100_000)
     check_float("tolerance", tolerance, minimum=0.0, maximum=1.0)
-    check_int("tolerance_window", tolerance_window, minimum=1)
+    check_int("tolerance_window", tolerance_window, minimum=1, maximum=1_000_000)
+    check_float("alpha", alpha, minimum=0.0, maximum=MAX_ALPHA)
+    check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True, maximum=MAX_LEARNING_RATE)
+    check_int("seed", seed, minimum=0, maximum=MAX_SEED)
 
     was_1d = np.ndim(content) == 1
     content = as_audio(content, "content")
@@ -216,6 +225,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     style_srs = style_sr if isinstance(style_sr, (list, tuple)) else [style_sr] * len(styles)
     if len(style_srs) != len(styles):
         raise ParameterError(f"style_sr has {len(style_srs)} rates for {len(styles)} styles")
+    style_srs = [sr if s_sr is None else check_sample_rate(s_sr, name="style_sr") for s_sr in style_srs]
+    if styles:
+        normalised_weights(style_weights, len(styles))
     stft_opts = dict(n_fft=n_fft, hop_length=hop_length)
     min_frames = 1 if method == "feedforward" else width
 
@@ -247,13 +259,15 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     for i, (s, s_sr) in enumerate(zip(styles, style_srs)):
         name = "style" if len(styles) == 1 else f"style {i + 1}"
         s = audio.to_mono(as_audio(s, name))
-        s_sr = sr if s_sr is None else check_int("style_sr", s_sr, minimum=1)
         styles_work.append(audio.resample(s, orig_sr=s_sr, target_sr=sr_work))
         if method == "timedomain":
             check_length(styles_work[-1], name)
         else:
             X_styles.append(log_spec(styles_work[-1], name)[0][0])
 
+    _check_memory(method, channels=content.shape[0], samples=content_work.shape[-1],
+                  style_samples=sum(s.shape[-1] for s in styles_work), n_fft=n_fft, hop_length=hop_length,
+                  n_filters=n_filters, width=width, optimizer=optimizer)
     total = iterations
     report = None if callback is None else (lambda i, loss: callback("optimize", i, total, loss))
     if method == "timedomain":
@@ -275,7 +289,11 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         )
 
     if method != "timedomain":
-        magnitude = np.expm1(X)
+        with np.errstate(over="ignore"):
+            magnitude = np.expm1(X)
+        if not np.all(np.isfinite(magnitude)):
+            raise NumericalError("the optimized spectrogram grew too large to turn into audio (the optimizer "
+                                 "diverged); lower learning_rate or alpha")
         phase_total = phase_iters * magnitude.shape[0]
         y_work, convergence = spectral.griffin_lim(
             magnitude, n_iter=phase_iters, length=content_work.shape[-1], init=phase_init,
@@ -284,6 +302,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
             **stft_opts,
         )
     y = audio.resample(y_work / np.float32(gain), orig_sr=sr_work, target_sr=sr, length=content.shape[-1])
+    if not np.all(np.isfinite(y)):
+        raise NumericalError("the stylized audio is not finite (the optimizer diverged); lower learning_rate or "
+                             "alpha")
     if match_loudness:
         y = audio.match_loudness(y, content)
     if was_1d:
@@ -306,6 +327,33 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
 _NO_OPTIMIZATION = dict(loss=float("nan"), initial_loss=float("nan"), style_loss=float("nan"),
                         initial_style_loss=float("nan"), content_loss=float("nan"), iterations=0, evaluations=0,
                         converged=False, backend="numpy", gram_form="none", history=np.empty(0))
+
+
+def _check_memory(method, *, channels, samples, style_samples, n_fft, hop_length, n_filters, width, optimizer):
+    """Refuse settings whose arrays could not fit in this machine's memory, before any work.
+
+    A lower bound of what the run holds at once: the random filters, the features of every
+    channel and style, and the optimizer's copies of the variable. A run this refuses would
+    end in MemoryError or the kernel's out-of-memory killer; one it passes may still need
+    several times this much (README: what a run costs).
+    """
+    if method == "feedforward":
+        return  # a fixed network over the content: memory like the audio's, which load() bounded
+    bins = n_fft // 2 + 1
+    frames = samples // hop_length + 1
+    style_frames = style_samples // hop_length + 1
+    if method == "timedomain":
+        bins *= 3  # real part, imaginary part and magnitude are the conv's input channels
+    copies = {"lbfgs": 2 * (2 * 10 + 5), "plbfgs": 2 * 10 + 5, "adam": 4}[optimizer]  # SciPy's are float64
+    needed = 4 * (n_filters * bins * width                                # the filters
+                  + 3 * n_filters * (channels * frames + style_frames)   # features, their gradient, the targets
+                  + copies * channels * bins * frames)                   # the optimizer's vectors
+    available = limits.machine_memory()
+    if needed > available:
+        raise ParameterError(f"these settings need at least {limits.gigabytes(needed)} of memory ({n_filters} filters "
+                             f"x {bins} bins x width {width}, {channels} channel(s) of {frames} frames), this "
+                             f"machine has {limits.gigabytes(available)}: use fewer filters, a smaller n_fft or "
+                             f"width, or a shorter clip")
 
 
 def _model_settings(model, style, sr_work, n_fft, hop_length):

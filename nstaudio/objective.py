@@ -77,7 +77,7 @@ class StyleTransferObjective:
         self.W = backend.prepare_weights(backend.asarray(W, self.dtype), frames=self.shape[2])
         self.t_out = self.shape[2] - K + 1
 
-        weights = _normalised_weights(style_weights, len(styles))
+        weights = normalised_weights(style_weights, len(styles))
         scaled = []
         for Xs, w in zip(styles, weights):
             if Xs.shape[0] != C or Xs.shape[1] < K:
@@ -146,16 +146,20 @@ class StyleTransferObjective:
         return content_total + style_total, grad
 
 
-def _normalised_weights(weights, n):
-    """Style weights as floats summing to 1."""
+def normalised_weights(weights, n):
+    """Style weights as floats summing to 1 (ParameterError for a wrong count, negative, non-finite or all-zero)."""
     if n == 0:
         raise ParameterError("at least one style is needed")
     if weights is None:
         return [1.0 / n] * n
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+        raise ParameterError(f"style_weights must be a sequence of numbers, got {weights!r}")
     weights = [check_float("style_weights", w, minimum=0.0) for w in weights]
     if len(weights) != n:
         raise ParameterError(f"style_weights has {len(weights)} values for {n} styles")
-    total = sum(weights)
-    if total <= 0:
+    largest = max(weights)
+    if largest <= 0:
         raise ParameterError(f"style_weights must not all be zero, got {weights}")
+    weights = [w / largest for w in weights]  # first, so that huge weights cannot overflow the sum
+    total = sum(weights)
     return [w / total for w in weights]

@@ -9,6 +9,7 @@ the boundary, and nowhere in the hot loop.
 import numpy as np
 import scipy.optimize
 
+from .errors import NumericalError
 from .validation import check_float, check_int
 
 
@@ -20,8 +21,9 @@ class _Tracker:
     ``loss[i - window] - loss[i] < tolerance * |loss[i]|``. ``tolerance=0`` never stops early.
     """
 
-    def __init__(self, callback, tolerance=0.0, window=20):
+    def __init__(self, callback, tolerance=0.0, window=20, remedy="lower alpha"):
         self.callback = callback
+        self.remedy = remedy
         self.tolerance = check_float("tolerance", tolerance, minimum=0.0)
         self.window = check_int("tolerance_window", window, minimum=1)
         self.evaluations = 0
@@ -35,7 +37,17 @@ class _Tracker:
         self.loss = loss
 
     def step(self):
-        """Record a finished iteration; True when the stopping rule says enough."""
+        """Record a finished iteration; True when the stopping rule says enough.
+
+        Raises
+        ------
+        NumericalError
+            The iteration's loss is not finite: the run diverged, and its result would be noise
+            or NaN. (Trial points of a line search may overflow; accepted iterates may not.)
+        """
+        if not np.isfinite(self.loss):
+            raise NumericalError(f"the optimizer diverged at iteration {self.iterations + 1} (loss {self.loss}); "
+                                 f"{self.remedy}")
         self.iterations += 1
         self.history.append(self.loss)
         if self.callback is not None:
@@ -88,12 +100,13 @@ def lbfgs(fun, x0, *, iterations, lower=0.0, tolerance=0.0, tolerance_window=20,
     x = np.asarray(x0, dtype=np.float64).ravel()
     if iterations > 0:
         bounds = None if lower is None else scipy.optimize.Bounds(lower, np.inf)
-        result = scipy.optimize.minimize(
-            fun64, x, jac=True, method="L-BFGS-B", bounds=bounds,
-            callback=_stop_when(tracker.step),
-            # maxfun well above maxiter: the line search may need a few evaluations per step.
-            options={"maxiter": iterations, "maxfun": 2 * iterations + 20},
-        )
+        with _overflow_is_checked():
+            result = scipy.optimize.minimize(
+                fun64, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                callback=_stop_when(tracker.step),
+                # maxfun well above maxiter: the line search may need a few evaluations per step.
+                options={"maxiter": iterations, "maxfun": 2 * iterations + 20},
+            )
         x = result.x
         tracker.loss = float(result.fun)
     return _finish(x.reshape(shape), tracker)
@@ -121,21 +134,23 @@ def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps
     """
     iterations = check_int("iterations", iterations, minimum=0)
     learning_rate = check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True)
-    tracker = _Tracker(callback, tolerance, tolerance_window)
+    tracker = _Tracker(callback, tolerance, tolerance_window,
+                       remedy=f"lower the learning rate (now {learning_rate:g})")
     x = xp.asarray(x0, dtype=xp.float32).copy()
     m = xp.zeros_like(x)
     v = xp.zeros_like(x)
-    for t in range(1, iterations + 1):
-        loss, grad = fun(x)
-        tracker.evaluated(loss)
-        m = beta1 * m + (1 - beta1) * grad
-        v = beta2 * v + (1 - beta2) * grad * grad
-        step = learning_rate * np.sqrt(1 - beta2**t) / (1 - beta1**t)
-        x -= step * m / (xp.sqrt(v) + eps)
-        if lower is not None:
-            xp.maximum(x, lower, out=x)
-        if tracker.step():
-            break
+    with _overflow_is_checked():
+        for t in range(1, iterations + 1):
+            loss, grad = fun(x)
+            tracker.evaluated(loss)
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad * grad
+            step = learning_rate * np.sqrt(1 - beta2**t) / (1 - beta1**t)
+            x -= step * m / (xp.sqrt(v) + eps)
+            if lower is not None:
+                xp.maximum(x, lower, out=x)
+            if tracker.step():
+                break
     return _finish(x, tracker)
 
 
@@ -171,6 +186,16 @@ def _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot, max_ev
     return best
 
 
+def _overflow_is_checked():
+    """Silence numpy's overflow warnings in an optimizer loop, whose tracker reports divergence instead.
+
+    A diverging run overflows float32 somewhere in the objective; the warning would say so
+    in numpy's words, mid-progress-bar, and the run would go on to write noise. The tracker
+    checks every accepted loss and raises :class:`NumericalError` with a remedy instead.
+    """
+    return np.errstate(over="ignore", invalid="ignore")
+
+
 def _stop_when(step):
     """An L-BFGS-B callback that runs ``step`` and ends the run when it returns True."""
     def callback(xk):
@@ -180,6 +205,9 @@ def _stop_when(step):
 
 
 def _finish(x, tracker):
+    if tracker.evaluations and not np.isfinite(tracker.loss):
+        raise NumericalError(f"the optimizer ended on a loss of {tracker.loss} after {tracker.iterations} "
+                             f"iterations; {tracker.remedy}")
     info = {"loss": tracker.loss, "iterations": tracker.iterations, "evaluations": tracker.evaluations,
             "history": np.asarray(tracker.history), "converged": tracker.converged}
     return x.astype(np.float32), info  # numpy or cupy alike
@@ -222,58 +250,59 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
     def dot(a, b):
         return float(xp.vdot(a.ravel(), b.ravel()))
 
-    for _ in range(iterations):
-        frozen = (x <= lower) & (g > 0)
-        free = ~frozen
-        q = xp.where(frozen, 0, g)
-        free_norm = np.sqrt(dot(q, q))
-        if free_norm == 0:
-            break  # stationary: no free variable has a gradient
-        steepest = q / free_norm
-        # The two-loop recursion on the free variables only (the reduced quasi-Newton matrix):
-        # each pair's curvature is measured there and the pair kept only if it is positive. q
-        # stays 0 on the frozen variables, so plain products with it are free-variable ones and
-        # no masked copy of the history is kept.
-        reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
-        for s, y, _ in pairs:
-            y_free = xp.where(free, y, 0)
-            sy, yy = dot(s, y_free), dot(y_free, y_free)
-            if sy > 1e-10 * yy:
-                reduced.append((s, y, 1.0 / sy, yy))
-        alphas = []
-        for s, y, rho, _ in reversed(reduced):
-            a = rho * dot(s, q)
-            q -= a * y
-            q[frozen] = 0
-            alphas.append(a)
-        if reduced:
-            _, _, rho, yy = reduced[-1]
-            q *= 1.0 / (rho * yy)
-        else:
-            q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
-        for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
-            q += s * (a - rho * dot(y, q))
-            q[frozen] = 0
-        direction = -q
-        direction[frozen] = 0
-        slope = dot(g, direction)
-        if slope >= 0:  # the curvature pairs went stale: restart from steepest descent
-            pairs.clear()
-            direction = -steepest
-            slope = -free_norm
-        accepted = _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot)
-        if accepted is None:
-            break  # no decrease along this direction: converged as far as float32 allows
-        x_new, f_new, g_new = accepted
-        s, y = x_new - x, g_new - g
-        sy = dot(s, y)
-        if sy > 1e-10 * dot(y, y):  # keep only pairs with positive curvature
-            pairs.append((s, y, 1.0 / sy))
-            if len(pairs) > memory:
-                pairs.pop(0)
-        x, f, g = x_new, f_new, g_new
-        tracker.loss = f
-        if tracker.step():
-            break
+    with _overflow_is_checked():
+        for _ in range(iterations):
+            frozen = (x <= lower) & (g > 0)
+            free = ~frozen
+            q = xp.where(frozen, 0, g)
+            free_norm = np.sqrt(dot(q, q))
+            if free_norm == 0:
+                break  # stationary: no free variable has a gradient
+            steepest = q / free_norm
+            # The two-loop recursion on the free variables only (the reduced quasi-Newton matrix):
+            # each pair's curvature is measured there and the pair kept only if it is positive. q
+            # stays 0 on the frozen variables, so plain products with it are free-variable ones and
+            # no masked copy of the history is kept.
+            reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
+            for s, y, _ in pairs:
+                y_free = xp.where(free, y, 0)
+                sy, yy = dot(s, y_free), dot(y_free, y_free)
+                if sy > 1e-10 * yy:
+                    reduced.append((s, y, 1.0 / sy, yy))
+            alphas = []
+            for s, y, rho, _ in reversed(reduced):
+                a = rho * dot(s, q)
+                q -= a * y
+                q[frozen] = 0
+                alphas.append(a)
+            if reduced:
+                _, _, rho, yy = reduced[-1]
+                q *= 1.0 / (rho * yy)
+            else:
+                q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
+            for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
+                q += s * (a - rho * dot(y, q))
+                q[frozen] = 0
+            direction = -q
+            direction[frozen] = 0
+            slope = dot(g, direction)
+            if slope >= 0:  # the curvature pairs went stale: restart from steepest descent
+                pairs.clear()
+                direction = -steepest
+                slope = -free_norm
+            accepted = _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot)
+            if accepted is None:
+                break  # no decrease along this direction: converged as far as float32 allows
+            x_new, f_new, g_new = accepted
+            s, y = x_new - x, g_new - g
+            sy = dot(s, y)
+            if sy > 1e-10 * dot(y, y):  # keep only pairs with positive curvature
+                pairs.append((s, y, 1.0 / sy))
+                if len(pairs) > memory:
+                    pairs.pop(0)
+            x, f, g = x_new, f_new, g_new
+            tracker.loss = f
+            if tracker.step():
+                break
     tracker.loss = f
     return _finish(x, tracker)

@@ -21,7 +21,7 @@ from .. import optimizers, spectral
 from ..errors import ParameterError
 from ..features import random_filters
 from ..kernels import get_backend
-from ..objective import StyleTransferObjective, _normalised_weights
+from ..objective import StyleTransferObjective, normalised_weights
 from ..validation import check_choice, check_float, check_int
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -114,7 +114,7 @@ class TimeDomainObjective:
         self.framing = Framing(content.shape[1], frame, hop, self.dtype)
         self.frame = frame
         Zc, _ = stacked_features(content, self.framing)
-        weights = _normalised_weights(style_weights, len(styles))
+        weights = normalised_weights(style_weights, len(styles))
         Zs, self.Gm = [], 0.0
         for s, w in zip(styles, weights):
             s = np.asarray(s, dtype=self.dtype)[None]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import NumericalError, ParameterError
 from ..kernels import array_module, cpu as _cpu
 from ..kernels.cpu import Scratch
 from ..validation import check_int
@@ -113,7 +113,13 @@ def _train_loop(step_fn, params, state, rng, backend, *, steps, learning_rate, w
         for name, opt in optimizers.items():
             opt.load_moments({key: backend.xp.array(a) for key, a in resume.moments.get(name, {}).items()}, start)
     for step in range(start, steps):
-        loss, grads = step_fn(rng)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, as one error with a remedy
+            loss, grads = step_fn(rng)
+        if not np.isfinite(loss):
+            saved = max(start, step // checkpoint_every * checkpoint_every) if checkpoint is not None else 0
+            kept = f"; the checkpoint of step {saved} is kept" if saved else ""
+            raise NumericalError(f"training diverged at step {step + 1} (loss {loss}): lower the learning rate "
+                                 f"(now {learning_rate:g}){kept}")
         _update(optimizers, params, grads)
         history[step] = loss
         if callback is not None:
