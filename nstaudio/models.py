@@ -17,13 +17,15 @@ from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .kernels import get_backend
 from .nn.autoencoder import Architecture
-from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, short_repr
 from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
-from .validation import as_audio, check_float, check_int
+from .validation import MAX_SEED, as_audio, check_float, check_int, check_sample_rate
 
 KINDS = ("lossnet", "style")
 LOSSNET_CHANNELS = (128, 64, 64, 32)
 CONTENT_LAYER = "enc3"
+# Adam steps above 1 move every weight by about its whole size each step: training diverges.
+MAX_TRAINING_LEARNING_RATE = 1.0
 # Networks see every recording at one level: peak -1 dBFS. A log1p magnitude depends on the
 # level, and a style clip recorded quieter than the corpus would otherwise teach the network
 # to change the loudness instead of the timbre (measured: a quiet violin style made a model
@@ -82,19 +84,49 @@ def load_model(path, kind=None):
     Raises
     ------
     CheckpointError
-        Unreadable, another format or version, the wrong kind, or an unfinished training run.
+        Unreadable, another format or version, the wrong kind, an unfinished training run,
+        or spectrogram settings of the wrong type, out of range or not those of the network.
     """
     ckpt = load_checkpoint(path)
     meta = ckpt.meta
     missing = [key for key in ("kind", "sr", "n_fft", "hop_length") if key not in meta]
-    if missing or meta["kind"] not in KINDS:
+    if missing or not isinstance(meta["kind"], str) or meta["kind"] not in KINDS:
         raise CheckpointError(f"{path}: not an nstaudio network (header lacks {', '.join(missing) or 'a known kind'})")
+    _check_spectrogram_settings(path, ckpt.arch, meta)
+    complete = _check_complete(path, meta, default=False)
     if kind is not None and meta["kind"] != kind:
         raise CheckpointError(f"{path}: holds a {_describe(meta['kind'])}, not a {_describe(kind)}")
-    if not meta.get("complete", False):
-        raise CheckpointError(f"{path}: an unfinished training run (step {meta.get('step')} of {meta.get('steps')}); "
-                              f"finish it with --resume")
+    if not complete:
+        raise CheckpointError(f"{path}: an unfinished training run (step {short_repr(meta.get('step'))} of "
+                              f"{short_repr(meta.get('steps'))}); finish it with --resume")
     return Network(ckpt.arch, ckpt.params, ckpt.state, meta)
+
+
+def _meta_int(path, meta, key, minimum, maximum):
+    """``meta[key]``, an int in ``[minimum, maximum]``, or a CheckpointError naming it."""
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise CheckpointError(f"{path}: corrupt header ({key} is {short_repr(value)}, not an integer from {minimum} "
+                              f"to {maximum})")
+    return value
+
+
+def _check_spectrogram_settings(path, arch, meta):
+    """The settings a network was trained with: in the ranges stylize takes, and those of its input layer."""
+    _meta_int(path, meta, "sr", 1000, 384000)
+    n_fft = _meta_int(path, meta, "n_fft", 16, 2**16)
+    _meta_int(path, meta, "hop_length", 1, n_fft)
+    if arch.n_bins != 1 + n_fft // 2:
+        raise CheckpointError(f"{path}: corrupt header (n_fft {n_fft} makes {1 + n_fft // 2} frequency bins, the "
+                              f"network takes {arch.n_bins})")
+
+
+def _check_complete(path, meta, default):
+    """Whether the header marks a finished network (``default`` where it has no mark)."""
+    complete = meta.get("complete", default)
+    if not isinstance(complete, bool):
+        raise CheckpointError(f"{path}: corrupt header (complete is {short_repr(complete)}, not true or false)")
+    return complete
 
 
 def _describe(kind):
@@ -142,7 +174,7 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus", la
     for i, (y, rate) in enumerate(zip(clips, rates)):
         label = labels[i] if labels is not None else name if len(clips) == 1 else f"{name} clip {i + 1}"
         y = audio.to_mono(as_audio(y, label))
-        y = audio.resample(y, orig_sr=check_int("sr", rate, minimum=1), target_sr=sr_work)
+        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=sr_work)
         if y.shape[-1] < n_fft:
             raise AudioError(f"{label} is too short: {y.shape[-1] / sr_work:.3f} s, one {n_fft}-sample frame needs "
                              f"{n_fft / sr_work:.3f} s")
@@ -173,30 +205,75 @@ def check_resumable(checkpoint, resume):
     """Fail early, before any data is read, where ``checkpoint`` and ``resume`` disagree.
 
     Without ``resume``, an unfinished training run at ``checkpoint`` is an error (work is never
-    overwritten by accident; anything else there is overwritten as asked). With it, a missing
-    file starts afresh, and anything but an unfinished run is an error.
+    overwritten by accident; anything else there is overwritten as asked, a corrupt file too).
+    With it, a missing file starts afresh, and anything but an intact unfinished run is an
+    error.
 
     Returns
     -------
     Checkpoint or None
-        The unfinished run to continue.
+        The unfinished run to continue (its ``step``, ``steps``, ``rng``, ``settings`` and
+        ``history`` checked).
     """
     if checkpoint is None or not os.path.exists(checkpoint):
         return None
+    if os.path.isdir(checkpoint):  # cannot be overwritten: say so now, not when the first checkpoint is due
+        raise CheckpointError(f"{checkpoint}: is a directory, not a checkpoint file")
     try:
         ckpt = load_checkpoint(checkpoint)
+        unfinished = not _check_complete(checkpoint, ckpt.meta, default=True)  # unmarked: not a training run
     except CheckpointError:
         if resume:
             raise
         return None
-    unfinished = ckpt.meta.get("complete") is False
     if resume and not unfinished:
         raise CheckpointError(f"{checkpoint}: nothing to resume, it holds no unfinished training run")
     if unfinished and not resume:
-        raise CheckpointError(f"{checkpoint}: holds an unfinished training run (step {ckpt.meta.get('step')} of "
-                              f"{ckpt.meta.get('steps')}); pass --resume (resume=True) to continue it, or remove "
-                              f"the file")
+        step, steps = (short_repr(ckpt.meta.get(key)) for key in ("step", "steps"))
+        raise CheckpointError(f"{checkpoint}: holds an unfinished training run (step {step} of {steps}); pass --resume "
+                              f"(resume=True) to continue it, or remove the file")
+    if unfinished:
+        _check_run(checkpoint, ckpt)
     return ckpt if unfinished else None
+
+
+# The most steps _training_options allows.
+_MAX_STEPS = 10_000_000
+
+
+def _check_run(path, ckpt):
+    """What resuming an unfinished run reads from its header and history is of the right type and consistent."""
+    meta = ckpt.meta
+    steps = _meta_int(path, meta, "steps", 1, _MAX_STEPS)
+    step = _meta_int(path, meta, "step", 0, steps)
+    settings = meta.get("settings")
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{path}: corrupt header (settings is {short_repr(settings)}, not a mapping)")
+    if "architecture" in settings and settings["architecture"] != ckpt.arch.to_dict():
+        raise CheckpointError(f"{path}: corrupt header (the architecture of the settings is not the network's)")
+    _check_rng(path, meta.get("rng"))
+    if ckpt.history is None or ckpt.history.shape != (step,):
+        got = "no history" if ckpt.history is None else f"a history of {ckpt.history.shape[0]} losses"
+        raise CheckpointError(f"{path}: corrupt checkpoint ({got} after {step} steps)")
+
+
+def _check_rng(path, rng):
+    """``rng`` is a state of numpy's default generator, as training saves it."""
+    if not _is_rng_state(rng):
+        raise CheckpointError(f"{path}: corrupt header (rng is not a state of numpy's default generator)")
+
+
+def _is_rng_state(rng):
+    if not isinstance(rng, dict) or not isinstance(rng.get("state"), dict):
+        return False
+    numbers = [v for k, v in rng.items() if k not in ("bit_generator", "state")] + list(rng["state"].values())
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        return False  # numpy would take a float or true for an integer
+    try:  # numpy knows the rest: the generator's name, the keys, the ranges of the integers
+        np.random.default_rng(0).bit_generator.state = rng
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return False
+    return True
 
 
 def _resume_state(checkpoint, resume, settings):
@@ -204,13 +281,14 @@ def _resume_state(checkpoint, resume, settings):
     ckpt = check_resumable(checkpoint, resume)
     if ckpt is None:
         return None
-    saved = ckpt.meta.get("settings") or {}
+    saved = ckpt.meta["settings"]
     if saved != settings:
         changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
-        raise CheckpointError(f"{checkpoint}: the unfinished run used other settings or data ({', '.join(changed)}); "
+        listed = ", ".join(k if k.isprintable() and len(k) <= 40 else short_repr(k) for k in changed[:8])
+        more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+        raise CheckpointError(f"{checkpoint}: the unfinished run used other settings or data ({listed}{more}); "
                               f"resume with the same ones")
-    return TrainingState(ckpt.params, ckpt.state, ckpt.moments, int(ckpt.meta["step"]), ckpt.meta["rng"],
-                         ckpt.history)
+    return TrainingState(ckpt.params, ckpt.state, ckpt.moments, ckpt.meta["step"], ckpt.meta["rng"], ckpt.history)
 
 
 def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every, resume, callback, **kwargs):
@@ -235,16 +313,79 @@ def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every
     return network
 
 
-def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume):
+def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, checkpoint_every,
+                      resume, *, crop_multiple):
     """Validated settings as plain Python numbers (they go into a JSON header), checked before any data is read."""
     steps = check_int("steps", steps, minimum=1, maximum=10_000_000)
+    crop = check_int("crop", crop, minimum=crop_multiple, maximum=1_000_000)
+    if crop % crop_multiple:
+        raise ParameterError(f"crop must be a multiple of {crop_multiple} (the network halves the time axis of a crop "
+                             f"4 times), got {crop}; use {crop - crop % crop_multiple or crop_multiple} or "
+                             f"{crop - crop % crop_multiple + crop_multiple}")
     options = dict(batch_size=check_int("batch_size", batch_size, minimum=1, maximum=100_000),
-                   crop=check_int("crop", crop, minimum=1, maximum=1_000_000),
-                   learning_rate=check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True),
-                   weight_decay=check_float("weight_decay", weight_decay, minimum=0.0),
-                   seed=check_int("seed", seed, minimum=0))
+                   crop=crop,
+                   learning_rate=check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True,
+                                             maximum=MAX_TRAINING_LEARNING_RATE),
+                   weight_decay=check_float("weight_decay", weight_decay, minimum=0.0, maximum=1.0),
+                   seed=check_int("seed", seed, minimum=0, maximum=MAX_SEED))
+    check_int("checkpoint_every", checkpoint_every, minimum=1)
     check_resumable(checkpoint, resume)
     return steps, options
+
+
+def check_train_lossnet(*, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_work=22050, n_fft=2048,
+                        hop_length=512, batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
+                        checkpoint=None, checkpoint_every=200, resume=False, device="auto"):
+    """Check :func:`train_lossnet`'s settings before any data is read (the CLI calls it before the corpus).
+
+    Parameters
+    ----------
+    As :func:`train_lossnet`, without the data.
+
+    Returns
+    -------
+    steps : int
+    options : dict
+        batch_size, crop, learning_rate, weight_decay, seed.
+    arch : Architecture
+    sr_work, hop_length : int
+    backend : module
+
+    Raises
+    ------
+    ParameterError, BackendError, CheckpointError
+    """
+    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
+    arch = Architecture(n_bins=1 + n_fft // 2, channels=channels, width=width)  # it checks its own bounds
+    steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
+                                       checkpoint_every, resume, crop_multiple=arch.stride ** 4)
+    sr_work = check_int("sr_work", sr_work, minimum=1000, maximum=384000)
+    hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
+    return steps, options, arch, sr_work, hop_length, get_backend(device)
+
+
+def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24, crop=64, learning_rate=1e-3,
+                      weight_decay=1e-4, seed=0, checkpoint=None, checkpoint_every=200, resume=False, device="auto"):
+    """Check :func:`train_style`'s settings before any data is read (the CLI calls it before the corpus).
+
+    Returns
+    -------
+    steps : int
+    options : dict
+    lossnet : Network
+        The one given, or the shipped one.
+    alpha, beta : float
+    backend : module
+    """
+    lossnet = default_lossnet() if lossnet is None else lossnet
+    if not isinstance(lossnet, Network) or lossnet.kind != "lossnet":
+        got = _describe(lossnet.kind) if isinstance(lossnet, Network) else type(lossnet).__name__
+        raise ParameterError(f"lossnet must be a loss network, got a {got}")
+    steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
+                                       checkpoint_every, resume, crop_multiple=lossnet.arch.stride ** 4)
+    alpha = check_float("alpha", alpha, minimum=0.0, maximum=1e12)
+    beta = check_float("beta", beta, minimum=0.0, maximum=1e12)
+    return steps, options, lossnet, alpha, beta, get_backend(device)
 
 
 def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_work=22050, n_fft=2048,
@@ -287,13 +428,10 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
     -------
     Network
     """
-    steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume)
-    backend = get_backend(device)
-    arch = Architecture(n_bins=1 + check_int("n_fft", n_fft, minimum=16, maximum=2**16) // 2,
-                        channels=tuple(check_int("channels", c, minimum=1, maximum=4096) for c in channels),
-                        width=check_int("width", width, minimum=1, maximum=63))
-    sr_work = check_int("sr_work", sr_work, minimum=1000, maximum=384000)
-    hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
+    steps, options, arch, sr_work, hop_length, backend = check_train_lossnet(
+        steps=steps, channels=channels, width=width, sr_work=sr_work, n_fft=n_fft, hop_length=hop_length,
+        batch_size=batch_size, crop=crop, learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device)
     specs = _corpus_spectrograms(corpus, sr, sr_work, n_fft, hop_length, options["crop"], labels)
     settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, architecture=arch.to_dict(), **options,
                     corpus=_digest(specs))
@@ -329,14 +467,11 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     -------
     Network
     """
-    steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, resume)
-    backend = get_backend(device)
-    lossnet = default_lossnet() if lossnet is None else lossnet
-    if lossnet.kind != "lossnet":
-        raise ParameterError(f"lossnet must be a loss network, got a {_describe(lossnet.kind)}")
+    steps, options, lossnet, alpha, beta, backend = check_train_style(
+        lossnet=lossnet, steps=steps, alpha=alpha, beta=beta, batch_size=batch_size, crop=crop,
+        learning_rate=learning_rate, weight_decay=weight_decay, seed=seed, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, resume=resume, device=device)
     sr_work, n_fft, hop_length = lossnet.spectrogram_settings
-    alpha = check_float("alpha", alpha, minimum=0.0, maximum=1e12)
-    beta = check_float("beta", beta, minimum=0.0, maximum=1e12)
     if style_sr is None:
         if isinstance(sr, (list, tuple)):
             raise ParameterError("style_sr is needed when the corpus clips have several rates")

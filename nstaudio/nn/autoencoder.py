@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..kernels import cpu as _cpu
+from ..validation import check_int
 from .layers import BatchNorm1d, Conv1d, ConvTranspose1d, ReLU
 
 
@@ -20,16 +21,23 @@ from .layers import BatchNorm1d, Conv1d, ConvTranspose1d, ReLU
 class Architecture:
     """Shape of the autoencoder, stored in checkpoints.
 
+    Every field is checked (and kept as a plain int) on construction, within bounds that any
+    usable network fits in and that keep a file's claims about its arrays small enough to
+    compute with: a checkpoint's header says which architecture it holds, and the header
+    may come from anywhere.
+
     Attributes
     ----------
     n_bins : int
-        Input channels (frequency bins).
+        Input channels (frequency bins), 1 to :attr:`MAX_BINS` (``1 + n_fft // 2`` for
+        ``n_fft`` up to ``2 ** 16``, the largest FFT size nstaudio takes).
     channels : tuple of int
-        Channels after each of the 4 encoder convolutions.
+        Channels after each of the 4 encoder convolutions, each 1 to :attr:`MAX_CHANNELS`.
     width : int
-        Filter width (odd, so ``padding = width // 2`` keeps lengths aligned).
+        Filter width (odd, so ``padding = width // 2`` keeps lengths aligned), at most
+        :attr:`MAX_WIDTH`.
     stride : int
-        Time downsampling of each encoder layer.
+        Time downsampling of each encoder layer, 1 to :attr:`MAX_STRIDE`.
     """
 
     n_bins: int
@@ -37,13 +45,33 @@ class Architecture:
     width: int = 5
     stride: int = 2
 
+    # The bounds train_lossnet puts on n_fft, channels and width; a stride of 16 already
+    # makes inputs a multiple of 16 ** 4 = 65536 frames long.
+    MAX_BINS = 1 + 2**16 // 2
+    MAX_CHANNELS = 4096
+    MAX_WIDTH = 63
+    MAX_STRIDE = 16
+    FIELDS = ("n_bins", "channels", "width", "stride")
+
     def __post_init__(self):
-        if len(self.channels) != 4 or min(self.channels) < 1:
-            raise ParameterError(f"channels must be 4 positive numbers, got {self.channels}")
-        if self.width < 1 or self.width % 2 == 0:
+        channels = self.channels
+        if not isinstance(channels, (tuple, list)) or len(channels) != 4:
+            got = f"{len(channels)} values" if isinstance(channels, (tuple, list)) else type(channels).__name__
+            raise ParameterError(f"channels must be 4 positive numbers, got {got}")
+        # frozen: the checked values replace the given ones (numpy integers, lists)
+        object.__setattr__(self, "n_bins", self._integer("n_bins", self.n_bins, self.MAX_BINS))
+        object.__setattr__(self, "channels", tuple(self._integer("channels", c, self.MAX_CHANNELS) for c in channels))
+        object.__setattr__(self, "width", self._integer("width", self.width, self.MAX_WIDTH))
+        object.__setattr__(self, "stride", self._integer("stride", self.stride, self.MAX_STRIDE))
+        if self.width % 2 == 0:
             raise ParameterError(f"width must be odd, got {self.width}")
-        if self.stride < 1:
-            raise ParameterError(f"stride must be >= 1, got {self.stride}")
+
+    @staticmethod
+    def _integer(name, value, maximum):
+        """``value`` as an int in 1..maximum; containers are named by type (their repr can be huge or too deep)."""
+        if isinstance(value, (list, tuple, dict, set)):
+            raise ParameterError(f"{name} must be an integer, got a {type(value).__name__}")
+        return check_int(name, value, minimum=1, maximum=maximum)
 
     def to_dict(self):
         d = asdict(self)
@@ -52,8 +80,49 @@ class Architecture:
 
     @classmethod
     def from_dict(cls, d):
-        return cls(n_bins=int(d["n_bins"]), channels=tuple(int(c) for c in d["channels"]), width=int(d["width"]),
-                   stride=int(d["stride"]))
+        """The architecture :meth:`to_dict` gave, from a mapping read back from a file.
+
+        Raises
+        ------
+        ParameterError
+            ``d`` is no mapping, lacks a field or has another, or a field has the wrong type
+            or is out of range; the message names the field.
+        """
+        if not isinstance(d, dict):
+            raise ParameterError(f"the architecture must be a mapping, got a {type(d).__name__}")
+        missing = [name for name in cls.FIELDS if name not in d]
+        if missing:
+            raise ParameterError(f"the architecture lacks {', '.join(missing)}")
+        if len(d) != len(cls.FIELDS):  # a field this version does not know would change the network silently
+            unknown = sorted(str(key) for key in d if key not in cls.FIELDS)
+            raise ParameterError(f"unknown architecture field {unknown[0]!r}")
+        if not isinstance(d["channels"], list):  # JSON has lists; a string or a number has no 4 channels
+            raise ParameterError(f"channels must be a list of 4 integers, got a {type(d['channels']).__name__}")
+        return cls(n_bins=d["n_bins"], channels=tuple(d["channels"]), width=d["width"], stride=d["stride"])
+
+    def array_shapes(self):
+        """The shape of every array of an :class:`Autoencoder` of this architecture, computed without making one.
+
+        A file's claims about its arrays are checked against these before anything is read or
+        allocated; :meth:`Autoencoder.init_params` lays the arrays out the same way (a test
+        holds the two equal).
+
+        Returns
+        -------
+        dict
+            ``{"params": {layer: {name: shape}}, "state": {layer: {name: shape}}}``, shapes as
+            tuples of int.
+        """
+        sizes = [self.n_bins, *self.channels]
+        # (layer, W's shape, output channels): Conv1d's W is (C_out, C_in, K), ConvTranspose1d's (C_in, C_out, K)
+        convs = [(f"enc{i}", (sizes[i + 1], sizes[i], self.width), sizes[i + 1]) for i in range(4)]
+        convs += [(f"dec{i}", (sizes[4 - i], sizes[3 - i], self.width), sizes[3 - i]) for i in range(4)]
+        params = {name: {"W": w, "b": (c_out,)} for name, w, c_out in convs}
+        state = {}
+        for name, _, c_out in convs[:-1]:  # every layer but the last is followed by BatchNorm
+            params[f"bn_{name}"] = {"gamma": (c_out,), "beta": (c_out,)}
+            state[f"bn_{name}"] = {"running_mean": (c_out,), "running_var": (c_out,)}
+        return {"params": params, "state": state}
 
 
 class Autoencoder:
