@@ -7,14 +7,14 @@ cause is an ``NstAudioError`` and becomes one line on stderr with exit status 2.
 """
 
 import os
+import signal
 import sys
 import time
 
 import click
 
 import nstaudio
-from nstaudio import audio
-from nstaudio import models
+from nstaudio import audio, files, models
 from nstaudio.api import METHODS, PHASE_INITS, stylize
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
@@ -23,14 +23,69 @@ from nstaudio.methods.optimize import INITS, OPTIMIZERS
 
 
 class _Group(click.Group):
-    """A click group that reports nstaudio's errors as one line and exit status 2."""
+    """A click group that reports every user error as one line on stderr and exit status 2.
+
+    nstaudio's own errors and click's usage errors alike: click's usual three lines (usage,
+    a hint, the error) become the error alone. SIGTERM and SIGHUP end the run the way Ctrl-C
+    does, so the temporary file of an unfinished output is removed (``nstaudio.files``).
+    """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except NstAudioError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(2)
+            _fail(exc, 2)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        with _terminate_on_signals():
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:  # bare `nstaudio`: the help, as click prints it
+                click.echo(exc.ctx.get_help(), err=True)
+                code = exc.exit_code
+            except click.ClickException as exc:
+                _fail(exc.format_message(), exc.exit_code)
+            except click.Abort:
+                click.echo("Aborted!", err=True)
+                code = 130
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message, code):
+    """Print ``Error: message`` as one line on stderr and exit with ``code``."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    click.echo(f"Error: {text}", err=True)
+    sys.exit(code)
+
+
+class _terminate_on_signals:
+    """SIGTERM and SIGHUP raise SystemExit(128 + signal) while the CLI runs, so cleanup code runs.
+
+    Python's default for them is to die on the spot, leaving an unfinished output's temporary
+    file behind. Only the main thread may set handlers; elsewhere (an embedding host) this
+    does nothing. The previous handlers come back afterwards.
+    """
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+    def __enter__(self):
+        self.previous = {}
+        try:
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._raise)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise SystemExit(128 + signum)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,28 +203,29 @@ def info():
         click.echo(f"cuda: unavailable: {reason}")
 
 
-def _check_output(output, inputs):
-    """An output path that is no input and lies in an existing directory."""
+def _check_not_input(output, inputs, what="output"):
+    """``output`` names none of ``inputs`` (an input is never overwritten)."""
     for path in inputs:
         if audio.same_file(output, path):
-            raise ParameterError(f"output {output!r} is one of the inputs; choose another path")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir):
-        raise ParameterError(f"output directory {out_dir!r} does not exist")
+            raise ParameterError(f"{what} {output!r} is one of the inputs; choose another path")
 
 
 def _run(content_path, style_paths, output, *, style_weights, model_path, plot_path, quiet, **options):
-    """Load, check, stylize, save: the steps shared by ``run`` and ``demo``."""
-    inputs = [content_path, *style_paths, *([model_path] if model_path else [])]
-    _check_output(output, inputs)
-    for path in inputs:
-        if plot_path is not None and audio.same_file(plot_path, path):
-            raise ParameterError(f"--plot {plot_path!r} is one of the inputs; choose another path")
-    audio.output_format(output)  # fail on a bad extension before the long computation
-    if plot_path is not None:
-        from nstaudio.plot import require_matplotlib
+    """Check, load, stylize, save: the steps shared by ``run`` and ``demo``.
 
-        require_matplotlib()
+    Everything that could fail at the end (an output that cannot be written in this format,
+    rate and channel count, a plot path matplotlib cannot write) is checked first.
+    """
+    inputs = [content_path, *style_paths, *([model_path] if model_path else [])]
+    _check_not_input(output, inputs)
+    content_info = audio.check_audio_file(content_path)
+    audio.check_output(output, sr=content_info.samplerate, channels=content_info.channels,
+                       subtype=content_info.subtype)
+    if plot_path is not None:
+        from nstaudio.plot import check_plot_path
+
+        _check_not_input(plot_path, [*inputs, output], what="--plot")
+        check_plot_path(plot_path)
 
     model = None if model_path is None else models.load_model(model_path, kind="style")
     y, sr, file_info = audio.load(content_path, return_info=True)
@@ -207,8 +263,8 @@ def training_options(func):
         click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
                      help="Network file (.npz); also holds the unfinished run every --checkpoint-every steps."),
         click.option("--batch-size", type=click.IntRange(min=1), default=24, show_default=True, help="Random crops per step."),
-        click.option("--crop", type=click.IntRange(min=16), default=64, show_default=True,
-                     help="Frames per crop (a multiple of 16)."),
+        click.option("--crop", type=int, default=64, show_default=True,
+                     help="Frames per crop (a multiple of 16; anything else is refused)."),
         click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam step size."),
         click.option("--weight-decay", type=float, default=1e-4, show_default=True, help="Adam weight decay."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -241,8 +297,9 @@ def train_lossnet(corpus_dir, output, channels, quiet, **options):
         channels = ()
     if len(channels) != 4:
         raise click.BadParameter("expected 4 comma-separated integers", param_hint="--channels")
-    models.check_resumable(output, options["resume"])  # before the corpus is read
-    get_backend(options["device"])  # an unusable device fails now, not after the corpus is read
+    _check_training_output(output, [corpus_dir])
+    audio.corpus_files(corpus_dir)  # a wrong directory fails now
+    models.check_train_lossnet(channels=channels, checkpoint=output, **options)  # before the corpus is read
     clips, rates, paths = _load_corpus(corpus_dir, output, quiet)
     _train(models.train_lossnet, output, quiet, clips, rates, channels=channels, labels=paths, **options)
 
@@ -258,20 +315,26 @@ def train_lossnet(corpus_dir, output, channels, quiet, **options):
 @training_options
 def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
     """Train a style model for the timbre of STYLE on the content recordings under CORPUS_DIR."""
-    _check_output(output, [style, corpus_dir, *([lossnet_path] if lossnet_path else [])])
+    _check_training_output(output, [style, corpus_dir, *([lossnet_path] if lossnet_path else [])])
     audio.corpus_files(corpus_dir)  # a wrong directory fails now, not after the other files are read
-    models.check_resumable(output, options["resume"])
-    get_backend(options["device"])
+    audio.check_audio_file(style)
     lossnet = models.default_lossnet() if lossnet_path is None else models.load_model(lossnet_path, kind="lossnet")
+    models.check_train_style(lossnet=lossnet, checkpoint=output, **options)  # before any audio is read
     y, style_sr = audio.load(style)
     clips, rates, paths = _load_corpus(corpus_dir, output, quiet)
     _train(models.train_style, output, quiet, y, clips, rates, style_sr=style_sr, lossnet=lossnet, labels=paths,
            **options)
 
 
+def _check_training_output(output, inputs):
+    """A network file that is none of the inputs and can be written."""
+    _check_not_input(output, inputs)
+    files.check_can_write(output)
+
+
 def _load_corpus(corpus_dir, output, quiet):
     """Every audio file under ``corpus_dir`` (none of them the output), with a progress bar."""
-    _check_output(output, [corpus_dir])
+    _check_not_input(output, audio.corpus_files(corpus_dir))
     bar = None
 
     def advance(i, count, path):
@@ -288,7 +351,6 @@ def _load_corpus(corpus_dir, output, quiet):
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    _check_output(output, paths)
     return clips, rates, paths
 
 

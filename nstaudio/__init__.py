@@ -9,19 +9,21 @@
 
 from .api import StylizeInfo, stylize
 from .audio import load, load_corpus, resample, save
-from .errors import AudioError, BackendError, NstAudioError, ParameterError
+from .errors import AudioError, BackendError, NstAudioError, NumericalError, OutputError, ParameterError
 from .features import random_filters
 from .kernels import available_backends, get_backend
 from .methods.optimize import optimize
 from .methods.timedomain import timedomain
-from .models import Network, default_lossnet, load_model, save_model, train_lossnet, train_style
+from .models import Network, check_train_lossnet, check_train_style, default_lossnet, load_model, save_model, train_lossnet, train_style
+from .nn.checkpoint import CheckpointError
 from .spectral import griffin_lim, istft, stft
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioError", "BackendError", "Network", "NstAudioError", "ParameterError", "StylizeInfo",
-    "available_backends", "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
+    "AudioError", "BackendError", "CheckpointError", "Network", "NstAudioError", "NumericalError", "OutputError",
+    "ParameterError", "StylizeInfo", "available_backends", "check_train_lossnet", "check_train_style",
+    "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
     "load_model", "optimize", "random_filters", "resample", "save", "save_model", "stft", "stylize",
     "timedomain", "train_lossnet", "train_style", "__version__",
 ]
