@@ -91,14 +91,15 @@ def test_peak_memory_one_minute(report):
     """
     if not os.path.exists("/proc/self/status"):
         pytest.skip("needs Linux's /proc/self/status (VmHWM)")
+    here = os.path.dirname(os.path.abspath(__file__))
     code = (
-        "import re, sys; sys.path.insert(0, 'benchmarks');"
+        f"import re, sys; sys.path.insert(0, {here!r});"
         "from test_objective import *;"
         "content, style, W, X = problem(60);"
         "StyleTransferObjective(get_backend('cpu'), W, content, [style], alpha=ALPHA)(X);"
         "print(re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=here)
     peak_gb = int(out.stdout.strip().splitlines()[-1]) / 2**20
     report("1. peak memory, objective at T=2585 (60 s)", None, None, f"{peak_gb:.2f} GB resident")
     assert peak_gb > 0

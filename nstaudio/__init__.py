@@ -7,6 +7,10 @@
 >>> nst.save("out.wav", out, sr)
 """
 
+from . import _source_tree
+
+_source_tree.install()  # before anything imports nstaudio.kernels: a checkout maps kernels/ and cli/ in
+
 from .api import StylizeInfo, stylize
 from .audio import load, load_corpus, resample, save
 from .errors import AudioError, BackendError, NstAudioError, NumericalError, OutputError, ParameterError

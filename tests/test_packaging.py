@@ -1,15 +1,27 @@
-"""Every package directory of the source tree is listed in pyproject.toml (a clean install ships it)."""
+"""Packaging: every package directory ships, and a checkout imports as the installed package does."""
 
 import os
+import subprocess
+import sys
 
 import pytest
-
-tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python >= 3.11")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.parametrize("args", [["-c", "import nstaudio.kernels.cpu, nstaudio.cli.main"],
+                                  ["-m", "nstaudio", "--help"]])
+def test_the_checkout_imports_as_the_installed_package(args):
+    """In the repository root Python finds the source folder nstaudio/ first, without kernels/ and cli/ inside.
+
+    With a normal (non-editable) install, as CI has, this child imports the source tree.
+    """
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_all_packages_are_listed():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python >= 3.11")
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         config = tomllib.load(f)["tool"]["setuptools"]
     listed = set(config["packages"])
