@@ -23,6 +23,8 @@ split nodes or leaves alike.
 import numba
 import numpy as np
 
+from .threading_layer import parallel_kernel
+
 # A split pays off only while the leaf GEMMs keep enough columns to run at BLAS speed
 # (measured on 2 cores: leaves of ~50 output frames still gained, of ~28 lost).
 MIN_LEAF_FRAMES = 48
@@ -115,7 +117,7 @@ def prepare(W, levels, make_leaf):
     return make_leaf(W) if levels == 0 or W.shape[2] < 2 else SplitWeights(W, levels, make_leaf)
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_kernel()
 def _split_signal(X, X0, X1, U):
     """``X0[:, m] = X[:, 2m]``, ``X1[:, m] = X[:, 2m+1]``, ``U = X1 + X0[:, 1:]``; zeros past the end of X."""
     C, T = X.shape
@@ -128,7 +130,7 @@ def _split_signal(X, X0, X1, U):
             U[c, m] = x1 + X0[c, m + 1]
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_kernel()
 def _merge_outputs(A, B, P, Y):
     """``Y[:, 2s] = A[:, s] + B[:, s]``, ``Y[:, 2s+1] = P[:, s] - A[:, s+1] - B[:, s]``."""
     N, T_out = Y.shape
@@ -139,7 +141,7 @@ def _merge_outputs(A, B, P, Y):
                 Y[n, 2 * s + 1] = P[n, s] - A[n, s + 1] - B[n, s]
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_kernel()
 def _split_output_grad(dY, dA, dB, dP):
     """Transpose of :func:`_merge_outputs`: the gradients of A, B and P from that of Y."""
     N, T_out = dY.shape
@@ -156,7 +158,7 @@ def _split_output_grad(dY, dA, dB, dP):
         dA[n, S] = -previous
 
 
-@numba.njit(parallel=True, cache=True)
+@parallel_kernel()
 def _merge_signal_grad(dX0, dX1, dU, dX):
     """Transpose of :func:`_split_signal`: the gradient of X from those of X0, X1 and U."""
     C, T = dX.shape

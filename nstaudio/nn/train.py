@@ -3,14 +3,13 @@
 Arrays in, parameters out: corpus loading and checkpoint files belong to the caller.
 """
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import NumericalError, ParameterError
 from ..kernels import array_module, cpu as _cpu
-from ..kernels.cpu import Scratch
+from ..kernels.cpu import thread_scratch
 from ..validation import check_int
 from .autoencoder import Autoencoder, to_backend, to_host
 from .losses import gram_factor, gram_mse, mse
@@ -358,17 +357,6 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     return to_host(params, backend), to_host(state, backend), history
 
 
-_thread = threading.local()
-
-
-def _inference_scratch():
-    """This thread's reused buffers for network passes (the buffers of one pass are ~25 MB at
-    1025 bins and 1024-frame chunks; faulting them in afresh cost ~25 % of a pass)."""
-    if not hasattr(_thread, "scratch"):
-        _thread.scratch = Scratch()
-    return _thread.scratch
-
-
 def apply_network(arch, params, state, X, *, chunk=1024, overlap=32):
     """Run a trained network over a spectrogram of any length, in overlapping chunks.
 
@@ -402,6 +390,6 @@ def apply_network(arch, params, state, X, *, chunk=1024, overlap=32):
     for start in range(0, T, step):
         width = min(step, T - start)
         length = -(-(width + 2 * overlap) // m) * m  # the last chunk is only as long as it needs to be
-        y, _, _ = net.forward(params, state, padded[:, :, start:start + length], scratch=_inference_scratch())
+        y, _, _ = net.forward(params, state, padded[:, :, start:start + length], scratch=thread_scratch("network"))
         out[:, :, start:start + width] = y[:, :, overlap:overlap + width]
     return out

@@ -1,0 +1,116 @@
+"""numba's threading layer for nstaudio's parallel kernels: safe from several threads, and the host's choice first.
+
+numba runs every ``parallel=True`` function of a process on one threading layer, chosen the
+first time any of them runs. Its ``workqueue`` layer is not thread-safe: two threads in
+parallel regions at once abort the whole process ("Concurrent access has been detected").
+nstaudio is called from several threads (Dask workers, DSP hosts), so:
+
+- if the host chose a layer (``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LAYER``)
+  or one is already running, that one is kept;
+- otherwise nstaudio asks numba for a thread-safe one: ``tbb`` where the ``tbb`` package is
+  installed, else ``omp`` (GNU OpenMP, part of every Linux toolchain), with idle OpenMP threads
+  sleeping instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it:
+  spinning threads stole the cores of the BLAS calls between parallel loops);
+- where the layer in use is not thread-safe (``workqueue``, the only one on a machine without
+  OpenMP or TBB, or the host's choice), nstaudio's parallel kernels take a lock, so its own
+  calls from several threads run one at a time instead of aborting.
+"""
+
+import ctypes
+import functools
+import glob
+import os
+import sys
+import threading
+
+import numba
+
+THREAD_SAFE = ("tbb", "omp")
+# One parallel region of nstaudio's at a time, where the layer cannot run two.
+_REGION_LOCK = threading.RLock()
+
+
+def configure():
+    """Point numba at a thread-safe layer unless the host chose one; call before any parallel function runs.
+
+    Returns
+    -------
+    str or None
+        The layer asked for, or None where the host's choice (or a running layer) stands.
+    """
+    if "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default" or _launched():
+        return None
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when numba loads it, below
+    for layer in THREAD_SAFE:
+        if _loadable(layer):
+            numba.config.THREADING_LAYER = layer
+            return layer
+    numba.config.THREADING_LAYER = "workqueue"  # no safe layer on this machine: the lock serialises our regions
+    return "workqueue"
+
+
+def _launched():
+    """True once numba started a threading layer in this process (it cannot change after that)."""
+    try:
+        numba.threading_layer()
+    except ValueError:
+        return False
+    return True
+
+
+def _loadable(layer):
+    """Whether numba's pool for ``layer`` loads here (numba's own test, done before it would raise)."""
+    if layer == "tbb":
+        _preload_pip_tbb()
+    try:
+        if layer == "tbb":
+            from numba.np.ufunc import tbbpool  # noqa: F401
+        else:
+            from numba.np.ufunc import omppool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _preload_pip_tbb():
+    """Load the ``tbb`` package's library by path: pip puts it in ``<prefix>/lib``, which the loader does not search.
+
+    numba's ``tbbpool`` extension asks the dynamic loader for ``libtbb.so.12`` by name; once a
+    library of that name is loaded, the loader hands that one over.
+    """
+    for path in sorted(glob.glob(os.path.join(sys.prefix, "lib", "libtbb.so.12*"))):
+        try:
+            ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            return
+        except OSError:
+            continue
+
+
+def needs_lock():
+    """Whether nstaudio's parallel regions must take turns: the layer in use (or about to be) is not thread-safe."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # not launched yet: the layer numba will pick
+        layer = numba.config.THREADING_LAYER
+    return layer not in THREAD_SAFE and layer != "threadsafe"
+
+
+def parallel_kernel(**options):
+    """``numba.njit(parallel=True, cache=True, **options)``, serialised where the threading layer needs it.
+
+    The compiled function stays available as ``.dispatcher`` (for calls from other
+    compiled code, which would bypass the lock: there are none).
+    """
+    def decorate(function):
+        dispatcher = numba.njit(parallel=True, cache=True, **options)(function)
+
+        @functools.wraps(function)
+        def call(*args):
+            if needs_lock():
+                with _REGION_LOCK:
+                    return dispatcher(*args)
+            return dispatcher(*args)
+
+        call.dispatcher = dispatcher
+        return call
+    return decorate
