@@ -13,7 +13,10 @@ nstaudio is called from several threads (Dask workers, DSP hosts), so:
   spinning threads stole the cores of the BLAS calls between parallel loops);
 - where the layer in use is not thread-safe (``workqueue``, the only one on a machine without
   OpenMP or TBB, or the host's choice), nstaudio's parallel kernels take a lock, so its own
-  calls from several threads run one at a time instead of aborting.
+  calls from several threads run one at a time instead of aborting;
+- GNU OpenMP cannot run in a process forked after it ran (numba terminates such a child:
+  ``multiprocessing``'s default start method on Linux before Python 3.14), so in such a child
+  the kernels run their serial versions (numba loops on one core, BLAS as usual).
 """
 
 import ctypes
@@ -22,12 +25,27 @@ import glob
 import os
 import sys
 import threading
+import types
 
 import numba
 
 THREAD_SAFE = ("tbb", "omp")
 # One parallel region of nstaudio's at a time, where the layer cannot run two.
 _REGION_LOCK = threading.RLock()
+
+
+class _Process:
+    """What this process inherited: set once, in a child forked after GNU OpenMP ran in its parent."""
+
+    forked_after_omp = False
+
+
+def _after_fork_in_child():
+    if _launched() and numba.threading_layer() == "omp":
+        _Process.forked_after_omp = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def configure():
@@ -99,18 +117,32 @@ def parallel_kernel(**options):
     """``numba.njit(parallel=True, cache=True, **options)``, serialised where the threading layer needs it.
 
     The compiled function stays available as ``.dispatcher`` (for calls from other
-    compiled code, which would bypass the lock: there are none).
+    compiled code, which would bypass the lock: there are none); ``.serial`` is the same
+    loop compiled without ``parallel`` (``prange`` is then ``range``), compiled on first use
+    only, in a child forked after GNU OpenMP ran.
     """
     def decorate(function):
         dispatcher = numba.njit(parallel=True, cache=True, **options)(function)
+        serial = numba.njit(cache=True, **options)(_renamed(function, "_serial"))
 
         @functools.wraps(function)
         def call(*args):
+            if _Process.forked_after_omp:
+                return serial(*args)
             if needs_lock():
                 with _REGION_LOCK:
                     return dispatcher(*args)
             return dispatcher(*args)
 
-        call.dispatcher = dispatcher
+        call.dispatcher, call.serial = dispatcher, serial
         return call
     return decorate
+
+
+def _renamed(function, suffix):
+    """A copy of ``function`` under another name: numba's cache files are named by it, and must not be shared."""
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__ + suffix,
+                              function.__defaults__, function.__closure__)
+    copy.__qualname__ = function.__qualname__ + suffix
+    copy.__doc__ = function.__doc__
+    return copy

@@ -141,3 +141,23 @@ def test_host_choice_of_an_unsafe_layer_is_kept_and_serialised():
     """, env={"NUMBA_THREADING_LAYER": "workqueue"})
     assert proc.returncode == 0, proc.stderr
     assert "layer workqueue" in proc.stdout
+
+
+def test_processes_forked_after_parallel_work_still_stylize():
+    """GNU OpenMP cannot run in a forked child (numba terminates it): the kernels run serially there instead."""
+    proc = run_child(CHILD_STYLIZE + """
+    import multiprocessing
+
+    def forked(i):
+        work(i)
+        return results[i]
+
+    work(0)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        children = pool.map(forked, [0, 0])
+    for y in children:
+        np.testing.assert_allclose(y, results[0], rtol=0, atol=1e-5)
+    print("children agree")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "children agree" in proc.stdout
