@@ -17,12 +17,11 @@ import soundfile as sf
 from . import limits
 from .errors import AudioError, ParameterError
 from .files import atomic_path
-from .limits import MAX_SAMPLE_RATE
-from .validation import as_audio, check_int, check_sample_rate
+from .limits import MAX_CHANNELS, MAX_SAMPLE_RATE
+from .validation import as_audio, check_floating, check_int, check_layout, check_sample_rate
 
 READ_BLOCK = 1 << 16  # frames decoded per read
 WRITE_BLOCK = 1 << 14  # frames per write: libsndfile's Vorbis encoder crashes on one large write (48 s of stereo)
-MAX_CHANNELS = 1024  # libsndfile's own limit
 UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's frame count for "not known" (SF_COUNT_MAX)
 # Terms of the polyphase ratio (filter taps = 20 x the larger); the common rates all fit
 # (768000 -> 22050 is 147/5120), so only odd pairs are approximated.
@@ -239,6 +238,7 @@ def resample(y, *, orig_sr, target_sr, length=None):
     Parameters
     ----------
     y : np.ndarray, shape (..., samples)
+        Floating point (any byte order, memory order or strides).
     orig_sr, target_sr : int
         Both within ``limits.MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``.
     length : int or None
@@ -250,7 +250,7 @@ def resample(y, *, orig_sr, target_sr, length=None):
     """
     orig_sr = check_sample_rate(orig_sr, name="orig_sr")
     target_sr = check_sample_rate(target_sr, name="target_sr")
-    y = np.asarray(y, dtype=np.float32)
+    y = check_floating(np.asarray(y), "resample").astype(np.float32, copy=False)
     if orig_sr != target_sr:
         up, down = polyphase_ratio(orig_sr, target_sr)
         n = y.shape[-1]
@@ -350,7 +350,8 @@ def save(path, y, sr, *, subtype=None):
         Target; the format follows the extension (RAW, which keeps no rate or channel count,
         is refused).
     y : np.ndarray, shape (samples,) or (channels, samples)
-        Finite samples; non-finite audio is never written.
+        Finite floating-point samples (full scale 1.0); non-finite audio is never written, and
+        integer PCM or a (samples, channels) layout is refused (see ``nstaudio.load``).
     sr : int
     subtype : str or None
         libsndfile sample format (``"PCM_16"``, ``"FLOAT"``...). None, one the format cannot
@@ -364,10 +365,11 @@ def save(path, y, sr, *, subtype=None):
         ``y`` is empty or holds NaN or infinite samples.
     """
     path = os.fspath(path)
-    y = np.asarray(y, dtype=np.float32)
+    y = check_floating(np.asarray(y), path)
     y = y[np.newaxis, :] if y.ndim == 1 else y
     if y.ndim != 2 or y.size == 0:
         raise AudioError(f"{path}: refusing to write audio of shape {y.shape}")
+    y = check_layout(y, path).astype(np.float32, copy=False)
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{path}: refusing to write audio with NaN or infinite samples")
     fmt, subtype = _output_settings(path, sr, y.shape[0], subtype)

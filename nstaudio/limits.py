@@ -14,6 +14,9 @@ import os
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
 
+# Channels of one recording: libsndfile's own limit, and far beyond any audio format's layout.
+MAX_CHANNELS = 1024
+
 # Decoded audio may take at most this fraction of the machine's memory: the work needs several
 # times the audio itself (resampled copies, spectrograms, features, the optimizer's history).
 AUDIO_MEMORY_FRACTION = 0.25

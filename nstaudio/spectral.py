@@ -13,7 +13,7 @@ import scipy.signal
 
 from .audio import fix_length
 from .errors import ParameterError
-from .validation import check_choice, check_float, check_int
+from .validation import check_choice, check_float, check_floating, check_int
 
 # A window-sum below this is treated as zero (no frame covers the sample).
 _TINY = np.finfo(np.float32).tiny
@@ -59,6 +59,7 @@ def stft(y, *, n_fft=2048, hop_length=None, win_length=None, window="hann", cent
     Parameters
     ----------
     y : np.ndarray, shape (..., samples)
+        Floating point, any memory order or strides (computed in float32).
     n_fft : int
         FFT size; the output has ``1 + n_fft // 2`` frequency bins.
     hop_length : int or None
@@ -75,7 +76,7 @@ def stft(y, *, n_fft=2048, hop_length=None, win_length=None, window="hann", cent
     np.ndarray, shape (..., 1 + n_fft // 2, frames), complex64
     """
     n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
-    y = np.asarray(y, dtype=np.float32)
+    y = check_floating(np.asarray(y), "stft").astype(np.float32, copy=False)
     if center:
         pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
         y = np.pad(y, pad)

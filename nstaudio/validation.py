@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .errors import AudioError, ParameterError
-from .limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from .limits import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
 # Below -100 dBFS everywhere counts as silence: quieter than the dither of 16-bit audio.
 SILENCE_THRESHOLD = 1e-5
@@ -72,6 +72,8 @@ def as_audio(y, name="audio"):
     Parameters
     ----------
     y : np.ndarray, shape (samples,) or (channels, samples)
+        Floating point, any memory order or strides (librosa's rule: integer PCM is refused,
+        with how to convert it).
     name : str
         How the audio is called in error messages (for example a file name).
 
@@ -79,18 +81,49 @@ def as_audio(y, name="audio"):
     -------
     np.ndarray, shape (channels, samples), float32
     """
-    y = np.asarray(y)
-    if y.dtype.kind not in "fiu":
-        raise AudioError(f"{name}: audio must be numeric, got dtype {y.dtype}")
+    y = check_floating(np.asarray(y), name)
     if y.ndim == 1:
         y = y[np.newaxis, :]
     if y.ndim != 2:
         raise AudioError(f"{name}: audio must have shape (samples,) or (channels, samples), got {y.shape}")
     if y.shape[0] == 0 or y.shape[1] == 0:
         raise AudioError(f"{name}: audio is empty (shape {y.shape})")
-    y = y.astype(np.float32, copy=False)
+    y = check_layout(y, name).astype(np.float32, copy=False)
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
     if np.max(np.abs(y)) < SILENCE_THRESHOLD:
         raise AudioError(f"{name}: audio is silent (every sample below -100 dBFS)")
+    return y
+
+
+def check_floating(y, name="audio"):
+    """``y`` if it holds floating-point samples; AudioError saying how to convert integer PCM otherwise.
+
+    Integer arrays (``soundfile.read(dtype="int16")``, ``scipy.io.wavfile.read``) hold PCM at
+    their own full scale; taken as floats they would be 32767 times too loud.
+    """
+    kind = y.dtype.kind
+    if kind == "f":
+        return y
+    if kind in "iu":
+        bits = 8 * y.dtype.itemsize
+        convert = (f"(y.astype(np.float32) - {2 ** (bits - 1)}) / {2 ** (bits - 1)}" if kind == "u"
+                   else f"y.astype(np.float32) / {2 ** (bits - 1)}")
+        raise AudioError(f"{name}: audio must be floating point (full scale 1.0), got {y.dtype} PCM; convert it "
+                         f"with {convert}, or read files with nstaudio.load")
+    raise AudioError(f"{name}: audio must be floating point, got dtype {y.dtype}")
+
+
+def check_layout(y, name="audio"):
+    """``y`` of shape (channels, samples) unless it is almost surely (samples, channels): AudioError then.
+
+    Other libraries (soundfile, scipy.io.wavfile) give (samples, channels); nstaudio, like
+    librosa, takes (channels, samples). More channels than samples, or more than any audio
+    format holds, is a transposed array.
+    """
+    channels, samples = y.shape
+    if channels > samples or channels > MAX_CHANNELS:
+        raise AudioError(f"{name}: got an array of shape {y.shape}, which would be {channels} channels of {samples} "
+                         f"samples; it looks like (samples, channels), as soundfile.read gives: pass y.T "
+                         f"(nstaudio takes (channels, samples)), or read files with nstaudio.load")
     return y
