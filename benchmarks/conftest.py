@@ -34,7 +34,7 @@ def report():
     def add(case, ours, theirs, agreement, section="cpu"):
         ratio = theirs / ours if ours and theirs else float("nan")
         _rows.append({"section": section, "case": case, "nstaudio": ours, "torch": theirs, "ratio": ratio,
-                      "agreement": agreement})
+                      "agreement": agreement, "torch_version": _torch_version() if theirs else None})
     return add
 
 
@@ -97,15 +97,24 @@ def machine_description():
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}; {', '.join(versions)}{blas}"
 
 
+def _torch_version():
+    """The torch a row was measured against: its speed changes between releases (2.15's CPU autograd is faster)."""
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return None
+
+
 def _fmt(seconds):
     return "n/a" if seconds is None or seconds != seconds else f"{seconds:.3f} s"
 
 
 def _table(rows):
-    lines = ["| case | nstaudio | torch | ratio (torch / nstaudio) | agreement |", "|---|---|---|---|---|"]
+    lines = ["| case | nstaudio | torch (version) | ratio (torch / nstaudio) | agreement |", "|---|---|---|---|---|"]
     for r in rows:
         ratio = "n/a" if r["ratio"] != r["ratio"] else f"{r['ratio']:.2f}x"
-        lines.append(f"| {r['case']} | {_fmt(r['nstaudio'])} | {_fmt(r['torch'])} | {ratio} | {r['agreement']} |")
+        torch = _fmt(r["torch"]) + (f" ({r['torch_version']})" if r.get("torch_version") else "")
+        lines.append(f"| {r['case']} | {_fmt(r['nstaudio'])} | {torch} | {ratio} | {r['agreement']} |")
     return "\n".join(lines)
 
 
