@@ -22,6 +22,10 @@ from nstaudio.kernels import DEVICES, available_backends, cuda_status, get_backe
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
 
 
+# click >= 8.2 raises this for a bare `nstaudio`; older clicks print the help themselves.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class _Group(click.Group):
     """A click group that reports every user error as one line on stderr and exit status 2.
 
@@ -42,7 +46,7 @@ class _Group(click.Group):
         with _terminate_on_signals():
             try:
                 code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            except click.exceptions.NoArgsIsHelpError as exc:  # bare `nstaudio`: the help, as click prints it
+            except _NO_ARGS_IS_HELP as exc:  # bare `nstaudio`: the help, as click prints it
                 click.echo(exc.ctx.get_help(), err=True)
                 code = exc.exit_code
             except click.ClickException as exc:

@@ -10,7 +10,10 @@ nstaudio is called from several threads (Dask workers, DSP hosts), so:
 - otherwise nstaudio asks numba for a thread-safe one: ``tbb`` where the ``tbb`` package is
   installed, else ``omp`` (GNU OpenMP, part of every Linux toolchain), with idle OpenMP threads
   sleeping instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it:
-  spinning threads stole the cores of the BLAS calls between parallel loops);
+  spinning threads take the cores of the BLAS calls between parallel loops, 2.5x slower
+  stylizing on 2 cores). Where the host already loaded GNU OpenMP without that policy (torch
+  imported first, say), it is too late to ask, and ``workqueue`` with the lock below is used
+  instead of ``omp``;
 - where the layer in use is not thread-safe (``workqueue``, the only one on a machine without
   OpenMP or TBB, or the host's choice), nstaudio's parallel kernels take a lock, so its own
   calls from several threads run one at a time instead of aborting;
@@ -58,13 +61,31 @@ def configure():
     """
     if "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default" or _launched():
         return None
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when numba loads it, below
+    spinning = _omp_already_spinning()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when it loads (below, unless loaded)
     for layer in THREAD_SAFE:
+        if layer == "omp" and spinning:
+            continue  # its threads would take the BLAS cores: 2.5x slower stylizing, measured
         if _loadable(layer):
             numba.config.THREADING_LAYER = layer
             return layer
     numba.config.THREADING_LAYER = "workqueue"  # no safe layer on this machine: the lock serialises our regions
     return "workqueue"
+
+
+def _omp_already_spinning():
+    """GNU OpenMP was loaded (by the host: torch, say) before nstaudio could ask for passive waiting.
+
+    libgomp reads ``OMP_WAIT_POLICY`` once, when it loads; without ``PASSIVE`` its idle threads
+    spin, and numba's omp layer would share them.
+    """
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        return False
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp" in line for line in maps)
+    except OSError:
+        return False
 
 
 def _launched():

@@ -161,3 +161,20 @@ def test_processes_forked_after_parallel_work_still_stylize():
     """)
     assert proc.returncode == 0, proc.stderr
     assert "children agree" in proc.stdout
+
+
+def test_openmp_loaded_spinning_by_the_host_is_not_used():
+    """A host that loaded GNU OpenMP first (torch does) fixed its spinning wait policy: nstaudio keeps off it."""
+    proc = run_child("""
+    import ctypes, os
+    os.environ.pop("OMP_WAIT_POLICY", None)
+    ctypes.CDLL("libgomp.so.1")
+    import numba
+    import numpy as np
+    import nstaudio as nst
+    y = (0.3 * np.sin(np.arange(22050) * 0.05)).astype(np.float32)
+    nst.stylize(y, y, 22050, n_filters=8, iterations=2, phase_iters=2, n_fft=512, device="cpu")
+    print("layer", numba.threading_layer())
+    """, env={"OMP_WAIT_POLICY": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "layer omp" not in proc.stdout and "layer " in proc.stdout
