@@ -15,7 +15,8 @@ import click
 
 import nstaudio
 from nstaudio import audio, files, models
-from nstaudio.api import METHODS, PHASE_INITS, stylize
+from nstaudio.api import PHASE_INITS, methods, stylize
+from nstaudio.methods import REGISTRY
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status, get_backend
@@ -108,36 +109,43 @@ def _parse_weights(ctx, param, value):
     return weights
 
 
+def _defaults(option, fmt=lambda value: f"{value:g}" if isinstance(value, float) else str(value)):
+    """An option's default per method, from the methods registry (never a hand-kept copy)."""
+    return REGISTRY.defaults_text(option, fmt)
+
+
 def stylize_options(func):
     """The options shared by ``run`` and ``demo``."""
     options = [
         click.option("--alpha", type=float, default=None,
-                     help="Content weight; 0 keeps only the style [default: 0.01; 1 for timedomain]."),
+                     help=f"Content weight; 0 keeps only the style [default: {_defaults('alpha')}]."),
         click.option("--iterations", type=int, default=300, show_default=True,
                      help="Most optimizer iterations (the run stops earlier once the loss stops improving)."),
         click.option("--tol", "tolerance", type=float, default=None,
                      help="Stop when the loss fell by less than this fraction over --tol-window iterations; "
-                          "0 runs all --iterations [default: 0.002; 0.001 for timedomain]."),
+                          f"0 runs all --iterations [default: {_defaults('tolerance')}]."),
         click.option("--tol-window", "tolerance_window", type=int, default=None,
-                     help="Iterations over which --tol is measured [default: 10; 20 for timedomain]."),
+                     help=f"Iterations over which --tol is measured [default: {_defaults('tolerance_window')}]."),
         click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
                      help="Random conv filters."),
-        click.option("--width", type=int, default=None, help="Filter width in frames [default: 11; 3 for timedomain]."),
+        click.option("--width", type=int, default=None,
+                     help=f"Filter width in frames [default: {_defaults('width')}]."),
         click.option("--n-fft", type=int, default=None,
                      help="FFT size (timedomain: frame size) [default: 2048, or the model's]."),
         click.option("--hop", "hop_length", type=int, default=None,
-                     help="Hop length [default: n_fft/4; n_fft/8 for timedomain; or the model's]."),
+                     help=f"Hop length [default: {_defaults('hop_divisor', 'n_fft/{}'.format)}; or the model's]."),
         click.option("--sr", "sr_work", type=int, default=None,
                      help="Working sample rate; the output keeps the content's rate [default: 22050, or the model's]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
-                     help="plbfgs: nstaudio's projected L-BFGS on the backend's arrays (default); lbfgs: SciPy's "
-                          "L-BFGS-B (the papers'; the timedomain default); adam."),
+                     help="plbfgs: nstaudio's projected L-BFGS on the backend's arrays; lbfgs: SciPy's L-BFGS-B (the "
+                          f"papers'); adam [default: {_defaults('optimizer')}]."),
         click.option("--learning-rate", type=float, default=None,
-                     help="Adam step size [default: 0.03; 0.001 for timedomain]."),
+                     help=f"Adam step size [default: {_defaults('learning_rate')}]."),
         click.option("--init", type=click.Choice(INITS), default="noise", show_default=True,
                      help="Start from noise (the papers) or from the content."),
         click.option("--phase-iters", type=int, default=None,
-                     help="Fast Griffin-Lim iterations [default: 100; 32 with --model; timedomain has no phase step]."),
+                     help=f"Fast Griffin-Lim iterations [default: {_defaults('phase_iters')}; none for methods "
+                          "that return a waveform]."),
         click.option("--phase-init", type=click.Choice(PHASE_INITS), default="content", show_default=True,
                      help="Griffin-Lim starts from the content's phase, or random phase as in the papers."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -158,9 +166,9 @@ def stylize_options(func):
               help="Output file; the format follows the extension [default: CONTENT-stylized.wav here].")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="A style model from `nstaudio train-style`: stylize in one pass (no STYLE files).")
-@click.option("--method", type=click.Choice(METHODS), default=None,
-              help="optimize or timedomain (with STYLE files), feedforward (with --model) "
-                   "[default: optimize, or feedforward with --model].")
+@click.option("--method", type=click.Choice(methods()), default=None,
+              help="; ".join(f"{m.name}: {m.summary}" for m in map(REGISTRY.get, methods()))
+              + f" [default: {REGISTRY.resolve(None, None).name}, or the model's method with --model].")
 @click.option("--style-weights", callback=_parse_weights, default=None,
               help="Comma-separated weights, one per style file (e.g. 0.7,0.3).")
 @stylize_options
@@ -169,12 +177,13 @@ def run(content, style, output, model_path, method, style_weights, **options):
     if output is None:
         stem, ext = os.path.splitext(os.path.basename(content))
         output = f"{stem}-stylized{ext if ext else '.wav'}"
-    if model_path is None and method == "feedforward":
-        raise click.UsageError("--method feedforward needs --model (a style model from `nstaudio train-style`)")
+    chosen = None if method is None else REGISTRY.get(method)
+    if model_path is None and chosen is not None and chosen.needs == "model":
+        raise click.UsageError(f"--method {method} needs --model (a style model from `nstaudio train-style`)")
     if model_path is not None and style:
         raise click.UsageError("a style model carries its style: give STYLE files or --model, not both")
-    if model_path is not None and method not in (None, "feedforward"):
-        raise click.UsageError(f"--model is used by --method feedforward, not by {method}")
+    if model_path is not None and chosen is not None and chosen.needs != "model":
+        raise click.UsageError(f"--model is used by --method {REGISTRY.resolve(None, 'model').name}, not by {method}")
     if model_path is None and not style:
         raise click.UsageError("missing STYLE: give one or more style files, or --model")
     _run(content, list(style), output, style_weights=style_weights, model_path=model_path, method=method, **options)
@@ -250,13 +259,14 @@ def _run(content_path, style_paths, output, *, style_weights, model_path, plot_p
         plot_spectrograms(plot_path, {"content": (y, sr), **style_panel, "output": (out, sr)})
     if not quiet:
         elapsed = time.perf_counter() - started
-        if result.method == "feedforward":
+        method = REGISTRY.get(result.method)
+        if method.needs == "model":
             work = f"one pass of {os.path.basename(model_path)}"
         else:
             work = (f"{result.iterations} iterations{' (converged)' if result.converged else ''}, "
                     f"loss {result.initial_loss:.4g} -> {result.loss:.4g} "
                     f"(style {result.initial_style_loss:.4g} -> {result.style_loss:.4g})")
-        phase = "" if result.method == "timedomain" else f", phase {result.phase_convergence_db:.1f} dB"
+        phase = "" if method.output == "waveform" else f", phase {result.phase_convergence_db:.1f} dB"
         click.echo(f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {elapsed:.1f} s, "
                    f"{work}{phase}, backend {result.backend}", err=True)
 

@@ -3,7 +3,9 @@
 import numpy as np
 
 from ..errors import ParameterError
+from ..models import TRAINING_PEAK, Network
 from ..nn.train import apply_network
+from .registry import Method
 
 
 def feedforward(content, model, *, chunk=1024, overlap=64):
@@ -30,3 +32,43 @@ def feedforward(content, model, *, chunk=1024, overlap=64):
                              f"{arch.n_bins} bins")
     # a log1p magnitude is never negative; the network's last layer is linear
     return np.maximum(apply_network(arch, params, state, content, chunk=chunk, overlap=overlap), 0)
+
+
+def _model_settings(model):
+    """The spectrogram settings of a style model (the pipeline checks explicit ones agree)."""
+    if model is None:
+        raise ParameterError("the feedforward method needs a style model (model=, or --model)")
+    if not isinstance(model, Network) or model.kind != "style":
+        raise ParameterError("model must be a style model (nstaudio.train_style or nstaudio.load_model), "
+                             f"got {'a loss network' if isinstance(model, Network) else type(model).__name__}")
+    return model.spectrogram_settings
+
+
+def _input_gain(content_work):
+    """log1p magnitudes depend on the level: the network sees content at the level it was trained on.
+
+    All channels by one gain, so their balance stays; the pipeline undoes it at the end.
+    """
+    return TRAINING_PEAK / max(float(np.max(np.abs(content_work))), 1e-12)
+
+
+# What the pipeline reports for a method that optimizes nothing.
+NO_OPTIMIZATION = dict(loss=float("nan"), initial_loss=float("nan"), style_loss=float("nan"),
+                       initial_style_loss=float("nan"), content_loss=float("nan"), iterations=0, evaluations=0,
+                       converged=False, backend="numpy", gram_form="none", history=np.empty(0))
+
+
+def _run(content, styles, options, model, callback):
+    return feedforward(content, model.triple), dict(NO_OPTIMIZATION, history=np.empty(0))
+
+
+METHOD = Method(
+    name="feedforward",
+    summary="AutoStyle: one pass of a trained style model (--model), then Griffin-Lim from the content's phase",
+    needs="model", input="log_spectrogram", output="log_spectrogram",
+    # Few Griffin-Lim iterations: the network's output, started from the content's phase, is
+    # close to a signal's, and the method exists to be fast.
+    defaults=dict(alpha=None, width=None, learning_rate=None, optimizer=None, tolerance=None, tolerance_window=None,
+                  phase_iters=32, hop_divisor=4),
+    run=_run, model_settings=_model_settings, input_gain=_input_gain,
+)

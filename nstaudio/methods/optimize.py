@@ -11,6 +11,7 @@ from ..features import random_filters
 from ..kernels import get_backend
 from ..objective import StyleTransferObjective
 from ..validation import check_choice, check_float, check_int
+from .registry import Method
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
 INITS = ("noise", "content")
@@ -126,3 +127,37 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
                 style_loss=objective.last_parts["style"], initial_loss=initial_loss,
                 initial_style_loss=initial_style, backend=backend.name, gram_form=objective.gram_form)
     return X, info
+
+
+def conv_memory(options, channels, frames, style_frames, bins):
+    """Bytes a random-conv method holds at least: filters, features of every channel and style, optimizer vectors.
+
+    A lower bound (the fast FIR leaves, scratch and SciPy's own arrays come on top), so that
+    only settings that surely cannot fit are refused.
+    """
+    copies = {"lbfgs": 2 * (2 * 10 + 5), "plbfgs": 2 * 10 + 5, "adam": 4}[options["optimizer"]]  # SciPy's: float64
+    n_filters = options["n_filters"]
+    return 4 * (n_filters * bins * options["width"]                  # the filters
+                + 3 * n_filters * (channels * frames + style_frames)   # features, their gradient, the targets
+                + copies * channels * bins * frames)                   # the optimizer's vectors
+
+
+def _run(content, styles, options, model, callback):
+    return optimize(content, styles, style_weights=options["style_weights"], alpha=options["alpha"],
+                    iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
+                    optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
+                    tolerance=options["tolerance"], tolerance_window=options["tolerance_window"], seed=options["seed"],
+                    device=options["device"], callback=callback)
+
+
+METHOD = Method(
+    name="optimize",
+    summary="Ulyanov & Lebedev: optimize the log spectrogram through one random conv layer, then Griffin-Lim",
+    needs="style", input="log_spectrogram", output="log_spectrogram",
+    # Many Griffin-Lim iterations: an optimized spectrogram is far from any signal's.
+    defaults=dict(alpha=1e-2, width=11, learning_rate=0.03, optimizer=DEFAULT_OPTIMIZER, tolerance=DEFAULT_TOLERANCE,
+                  tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=100, hop_divisor=4),
+    optimizers=OPTIMIZERS, run=_run, min_frames=lambda options: options["width"],
+    memory=lambda options, channels, frames, style_frames: conv_memory(
+        options, channels, frames, style_frames, options["n_fft"] // 2 + 1),
+)
