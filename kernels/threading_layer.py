@@ -10,7 +10,7 @@ nstaudio is called from several threads (Dask workers, DSP hosts), so:
 - otherwise nstaudio asks numba for a thread-safe one: ``tbb`` where the ``tbb`` package is
   installed, else ``omp`` (GNU OpenMP, part of every Linux toolchain), with idle OpenMP threads
   sleeping instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it:
-  spinning threads take the cores of the BLAS calls between parallel loops, 2.5x slower
+  spinning threads take the cores of the BLAS calls between parallel loops, 2.2x slower
   stylizing on 2 cores). Where the host already loaded GNU OpenMP without that policy (torch
   imported first, say), it is too late to ask, and ``workqueue`` with the lock below is used
   instead of ``omp``;
@@ -33,17 +33,17 @@ import types
 import numba
 
 THREAD_SAFE = ("tbb", "omp")
-# One parallel region of nstaudio's at a time, where the layer cannot run two.
-_REGION_LOCK = threading.RLock()
-
-
 class _Process:
-    """What this process inherited: set once, in a child forked after GNU OpenMP ran in its parent."""
+    """Process-wide state: the lock that serialises nstaudio's parallel regions where the layer cannot
+    run two, and whether this is a child forked after GNU OpenMP ran in its parent."""
 
+    region_lock = threading.RLock()
     forked_after_omp = False
 
 
 def _after_fork_in_child():
+    # a lock some other thread of the parent held at the fork would stay locked here for ever
+    _Process.region_lock = threading.RLock()
     if _launched() and numba.threading_layer() == "omp":
         _Process.forked_after_omp = True
 
@@ -65,7 +65,7 @@ def configure():
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read by libgomp when it loads (below, unless loaded)
     for layer in THREAD_SAFE:
         if layer == "omp" and spinning:
-            continue  # its threads would take the BLAS cores: 2.5x slower stylizing, measured
+            continue  # its threads would take the BLAS cores: 2.2x slower stylizing, measured
         if _loadable(layer):
             numba.config.THREADING_LAYER = layer
             return layer
@@ -81,9 +81,9 @@ def _omp_already_spinning():
     """
     if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
         return False
-    try:
+    try:  # GNU OpenMP's own soname: vendored copies (libgomp-<hash>.so) leave numba's to load afresh
         with open("/proc/self/maps") as maps:
-            return any("libgomp" in line for line in maps)
+            return any(os.path.basename(line.split()[-1]).startswith("libgomp.so") for line in maps if line.strip())
     except OSError:
         return False
 
@@ -151,7 +151,7 @@ def parallel_kernel(**options):
             if _Process.forked_after_omp:
                 return serial(*args)
             if needs_lock():
-                with _REGION_LOCK:
+                with _Process.region_lock:
                     return dispatcher(*args)
             return dispatcher(*args)
 

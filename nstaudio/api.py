@@ -229,8 +229,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
                              "alpha")
     if match_loudness:
         y = audio.match_loudness(y, content)
-    if was_1d:
-        y = y[0]
+    y = np.ascontiguousarray(y[0] if was_1d else y)  # a new C array of its own, whatever the path
     if not return_info:
         return y
     info = StylizeInfo(
@@ -277,7 +276,7 @@ def _resolve_options(method, given):
     check_choice("init", options["init"], INITS)
     check_choice("phase_init", options["phase_init"], PHASE_INITS)
     options["sr_work"] = check_int("sr_work", 22050 if options["sr_work"] is None else options["sr_work"],
-                                   minimum=1000, maximum=384000)
+                                   minimum=limits.MIN_WORK_RATE, maximum=limits.MAX_WORK_RATE)
     n_fft = options["n_fft"] = check_int("n_fft", 2048 if options["n_fft"] is None else options["n_fft"],
                                          minimum=16, maximum=2**16)
     hop = n_fft // defaults["hop_divisor"] if options["hop_length"] is None else options["hop_length"]

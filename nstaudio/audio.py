@@ -15,7 +15,7 @@ import scipy.signal
 import soundfile as sf
 
 from . import limits
-from .errors import AudioError, ParameterError
+from .errors import AudioError, OutputError, ParameterError
 from .files import atomic_path
 from .limits import MAX_CHANNELS, MAX_SAMPLE_RATE
 from .validation import as_audio, check_floating, check_int, check_layout, check_sample_rate
@@ -23,6 +23,7 @@ from .validation import as_audio, check_floating, check_int, check_layout, check
 READ_BLOCK = 1 << 16  # frames decoded per read
 WRITE_BLOCK = 1 << 14  # frames per write: libsndfile's Vorbis encoder crashes on one large write (48 s of stereo)
 UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's frame count for "not known" (SF_COUNT_MAX)
+_SF_ERR_SYSTEM = 2  # libsndfile's error code for a failing system call (write, seek...)
 # Terms of the polyphase ratio (filter taps = 20 x the larger); the common rates all fit
 # (768000 -> 22050 is 147/5120), so only odd pairs are approximated.
 MAX_POLYPHASE = 8192
@@ -71,7 +72,8 @@ def load(path, *, sr=None, mono=False, return_info=False):
     The file is treated as hostile: it must be a regular file, its header's sample rate must
     lie in ``limits.MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``, and it is decoded in blocks, so a
     header that lies about its length costs no more memory than the audio really there
-    (at most ``limits.audio_memory_limit()`` bytes of float32, else an error).
+    (decoding holds the blocks and their concatenation, at most ``limits.audio_memory_limit()``
+    bytes together: the audio may take half of it, else an error).
 
     Parameters
     ----------
@@ -106,7 +108,7 @@ def load(path, *, sr=None, mono=False, return_info=False):
                              subtype=f.subtype)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
-    y = as_audio(data, name=path)
+    y = as_audio(data, name=path, layout_known=True)
     if mono:
         y = to_mono(y)
     out_sr = info.sr
@@ -259,7 +261,7 @@ def resample(y, *, orig_sr, target_sr, length=None):
             length = -(-n * target_sr // orig_sr)
     if length is not None:
         y = fix_length(y, length)
-    return y
+    return np.array(y, dtype=np.float32, order="C")  # always a new array of its own, as the README says
 
 
 def polyphase_ratio(orig_sr, target_sr):
@@ -399,6 +401,8 @@ def _write_verified(tmp, y, sr, fmt, subtype, path):
             for start in range(0, frames, WRITE_BLOCK):  # libsndfile's Vorbis encoder crashes on one large write
                 f.write(np.ascontiguousarray(y[:, start:start + WRITE_BLOCK].T))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        if getattr(exc, "code", None) == _SF_ERR_SYSTEM:  # the disk or the filesystem, not the format
+            raise OutputError(f"{path}: writing failed ({_reason(exc)}; is the disk full?)") from None
         raise ParameterError(f"output {path!r}: libsndfile cannot write {channels}-channel {sr} Hz audio as "
                              f"{fmt} ({subtype}): {_reason(exc)}") from None
     try:

@@ -12,7 +12,7 @@ import os
 import stat
 import tempfile
 
-from .errors import OutputError
+from .errors import NstAudioError, OutputError
 
 TEMP_PREFIX = ".nstaudio-"
 
@@ -89,7 +89,12 @@ def atomic_path(path, *, commit=True):
                           f"({_describe(exc)})") from None
     os.close(fd)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # a full disk, a file-size limit: one line, not a traceback
+            if isinstance(exc, NstAudioError):
+                raise
+            raise OutputError(f"{path}: cannot write it ({_describe(exc)})") from None
         if commit:
             os.chmod(tmp, 0o666 & ~_umask())
             try:

@@ -14,6 +14,11 @@ import os
 MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
 
+# Working sample rates (the rate the spectrograms are taken at): the papers' 22.05 kHz and up to
+# the high-resolution rates; below 1 kHz there is no timbre left to transfer.
+MIN_WORK_RATE = 1000
+MAX_WORK_RATE = 384_000
+
 # Channels of one recording: libsndfile's own limit, and far beyond any audio format's layout.
 MAX_CHANNELS = 1024
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import audio, spectral
 from .errors import AudioError, ParameterError
+from .limits import MAX_WORK_RATE, MIN_WORK_RATE
 from .kernels import get_backend
 from .nn.autoencoder import Architecture
 from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, short_repr
@@ -113,7 +114,7 @@ def _meta_int(path, meta, key, minimum, maximum):
 
 def _check_spectrogram_settings(path, arch, meta):
     """The settings a network was trained with: in the ranges stylize takes, and those of its input layer."""
-    _meta_int(path, meta, "sr", 1000, 384000)
+    _meta_int(path, meta, "sr", MIN_WORK_RATE, MAX_WORK_RATE)
     n_fft = _meta_int(path, meta, "n_fft", 16, 2**16)
     _meta_int(path, meta, "hop_length", 1, n_fft)
     if arch.n_bins != 1 + n_fft // 2:
@@ -316,7 +317,7 @@ def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every
 def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, checkpoint_every,
                       resume, *, crop_multiple):
     """Validated settings as plain Python numbers (they go into a JSON header), checked before any data is read."""
-    steps = check_int("steps", steps, minimum=1, maximum=10_000_000)
+    steps = check_int("steps", steps, minimum=1, maximum=_MAX_STEPS)
     crop = check_int("crop", crop, minimum=crop_multiple, maximum=1_000_000)
     if crop % crop_multiple:
         raise ParameterError(f"crop must be a multiple of {crop_multiple} (the network halves the time axis of a crop "
@@ -359,7 +360,7 @@ def check_train_lossnet(*, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_wo
     arch = Architecture(n_bins=1 + n_fft // 2, channels=channels, width=width)  # it checks its own bounds
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
                                        checkpoint_every, resume, crop_multiple=arch.stride ** 4)
-    sr_work = check_int("sr_work", sr_work, minimum=1000, maximum=384000)
+    sr_work = check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE)
     hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
     return steps, options, arch, sr_work, hop_length, get_backend(device)
 

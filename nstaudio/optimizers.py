@@ -10,6 +10,7 @@ import numpy as np
 import scipy.optimize
 
 from .errors import NumericalError
+from .kernels import array_module
 from .validation import check_float, check_int
 
 
@@ -208,6 +209,10 @@ def _finish(x, tracker):
     if tracker.evaluations and not np.isfinite(tracker.loss):
         raise NumericalError(f"the optimizer ended on a loss of {tracker.loss} after {tracker.iterations} "
                              f"iterations; {tracker.remedy}")
+    xp = array_module(x)
+    if not bool(xp.all(xp.isfinite(x))):  # the last step itself may overflow after a finite loss
+        raise NumericalError(f"the optimizer's result stopped being finite after {tracker.iterations} iterations; "
+                             f"{tracker.remedy}")
     info = {"loss": tracker.loss, "iterations": tracker.iterations, "evaluations": tracker.evaluations,
             "history": np.asarray(tracker.history), "converged": tracker.converged}
     return x.astype(np.float32), info  # numpy or cupy alike

@@ -66,7 +66,7 @@ def check_choice(name, value, choices):
     return value
 
 
-def as_audio(y, name="audio"):
+def as_audio(y, name="audio", *, layout_known=False):
     """Return ``y`` as a float32 array of shape (channels, samples), checking it is usable.
 
     Parameters
@@ -76,6 +76,9 @@ def as_audio(y, name="audio"):
         with how to convert it).
     name : str
         How the audio is called in error messages (for example a file name).
+    layout_known : bool
+        The array is (channels, samples) for sure (decoded from a file): no guessing whether
+        it was handed over transposed.
 
     Returns
     -------
@@ -88,7 +91,7 @@ def as_audio(y, name="audio"):
         raise AudioError(f"{name}: audio must have shape (samples,) or (channels, samples), got {y.shape}")
     if y.shape[0] == 0 or y.shape[1] == 0:
         raise AudioError(f"{name}: audio is empty (shape {y.shape})")
-    y = check_layout(y, name).astype(np.float32, copy=False)
+    y = (y if layout_known else check_layout(y, name)).astype(np.float32, copy=False)
     if not np.all(np.isfinite(y)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
     if np.max(np.abs(y)) < SILENCE_THRESHOLD:

@@ -113,3 +113,13 @@ def test_save_refuses_the_same_layouts(tmp_path):
     with pytest.raises(AudioError, match=r"pass y\.T"):
         nst.save(tmp_path / "x.wav", np.stack([harmonic_tone(0.2)] * 2, axis=1), SR)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_results_are_new_c_arrays_on_every_path():
+    stereo = np.asfortranarray(np.stack([harmonic_tone(1.0), harmonic_tone(1.0, f0=330)]))
+    same_rate = nst.resample(stereo, orig_sr=SR, target_sr=SR)
+    trimmed = nst.resample(stereo[:, ::2], orig_sr=SR, target_sr=16000, length=100)
+    for y in (same_rate, trimmed):
+        assert y.dtype == np.float32 and y.flags.c_contiguous and not np.shares_memory(y, stereo)
+    out = nst.stylize(stereo, harmonic_tone(1.0, f0=440), SR, match_loudness=False, **TINY)
+    assert out.flags.c_contiguous and out.shape == stereo.shape

@@ -362,7 +362,7 @@ def test_signal_during_the_final_write_leaves_nothing(clips, tmp_path, tmp_path_
         main({["run", *clips, "-o", str(out), *FAST, "-q"]!r})
     """)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path_factory.mktemp("cwd"))  # not the checkout, whose nstaudio/ lacks kernels/
+                         cwd=tmp_path_factory.mktemp("cwd"))  # a directory of its own
     assert run.returncode == 128 + signum, run.stderr
     assert listing(tmp_path) == ["content.wav", "style.wav"]
 
@@ -409,3 +409,48 @@ def test_unwritable_training_output_fails_before_reading(tmp_path):
 
 def test_output_error_is_an_oserror_too():
     assert issubclass(OutputError, OSError)
+
+
+def test_a_full_disk_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """OS errors inside an atomic write (ENOSPC, EFBIG) become OutputError; audio's system errors too."""
+    import errno
+
+    with pytest.raises(OutputError, match="No space left"):
+        with files.atomic_path(tmp_path / "model.npz"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    real = audio.sf.SoundFile
+
+    class FullDisk(real):
+        def write(self, data):
+            error = audio.sf.LibsndfileError(audio._SF_ERR_SYSTEM, "System error")
+            raise error
+
+    monkeypatch.setattr(audio.sf, "SoundFile", FullDisk)
+    with pytest.raises(OutputError, match="disk full"):
+        nst.save(tmp_path / "out.wav", harmonic_tone(0.2), 22050)
+    assert listing(tmp_path) == []
+
+
+def test_training_refuses_overflowing_gradients_before_they_reach_a_checkpoint():
+    from nstaudio.nn import train
+
+    saved = []
+    params = {"layer": {"w": np.ones(3, np.float32)}}
+
+    def step_fn(rng):
+        grad = np.full(3, np.inf if len(saved) == 1 else 0.1, np.float32)
+        return 1.0, {"layer": {"w": grad}}
+
+    with pytest.raises(NumericalError, match="step 3 .*checkpoint of step 2 is kept"):
+        train._train_loop(step_fn, params, {}, np.random.default_rng(0), nst.kernels.get_backend("numpy"), steps=10,
+                          learning_rate=1e-3, weight_decay=0.0, resume=None, callback=None,
+                          checkpoint=saved.append, checkpoint_every=2)
+    assert len(saved) == 1 and np.all(np.isfinite(saved[0].params["layer"]["w"])) and np.all(np.isfinite(params["layer"]["w"]))
+
+
+def test_a_file_is_never_taken_for_a_transposed_array(tmp_path):
+    """A short multichannel file is what it says: too short, not (samples, channels)."""
+    path = tmp_path / "short.wav"
+    sf.write(path, np.full((8, 3), 0.1, np.float32), 22050)
+    y, _ = nst.load(path)
+    assert y.shape == (3, 8)

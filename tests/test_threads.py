@@ -178,3 +178,39 @@ def test_openmp_loaded_spinning_by_the_host_is_not_used():
     """, env={"OMP_WAIT_POLICY": ""})
     assert proc.returncode == 0, proc.stderr
     assert "layer omp" not in proc.stdout and "layer " in proc.stdout
+
+
+def test_forking_while_another_thread_holds_the_region_lock():
+    """Under workqueue (with the lock), a child forked while another thread is inside a kernel must not inherit
+    the lock held: nobody in the child would ever release it."""
+    proc = run_child("""
+    import multiprocessing, os, threading
+    import numpy as np
+    import nstaudio as nst
+    from nstaudio.kernels import threading_layer
+
+    S = np.abs(nst.stft(np.sin(np.arange(44100) * 0.05).astype(np.float32), n_fft=512))
+    holding, release = threading.Event(), threading.Event()
+
+    def inside_a_kernel():  # as a worker thread is while its parallel region runs
+        with threading_layer._Process.region_lock:
+            holding.set()
+            release.wait()
+
+    worker = threading.Thread(target=inside_a_kernel)
+    worker.start()
+    holding.wait()
+    pool = multiprocessing.get_context("fork").Pool(1)
+    try:
+        done = pool.apply_async(nst.griffin_lim, (S,), dict(n_iter=2, n_fft=512, device="cpu")).get(timeout=30)
+    except multiprocessing.TimeoutError:
+        print("the forked child hung on the inherited lock", flush=True)
+        os._exit(3)  # the pool could not be shut down cleanly either
+    pool.close()
+    pool.join()
+    release.set()
+    worker.join()
+    print("forked child ran", done.shape)
+    """, env={"NUMBA_THREADING_LAYER": "workqueue"})
+    assert proc.returncode == 0, proc.stderr
+    assert "forked child ran" in proc.stdout

@@ -111,15 +111,21 @@ def _train_loop(step_fn, params, state, rng, backend, *, steps, learning_rate, w
         rng.bit_generator.state = resume.rng
         for name, opt in optimizers.items():
             opt.load_moments({key: backend.xp.array(a) for key, a in resume.moments.get(name, {}).items()}, start)
+    xp = backend.xp
     for step in range(start, steps):
         with np.errstate(over="ignore", invalid="ignore"):  # reported below, as one error with a remedy
             loss, grads = step_fn(rng)
-        if not np.isfinite(loss):
+            # the loss, and every gradient: a finite loss with overflowing gradients would write
+            # NaN weights into the next checkpoint
+            finite = np.isfinite(loss) and all(bool(xp.all(xp.isfinite(g))) for layer in grads.values()
+                                               for g in layer.values())
+            if finite:
+                _update(optimizers, params, grads)
+        if not finite:
             saved = max(start, step // checkpoint_every * checkpoint_every) if checkpoint is not None else 0
             kept = f"; the checkpoint of step {saved} is kept" if saved else ""
             raise NumericalError(f"training diverged at step {step + 1} (loss {loss}): lower the learning rate "
                                  f"(now {learning_rate:g}){kept}")
-        _update(optimizers, params, grads)
         history[step] = loss
         if callback is not None:
             callback(step + 1, loss)
