@@ -19,7 +19,7 @@ from nstaudio.api import PHASE_INITS, methods, stylize
 from nstaudio.methods import REGISTRY
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
-from nstaudio.kernels import DEVICES, available_backends, cuda_status, get_backend
+from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
 
 

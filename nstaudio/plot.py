@@ -19,21 +19,26 @@ def require_matplotlib():
 
 
 def check_plot_path(path):
-    """The image format of ``path`` (from its extension), checked before any work: ParameterError or OutputError.
+    """Check before any work that ``path`` names an image format and can be written: ParameterError or OutputError.
 
     Returns
     -------
     str
         The matplotlib format name (``"png"``, ``"pdf"``, ``"svg"``...).
     """
-    Figure = require_matplotlib()
+    fmt = _image_format(path)
+    check_can_write(path)
+    return fmt
+
+
+def _image_format(path):
+    """The matplotlib format named by ``path``'s extension, or ParameterError listing the ones it writes."""
     path = os.fspath(path)
     fmt = os.path.splitext(path)[1].lstrip(".").lower()
-    supported = Figure().canvas.get_supported_filetypes()
+    supported = require_matplotlib()().canvas.get_supported_filetypes()
     if fmt not in supported:
         raise ParameterError(f"--plot {path!r}: the extension names no image format matplotlib writes "
                              f"(use one of {', '.join(sorted(supported))})")
-    check_can_write(path)
     return fmt
 
 
@@ -50,7 +55,7 @@ def plot_spectrograms(path, signals, *, n_fft=2048, hop_length=None):
     n_fft, hop_length : int
         STFT settings for the display.
     """
-    fmt = check_plot_path(path)
+    fmt = _image_format(path)  # writability: atomic_path below (the CLI checked both before the work)
     hop_length = n_fft // 4 if hop_length is None else hop_length
     fig = require_matplotlib()(figsize=(5 * len(signals), 4))
     axes = fig.subplots(1, len(signals), sharey=True, squeeze=False)
