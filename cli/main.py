@@ -146,8 +146,10 @@ def stylize_options(func):
         click.option("--phase-iters", type=int, default=None,
                      help=f"Fast Griffin-Lim iterations [default: {_defaults('phase_iters')}; none for methods "
                           "that return a waveform]."),
-        click.option("--phase-init", type=click.Choice(PHASE_INITS), default="content", show_default=True,
-                     help="Griffin-Lim starts from the content's phase, or random phase as in the papers."),
+        click.option("--phase-init", type=click.Choice(PHASE_INITS), default=None,
+                     help="Griffin-Lim starts from the content's phase, random phase (the papers), or the phase "
+                          "PGHI (phase gradient heap integration) finds for the output's magnitude; pghi with "
+                          f"--phase-iters 0 is PGHI alone [default: {_defaults('phase_init')}]."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
         click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,

@@ -526,3 +526,76 @@ def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, call
     inverse = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=_FFT_WORKERS)
     overlap_add_normalized(inverse, window, hop_length, window_sum_weights(window, hop_length, T, 0), y)
     return y, history
+
+
+@numba.njit(cache=True)
+def _heap_better(magnitude, a, b):
+    """Coefficient ``a`` leaves the heap before ``b``: larger magnitude, then lower flat index."""
+    return magnitude[a] > magnitude[b] or (magnitude[a] == magnitude[b] and a < b)
+
+
+@numba.njit(cache=True)
+def _heap_push(heap, size, magnitude, index):
+    position = size
+    heap[position] = index
+    while position > 0:
+        parent = (position - 1) // 2
+        if not _heap_better(magnitude, heap[position], heap[parent]):
+            break
+        heap[position], heap[parent] = heap[parent], heap[position]
+        position = parent
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _heap_pop(heap, size, magnitude):
+    top = heap[0]
+    size -= 1
+    heap[0] = heap[size]
+    position = 0
+    while True:
+        child = 2 * position + 1
+        if child >= size:
+            break
+        if child + 1 < size and _heap_better(magnitude, heap[child + 1], heap[child]):
+            child += 1
+        if not _heap_better(magnitude, heap[child], heap[position]):
+            break
+        heap[position], heap[child] = heap[child], heap[position]
+        position = child
+    return top, size
+
+
+@numba.njit(cache=True)
+def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
+    """Phase Gradient Heap Integration with an array-backed binary heap; parameters and
+    visiting order as ``numpy_backend.heap_integrate`` (sequential by nature: each phase
+    comes from a neighbour's)."""
+    bins, frames = magnitude.shape
+    flat = magnitude.ravel()
+    done = flat <= threshold
+    heap = np.empty(flat.shape[0], dtype=np.int64)
+    order = np.argsort(-flat, kind="mergesort")
+    neighbours = ((0, 1), (0, -1), (1, 0), (-1, 0))
+    for start in order:
+        if done[start]:
+            continue
+        done[start] = True
+        phase[start // frames, start % frames] = 0.0
+        size = _heap_push(heap, 0, flat, start)
+        while size > 0:
+            index, size = _heap_pop(heap, size, flat)
+            k, t = index // frames, index % frames
+            here = phase[k, t]
+            for dk, dt in neighbours:
+                kk, tt = k + dk, t + dt
+                if kk < 0 or kk >= bins or tt < 0 or tt >= frames or done[kk * frames + tt]:
+                    continue
+                if dt != 0:
+                    step = 0.5 * (time_step[k, t] + time_step[kk, tt])
+                else:
+                    step = 0.5 * (freq_step[k, t] + freq_step[kk, tt]) + np.pi
+                phase[kk, tt] = here + step if (dt > 0 or dk > 0) else here - step
+                done[kk * frames + tt] = True
+                size = _heap_push(heap, size, flat, kk * frames + tt)
+    return phase

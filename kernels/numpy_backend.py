@@ -243,3 +243,58 @@ def overlap_windows(cols, stride, padding, bias, out):
         full[:, :, k:k + stride * (T - 1) + 1:stride] += cols[:, :, k, :]
     out[...] = full[:, :, padding:padding + length] + bias[None, :, None]
     return out
+
+
+def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
+    """Phase Gradient Heap Integration (Prusa, Balazs & Sondergaard 2017), on Python's ``heapq``.
+
+    From the largest coefficient not yet reached, phase spreads to its four neighbours in
+    order of decreasing magnitude, each step adding the mean of the two coefficients' phase
+    increments (trapezoidal integration of the phase gradient); when the heap runs dry the
+    next island starts at phase 0 from the largest coefficient left. Ties in magnitude go
+    to the lower flat index, so every backend visits the coefficients in the same order.
+
+    Parameters
+    ----------
+    magnitude : np.ndarray, shape (bins, frames)
+    time_step : np.ndarray, shape (bins, frames), float64
+        Phase advance per frame at each coefficient (hop x the time derivative of the phase).
+    freq_step : np.ndarray, shape (bins, frames), float64
+        Phase advance per bin at each coefficient, without the pi every bin adds.
+    threshold : float
+        Coefficients at or below it keep the phase they have in ``phase``.
+    phase : np.ndarray, shape (bins, frames), float64
+        In: the phase of the coefficients below ``threshold``; out: every phase (radians).
+
+    Returns
+    -------
+    np.ndarray
+        ``phase``.
+    """
+    import heapq
+
+    bins, frames = magnitude.shape
+    flat = magnitude.ravel()
+    done = flat <= threshold
+    heap = []
+    for start in np.argsort(-flat, kind="stable"):
+        if done[start]:
+            continue
+        done[start] = True
+        phase.flat[start] = 0.0
+        heapq.heappush(heap, (-flat[start], start))
+        while heap:
+            _, index = heapq.heappop(heap)
+            k, t = divmod(int(index), frames)
+            here = phase[k, t]
+            for kk, tt in ((k, t + 1), (k, t - 1), (k + 1, t), (k - 1, t)):
+                if not (0 <= kk < bins and 0 <= tt < frames) or done[kk * frames + tt]:
+                    continue
+                if tt != t:
+                    step = 0.5 * (time_step[k, t] + time_step[kk, tt])
+                else:
+                    step = 0.5 * (freq_step[k, t] + freq_step[kk, tt]) + np.pi
+                phase[kk, tt] = here + step if (tt > t or kk > k) else here - step
+                done[kk * frames + tt] = True
+                heapq.heappush(heap, (-flat[kk * frames + tt], kk * frames + tt))
+    return phase

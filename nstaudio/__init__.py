@@ -20,7 +20,7 @@ from .methods.optimize import optimize
 from .methods.timedomain import timedomain
 from .models import Network, check_train_lossnet, check_train_style, default_lossnet, load_model, save_model, train_lossnet, train_style
 from .nn.checkpoint import CheckpointError
-from .spectral import griffin_lim, istft, stft
+from .spectral import griffin_lim, istft, pghi, stft
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,6 @@ __all__ = [
     "AudioError", "BackendError", "CheckpointError", "Network", "NstAudioError", "NumericalError", "OutputError",
     "ParameterError", "StylizeInfo", "available_backends", "check_train_lossnet", "check_train_style",
     "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
-    "load_model", "optimize", "random_filters", "resample", "save", "save_model", "stft", "stylize",
+    "load_model", "optimize", "pghi", "random_filters", "resample", "save", "save_model", "stft", "stylize",
     "timedomain", "train_lossnet", "train_style", "__version__",
 ]

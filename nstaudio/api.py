@@ -17,7 +17,7 @@ from .methods.optimize import INITS, OPTIMIZERS
 from .objective import normalised_weights
 from .validation import MAX_SEED, as_audio, check_choice, check_float, check_int, check_sample_rate
 
-PHASE_INITS = ("content", "random")
+PHASE_INITS = spectral.PHASE_INITS
 # Beyond 1e6 (10^8 times the default) the content term outweighs any style by so much that the
 # output is the content; larger values only overflow float32 on the way there.
 MAX_ALPHA = 1e6
@@ -75,7 +75,7 @@ class StylizeInfo:
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=4096, width=None,
             optimizer=None, init="noise", learning_rate=None, tolerance=None,
-            tolerance_window=None, phase_iters=None, phase_init="content", seed=0,
+            tolerance_window=None, phase_iters=None, phase_init=None, seed=0,
             device="auto", match_loudness=True, callback=None, return_info=False):
     """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
@@ -128,8 +128,10 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     phase_iters : int or None
         Fast Griffin-Lim iterations; default 100 for ``optimize``, 32 for ``feedforward``
         (``timedomain`` reconstructs no phase).
-    phase_init : {"content", "random"}
-        Start Griffin-Lim from the content's phase or from random phase (the papers).
+    phase_init : {"content", "random", "pghi"} or None
+        Start Griffin-Lim from the content's phase, from random phase (the papers), or from
+        the phase Phase Gradient Heap Integration finds for the output's magnitude
+        (:func:`nstaudio.pghi`; with ``phase_iters=0`` that phase alone). Default: the method's.
     seed : int
     device : {"auto", "numpy", "cpu", "cuda"}
         Backend of the optimizer and of Griffin-Lim (a feedforward network runs on numpy/BLAS).
@@ -253,9 +255,9 @@ def _resolve_options(method, given):
     defaults = method.defaults
     options = {name: defaults[name] if given.get(name) is None else given[name]
                for name in ("alpha", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
-                            "phase_iters")}
+                            "phase_iters", "phase_init")}
     options.update({name: given[name] for name in ("iterations", "n_filters", "init", "seed", "device",
-                                                    "style_weights", "phase_init")})
+                                                    "style_weights")})
     if method.model_settings is not None:
         wanted = dict(zip(("sr_work", "n_fft", "hop_length"), method.model_settings(given["model"])))
         for name, value in wanted.items():
@@ -267,14 +269,17 @@ def _resolve_options(method, given):
             raise ParameterError(f"model is used by the {REGISTRY.resolve(None, given['model']).name} method, "
                                  f"not by {method.name!r}")
         options.update(sr_work=given["sr_work"], n_fft=given["n_fft"], hop_length=given["hop_length"])
-    if method.output == "waveform" and given["phase_iters"]:
-        raise ParameterError(f"phase_iters does not apply to the {method.name} method: it reconstructs no phase")
+    if method.output == "waveform":
+        for name in ("phase_iters", "phase_init"):
+            if given[name] is not None and (name == "phase_init" or given[name]):
+                raise ParameterError(f"{name} does not apply to the {method.name} method: it reconstructs no phase")
     if method.optimizers and options["optimizer"] not in method.optimizers:
         check_choice("optimizer", options["optimizer"], OPTIMIZERS)
         raise ParameterError(f"optimizer {options['optimizer']!r} does not apply to the {method.name} method; "
                              f"choose one of {', '.join(method.optimizers)}")
     check_choice("init", options["init"], INITS)
-    check_choice("phase_init", options["phase_init"], PHASE_INITS)
+    if method.output != "waveform":
+        check_choice("phase_init", options["phase_init"], PHASE_INITS)
     options["sr_work"] = check_int("sr_work", 22050 if options["sr_work"] is None else options["sr_work"],
                                    minimum=limits.MIN_WORK_RATE, maximum=limits.MAX_WORK_RATE)
     n_fft = options["n_fft"] = check_int("n_fft", 2048 if options["n_fft"] is None else options["n_fft"],

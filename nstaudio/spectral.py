@@ -4,7 +4,9 @@
 takes ``scipy.fft.rfft`` of every frame; ``istft`` is its least-squares inverse
 (overlap-add divided by the summed squared window). ``griffin_lim`` is the fast
 Griffin-Lim algorithm of Perraudin, Balazs and Sondergaard (2013): Griffin-Lim with
-a momentum term, as in ``librosa.griffinlim``.
+a momentum term, as in ``librosa.griffinlim``. ``pghi`` is Phase Gradient Heap Integration
+(Prusa, Balazs and Sondergaard 2017): a phase from the magnitude alone, without iterating,
+as a start for Griffin-Lim or on its own.
 """
 
 import numpy as np
@@ -19,6 +21,12 @@ from .validation import check_choice, check_float, check_floating, check_int
 _TINY = np.finfo(np.float32).tiny
 # Real-to-complex FFTs use every core; scipy releases the GIL while they run.
 _WORKERS = -1
+# The Gaussian exp(-pi t^2 / gamma) closest to a Hann window of L samples has
+# gamma = 0.25645 L^2 (Prusa, Balazs & Sondergaard 2017, table 1).
+HANN_GAMMA = 0.25645
+# PGHI leaves coefficients below this fraction of the largest to random phase (the paper's 1e-6).
+PGHI_TOLERANCE = 1e-6
+PHASE_INITS = ("random", "content", "pghi")
 
 
 def _resolve(n_fft, hop_length, win_length):
@@ -211,9 +219,10 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
         Exact output length in samples.
     momentum : float
         Fast Griffin-Lim momentum; 0 gives plain Griffin-Lim. librosa's default 0.99.
-    init : {"random", "content"} or np.ndarray
+    init : {"random", "content", "pghi"} or np.ndarray
         Initial phase: uniform random (seeded by ``seed``), the phase of ``content``,
-        or an array whose angle is used (complex STFT or real phase in radians).
+        :func:`pghi`'s phase of ``S`` (Hann windows only), or an array whose angle is used
+        (complex STFT or real phase in radians).
     content : np.ndarray or None, complex, same shape as ``S``
         STFT whose phase starts the iteration when ``init="content"``.
     seed : int or None
@@ -245,6 +254,10 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
     if not np.all(np.isfinite(S)) or np.any(S < 0):
         raise ParameterError("S must be finite and non-negative")
     backend = get_backend(device)
+    if isinstance(init, str) and init == "pghi":
+        if window != "hann":
+            raise ParameterError(f"init='pghi' is made for the 'hann' window, got {window!r}")
+        init = pghi(S, n_fft=n_fft, hop_length=hop_length, win_length=win_length, seed=seed, device=device)
     angles = _initial_phase(S, init, content, seed)
     w = get_window(window, win_length, n_fft)
     batch = S.shape[:-2]
@@ -268,7 +281,7 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
 def _initial_phase(S, init, content, seed):
     """Unit-modulus complex array of ``S``'s shape for the first iteration."""
     if isinstance(init, str):
-        check_choice("init", init, ("random", "content"))
+        check_choice("init", init, PHASE_INITS)
         if init == "random":
             rng = np.random.default_rng(seed)
             return np.exp(2j * np.pi * rng.random(S.shape)).astype(np.complex64)
@@ -282,3 +295,74 @@ def _initial_phase(S, init, content, seed):
         mag = np.abs(init)
         return np.where(mag > 0, init / np.maximum(mag, 1e-30), 1.0).astype(np.complex64)
     return np.exp(1j * init).astype(np.complex64)
+
+
+def pghi(S, *, n_fft=None, hop_length=None, win_length=None, tolerance=PGHI_TOLERANCE, seed=None, device="auto"):
+    """Phase from magnitude by Phase Gradient Heap Integration (Prusa, Balazs & Sondergaard 2017).
+
+    For a Gaussian window the STFT's log-magnitude and phase are tied like the real and
+    imaginary parts of an analytic function, so the phase's gradient follows from the
+    log-magnitude's: with ``s = log |X|``, ``gamma`` the Gaussian's ``exp(-pi t^2 / gamma)``
+    (``0.25645 L^2`` for a Hann window of L samples), time in samples and frequency in
+    cycles per sample, ``dphi/dt = 2 pi f + ds/df / gamma`` and ``dphi/df = -gamma ds/dt``,
+    and each bin adds pi more (frames are transformed from their first sample, which lies
+    half a window before the frame's centre). The gradient is integrated along the
+    coefficients in order of decreasing magnitude (``heap_integrate`` of the backend); those
+    below ``tolerance`` times the largest get random phase.
+
+    Parameters
+    ----------
+    S : np.ndarray, shape (..., 1 + n_fft // 2, frames), non-negative
+        Magnitude of a centered STFT with a Hann window (as :func:`stft` gives).
+    n_fft, hop_length, win_length : int or None
+        As in :func:`stft`.
+    tolerance : float
+        Relative magnitude below which the phase is left random (0 < tolerance < 1).
+    seed : int or None
+        Seeds the random phase of the small coefficients.
+    device : {"auto", "numpy", "cpu", "cuda"}
+        Backend of the heap integration (the GPU backend runs the CPU's: it is sequential).
+
+    Returns
+    -------
+    np.ndarray, shape of ``S``, float64
+        Phase in radians.
+    """
+    from .kernels import get_backend
+
+    S = np.asarray(S, dtype=np.float64)
+    if S.ndim < 2:
+        raise ParameterError(f"S must have shape (..., bins, frames), got {S.shape}")
+    n_fft = 2 * (S.shape[-2] - 1) if n_fft is None else n_fft
+    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
+    if S.shape[-2] != 1 + n_fft // 2:
+        raise ParameterError(f"S has {S.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
+    tolerance = check_float("tolerance", tolerance, minimum=0.0, maximum=1.0, strict_minimum=True)
+    if not np.all(np.isfinite(S)) or np.any(S < 0):
+        raise ParameterError("S must be finite and non-negative")
+    backend = get_backend(device)
+    gamma = HANN_GAMMA * win_length ** 2
+    rng = np.random.default_rng(seed)
+    S_flat = S.reshape(-1, *S.shape[-2:])
+    phases = np.empty_like(S_flat)
+    bins = np.arange(S.shape[-2])[:, None]
+    for c, magnitude in enumerate(S_flat):
+        peak = magnitude.max()
+        log_magnitude = np.log(np.maximum(magnitude, np.finfo(np.float64).tiny))
+        # The log of a tiny magnitude says nothing about the phase; clamp it (ltfat: 11 nepers
+        # below the peak) so that its differences cannot swamp those of the coefficients around.
+        log_magnitude = np.maximum(log_magnitude, np.log(max(peak, np.finfo(np.float64).tiny)) - 11.0)
+        d_bin = _centered_difference(log_magnitude, axis=0)
+        d_bin[0] = d_bin[-1] = 0.0  # the spectrum is symmetric about DC and Nyquist
+        d_frame = _centered_difference(log_magnitude, axis=1)
+        time_step = hop_length * (2 * np.pi * bins / n_fft + (n_fft / gamma) * d_bin)
+        freq_step = -(gamma / (n_fft * hop_length)) * d_frame
+        phase = 2 * np.pi * rng.random(magnitude.shape)
+        phases[c] = backend.heap_integrate(np.ascontiguousarray(magnitude), time_step, freq_step,
+                                           tolerance * peak, phase)
+    return phases.reshape(S.shape)
+
+
+def _centered_difference(x, axis):
+    """Derivative per sample step along ``axis``: centred inside, one-sided at the two ends."""
+    return np.gradient(x, axis=axis) if x.shape[axis] > 1 else np.zeros_like(x)

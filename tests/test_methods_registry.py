@@ -21,7 +21,7 @@ from nstaudio.methods.registry import DEFAULTED, Method
 from conftest import harmonic_tone
 
 TOY_DEFAULTS = dict(alpha=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
-                    tolerance_window=None, phase_iters=16, hop_divisor=4)
+                    tolerance_window=None, phase_iters=16, phase_init="content", hop_divisor=4)
 
 
 def _identity(content, styles, options, model, callback):
@@ -63,7 +63,7 @@ def test_a_toy_spectrogram_method_runs_through_the_pipeline(registered):
 
 def test_a_toy_waveform_method_needs_no_phase_step(registered):
     registered(Method(name="toy-half", summary="halves the waveform", needs="style", input="waveform",
-                      output="waveform", defaults=dict(TOY_DEFAULTS, phase_iters=None),
+                      output="waveform", defaults=dict(TOY_DEFAULTS, phase_iters=None, phase_init=None),
                       run=lambda content, styles, options, model, callback: (
                           0.5 * content, _identity(content, styles, options, model, callback)[1])))
     content = harmonic_tone(1.0)
@@ -71,6 +71,8 @@ def test_a_toy_waveform_method_needs_no_phase_step(registered):
     np.testing.assert_allclose(out, 0.5 * content, atol=1e-6)
     with pytest.raises(ParameterError, match="reconstructs no phase"):
         nst.stylize(content, content, 22050, method="toy-half", phase_iters=5)
+    with pytest.raises(ParameterError, match="phase_init does not apply"):
+        nst.stylize(content, content, 22050, method="toy-half", phase_init="pghi")
 
 
 def _code(function):
@@ -117,7 +119,7 @@ def test_cli_help_shows_every_method_and_its_defaults():
 
 README_ROWS = {"--alpha": "alpha", "--tol": "tolerance", "--tol-window": "tolerance_window", "--width": "width",
                "--optimizer": "optimizer", "--learning-rate": "learning_rate", "--phase-iters": "phase_iters",
-               "--hop": "hop_divisor"}
+               "--phase-init": "phase_init", "--hop": "hop_divisor"}
 
 
 @pytest.mark.parametrize("flag", sorted(README_ROWS))

@@ -156,7 +156,8 @@ METHOD = Method(
     needs="style", input="log_spectrogram", output="log_spectrogram",
     # Many Griffin-Lim iterations: an optimized spectrogram is far from any signal's.
     defaults=dict(alpha=1e-2, width=11, learning_rate=0.03, optimizer=DEFAULT_OPTIMIZER, tolerance=DEFAULT_TOLERANCE,
-                  tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=100, hop_divisor=4),
+                  tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=100, phase_init="content",
+                  hop_divisor=4),
     optimizers=OPTIMIZERS, run=_run, min_frames=lambda options: options["width"],
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, options["n_fft"] // 2 + 1),

@@ -19,7 +19,7 @@ NEEDS = ("style", "model")
 # The shared options a method gives defaults for; stylize's parameters of these names are
 # None by default and take the method's value.
 DEFAULTED = ("alpha", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window", "phase_iters",
-             "hop_divisor")
+             "phase_init", "hop_divisor")
 
 
 @dataclass(frozen=True)
