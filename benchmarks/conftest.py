@@ -120,10 +120,15 @@ def _table(rows):
 
 def _write_results(section, rows, header):
     """Replace this section of RESULTS.md (other sections, e.g. another device's, stay)."""
+    write_section(section, header, _table(rows))
+
+
+def write_section(section, header, body):
+    """Replace the section ``section`` of RESULTS.md with ``header`` and ``body``, or append it."""
     begin, end = f"<!-- begin {section} -->", f"<!-- end {section} -->"
     text = open(RESULTS).read() if os.path.exists(RESULTS) else "# nstaudio benchmark results\n\n" \
         "Written by `pytest benchmarks`; each section is the latest full run on that kind of machine.\n"
-    block = f"{begin}\n## {section}\n\n{header}\n\n{_table(rows)}\n{end}"
+    block = f"{begin}\n## {section}\n\n{header}\n\n{body}\n{end}"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     with open(RESULTS, "w") as f:

@@ -117,6 +117,54 @@ def torch_stylize(content, style, *, iterations, n_filters=4096, width=11, alpha
     return y, loss
 
 
+def torch_ulyanov(content, style, sr, *, style_sr=None, iterations=100, phase_iters=100, n_filters=4096, width=11,
+                  alpha=1e-2, n_fft=2048, hop_length=512, sr_work=22050, seed=0, device="cpu"):
+    """Ulyanov & Lebedev's original setup in torch: the quality benchmark's reference.
+
+    As their notebook: 22.05 kHz, log1p magnitude of a 2048-point STFT, 4096 random filters of
+    11 frames, content weight 0.01, SciPy L-BFGS-B without bounds from small noise, then plain
+    Griffin-Lim (no momentum) from random phase. Every channel of ``content`` is stylized in
+    one batch with the same filters (their code takes mono); the result is resampled back to
+    ``sr`` and is not loudness-matched (the quality measures are level-invariant).
+
+    Parameters
+    ----------
+    content : np.ndarray, shape (channels, samples), at ``sr``
+    style : np.ndarray, shape (samples,) or (channels, samples), at ``style_sr`` (default ``sr``); mixed to mono
+
+    Returns
+    -------
+    y : np.ndarray, shape (channels, samples) of ``content``
+    info : dict
+        ``loss`` (objective at the end), ``iterations``, ``phase_convergence_db`` (mean over channels).
+    """
+    import nstaudio as nst
+    from nstaudio import optimizers
+    from nstaudio.methods.optimize import initial_state
+
+    window = torch.hann_window(n_fft, device=device)
+    opts = dict(n_fft=n_fft, hop_length=hop_length, window=window, center=True, return_complex=True,
+                pad_mode="constant")
+    content_work = nst.resample(np.atleast_2d(content), orig_sr=sr, target_sr=sr_work)
+    style_work = nst.resample(np.atleast_2d(style).mean(axis=0), orig_sr=style_sr or sr, target_sr=sr_work)
+    Xc = torch.log1p(torch.stft(torch.as_tensor(content_work, device=device), **opts).abs()).cpu().numpy()
+    Xs = torch.log1p(torch.stft(torch.as_tensor(style_work, device=device), **opts).abs()).cpu().numpy()
+    W, x0 = initial_state(Xc.shape, n_filters=n_filters, width=width, init="noise", seed=seed)
+    objective = TorchObjective(W, Xc, [Xs], [1.0], alpha, device=device)
+    X, info = optimizers.lbfgs(objective, x0, iterations=iterations, lower=None, tolerance=0.0)
+    loss = objective(X)[0]
+    rng = np.random.default_rng(seed)
+    outputs, convergence = [], []
+    for channel in np.expm1(X):
+        angles = np.exp(2j * np.pi * rng.random(channel.shape)).astype(np.complex64)
+        y, db = torch_griffin_lim(channel, angles, n_iter=phase_iters, n_fft=n_fft, hop_length=hop_length,
+                                  momentum=0.0, length=content_work.shape[1], device=device)
+        outputs.append(y)
+        convergence.append(db)
+    y = nst.resample(np.stack(outputs), orig_sr=sr_work, target_sr=sr, length=np.shape(content)[-1])
+    return y, {"loss": loss, "iterations": info["iterations"], "phase_convergence_db": float(np.mean(convergence))}
+
+
 def torch_network(arch, params, state, device="cpu"):
     """The AutoStyle autoencoder as a ``torch.nn.Sequential`` in eval mode, with nstaudio's weights.
 
