@@ -114,6 +114,11 @@ def _defaults(option, fmt=lambda value: f"{value:g}" if isinstance(value, float)
     return REGISTRY.defaults_text(option, fmt)
 
 
+def _only(option):
+    """The methods that take ``option`` (those with a default for it)."""
+    return ", ".join(name for name in REGISTRY.names() if REGISTRY.get(name).defaults[option] is not None)
+
+
 def stylize_options(func):
     """The options shared by ``run`` and ``demo``."""
     options = [
@@ -126,6 +131,12 @@ def stylize_options(func):
                           f"0 runs all --iterations [default: {_defaults('tolerance')}]."),
         click.option("--tol-window", "tolerance_window", type=int, default=None,
                      help=f"Iterations over which --tol is measured [default: {_defaults('tolerance_window')}]."),
+        click.option("--temporal-weight", type=float, default=None,
+                     help="Weight of Verma & Smith's temporal envelope: the output's energy per frame held to the "
+                          f"content's; {_only('temporal_weight')} only [default: {_defaults('temporal_weight')}]."),
+        click.option("--spectral-weight", type=float, default=None,
+                     help="Weight of Verma & Smith's spectral envelope: the output's energy per frequency held to "
+                          f"the style's; {_only('spectral_weight')} only [default: {_defaults('spectral_weight')}]."),
         click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
                      help="Random conv filters."),
         click.option("--width", type=int, default=None,

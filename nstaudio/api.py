@@ -13,6 +13,7 @@ import numpy as np
 from . import audio, limits, spectral
 from .errors import AudioError, NumericalError, ParameterError
 from .methods import REGISTRY
+from .methods.registry import ONLY_WHERE_DEFAULTED
 from .methods.optimize import INITS, OPTIMIZERS
 from .objective import normalised_weights
 from .validation import MAX_SEED, as_audio, check_choice, check_float, check_int, check_sample_rate
@@ -75,7 +76,7 @@ class StylizeInfo:
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=4096, width=None,
             optimizer=None, init="noise", learning_rate=None, tolerance=None,
-            tolerance_window=None, phase_iters=None, phase_init=None, seed=0,
+            tolerance_window=None, temporal_weight=None, spectral_weight=None, phase_iters=None, phase_init=None, seed=0,
             device="auto", match_loudness=True, callback=None, return_info=False):
     """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
@@ -125,6 +126,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         ``tolerance_window`` iterations (default 2e-3 over 10; 1e-3 over 20 for
         ``timedomain``); 0 runs all ``iterations``.
     tolerance_window : int or None
+    temporal_weight, spectral_weight : float or None
+        Verma & Smith's energy-envelope terms (``optimize`` only; default 0, off): hold the
+        output's energy per frame to the content's and its energy per frequency to the style's.
     phase_iters : int or None
         Fast Griffin-Lim iterations; default 100 for ``optimize``, 32 for ``feedforward``
         (``timedomain`` reconstructs no phase).
@@ -253,9 +257,12 @@ def _resolve_options(method, given):
     Everything here is checked before any audio is touched.
     """
     defaults = method.defaults
+    for name in ONLY_WHERE_DEFAULTED:
+        if given[name] is not None and defaults[name] is None:
+            raise ParameterError(f"{name} does not apply to the {method.name} method")
     options = {name: defaults[name] if given.get(name) is None else given[name]
                for name in ("alpha", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
-                            "phase_iters", "phase_init")}
+                            "phase_iters", "phase_init", "temporal_weight", "spectral_weight")}
     options.update({name: given[name] for name in ("iterations", "n_filters", "init", "seed", "device",
                                                     "style_weights")})
     if method.model_settings is not None:
@@ -297,6 +304,9 @@ def _resolve_options(method, given):
         check_float("tolerance", options["tolerance"], minimum=0.0, maximum=1.0)
         check_int("tolerance_window", options["tolerance_window"], minimum=1, maximum=1_000_000)
         check_float("alpha", options["alpha"], minimum=0.0, maximum=MAX_ALPHA)
+        for name in ONLY_WHERE_DEFAULTED:
+            if options[name] is not None:
+                check_float(name, options[name], minimum=0.0, maximum=MAX_ALPHA)
         check_float("learning_rate", options["learning_rate"], minimum=0.0, strict_minimum=True,
                     maximum=MAX_LEARNING_RATE)
     if method.validate is not None:

@@ -4,7 +4,14 @@ For content spectrogram channels X_b (C, T), b = 1..B, and style spectrograms Xs
 
     F(X) = relu(conv1d(X, W))                          (N, T'), T' = T - K + 1
     L(X) = sum_b alpha ||F(X_b) - F(Xc_b)||^2 + ||F(X_b) F(X_b)^T / T' - G_s||^2
+           + delta ||t(X_b) - t(Xc_b)||^2 + gamma ||s(X_b) - s_s||^2
     G_s  = sum_i w_i F(Xs_i) F(Xs_i)^T / Ts_i'        (weights normalised to sum 1)
+
+The last two are Verma & Smith's (2018) energy envelopes, which keep the dynamics: the
+temporal envelope t(X) = mean over bins (T,) matched to the content's, and the spectral
+envelope s(X) = mean over frames (C,) matched to the styles' s_s = sum_i w_i s(Xs_i). Their
+gradients are 2 delta (t - t_c) / C on every bin of a frame and 2 gamma (s - s_s) / T on
+every frame of a bin.
 
 The style term is evaluated in whichever exact form is cheaper (DESIGN.md): the
 N x N Gram form costs ~3 N^2 T' per channel, the kernel form ~3 N T'^2 + 4 N T' Ts.
@@ -58,13 +65,21 @@ class StyleTransferObjective:
         Precision of the hot loops (float32; float64 for gradient checks).
     shape : tuple or None
         (B, C, T) of the variable when ``content`` is None.
+    temporal_weight : float
+        delta: weight of the temporal-envelope term (needs ``content``).
+    spectral_weight : float
+        gamma: weight of the spectral-envelope term.
     """
 
     def __init__(self, backend, W, content, styles, *, style_weights=None, alpha=1e-2, gram_form="auto",
-                 dtype=np.float32, shape=None):
+                 dtype=np.float32, shape=None, temporal_weight=0.0, spectral_weight=0.0):
         self.backend = backend
         self.dtype = np.dtype(dtype)
         self.alpha = check_float("alpha", alpha, minimum=0.0)
+        self.temporal_weight = check_float("temporal_weight", temporal_weight, minimum=0.0)
+        self.spectral_weight = check_float("spectral_weight", spectral_weight, minimum=0.0)
+        if self.temporal_weight > 0 and content is None:
+            raise ParameterError("temporal_weight needs the content: its temporal envelope is the target")
         check_choice("gram_form", gram_form, GRAM_FORMS)
         N, C, K = W.shape
         self.shape = tuple(content.shape) if content is not None else tuple(shape)
@@ -102,7 +117,13 @@ class StyleTransferObjective:
                 backend.relu_content(backend.conv1d(backend.asarray(Xc, self.dtype), self.W), None)[0]
                 for Xc in content
             ]
-        self.last_parts = {"content": np.nan, "style": np.nan}
+        xp = backend.xp
+        if self.temporal_weight > 0:
+            self.temporal_targets = [xp.mean(backend.asarray(Xc, self.dtype), axis=0) for Xc in content]
+        if self.spectral_weight > 0:
+            self.spectral_target = sum(w * xp.mean(backend.asarray(Xs, self.dtype), axis=1)
+                                       for Xs, w in zip(styles, weights))
+        self.last_parts = {"content": np.nan, "style": np.nan, "temporal": 0.0, "spectral": 0.0}
         # Feature and feature-gradient buffers, reused by every evaluation and channel.
         self._F = backend.xp.empty((N, self.t_out), dtype=self.dtype)
         self._dF = backend.xp.empty((N, self.t_out), dtype=self.dtype)
@@ -142,8 +163,25 @@ class StyleTransferObjective:
             be.conv1d_adjoint(dF_pre, self.W, X.shape[2], out=grad[b])
             content_total += self.alpha * content_sq
             style_total += style_value
-        self.last_parts = {"content": content_total, "style": style_total}
-        return content_total + style_total, grad
+        temporal_total, spectral_total = self._envelopes(X, grad)
+        self.last_parts = {"content": content_total, "style": style_total, "temporal": temporal_total,
+                           "spectral": spectral_total}
+        return content_total + style_total + temporal_total + spectral_total, grad
+
+    def _envelopes(self, X, grad):
+        """The two envelope terms of X (B, C, T); their gradients are added into ``grad``."""
+        xp, C, T = self.backend.xp, X.shape[1], X.shape[2]
+        temporal = spectral = 0.0
+        for b in range(X.shape[0]):
+            if self.temporal_weight > 0:
+                residual = xp.mean(X[b], axis=0) - self.temporal_targets[b]  # (T,)
+                temporal += self.temporal_weight * float(xp.sum(residual.astype(np.float64) ** 2))
+                grad[b] += (self.dtype.type(2 * self.temporal_weight / C) * residual)[None, :]
+            if self.spectral_weight > 0:
+                residual = xp.mean(X[b], axis=1) - self.spectral_target  # (C,)
+                spectral += self.spectral_weight * float(xp.sum(residual.astype(np.float64) ** 2))
+                grad[b] += (self.dtype.type(2 * self.spectral_weight / T) * residual)[:, None]
+        return temporal, spectral
 
 
 def normalised_weights(weights, n):

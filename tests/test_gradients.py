@@ -35,6 +35,7 @@ problem = st.fixed_dictionaries({
     "extra": st.integers(0, 4), "Ts": st.lists(st.integers(0, 5), min_size=1, max_size=2),
     "alpha": st.sampled_from([0.0, 0.05, 1.0]), "form": st.sampled_from(["nxn", "kernel"]),
     "backend": st.sampled_from([ref, cpu]), "seed": st.integers(0, 1000),
+    "temporal": st.sampled_from([0.0, 0.7]), "spectral": st.sampled_from([0.0, 1.3]),
 })
 
 
@@ -49,7 +50,8 @@ def test_full_objective_gradient(p):
     styles = [rng.random((C, K + ts)) for ts in p["Ts"]]
     weights = list(rng.random(len(styles)) + 0.1)
     obj = StyleTransferObjective(p["backend"], W, content, styles, style_weights=weights, alpha=p["alpha"],
-                                 gram_form=p["form"], dtype=np.float64)
+                                 gram_form=p["form"], dtype=np.float64, temporal_weight=p["temporal"],
+                                 spectral_weight=p["spectral"])
     # Start away from ReLU kinks: points where a pre-activation is ~0 make central differences meaningless.
     X = rng.random((p["B"], C, T)) + 0.5
     loss, grad = obj(X)
@@ -103,3 +105,19 @@ def test_choose_gram_form_by_cost():
     assert choose_gram_form(4096, 420, 430) == "kernel"
     assert choose_gram_form(4096, 7750, 430) == "nxn"
     assert choose_gram_form(64, 420, 430) == "nxn"
+
+
+def test_envelope_terms_are_verma_and_smith_s():
+    """The temporal term holds the energy per frame to the content's, the spectral term the energy per bin to the styles'."""
+    rng = np.random.default_rng(0)
+    W = random_filters(3, 4, 2, seed=0, dtype=np.float64)
+    content, styles, X = rng.random((1, 4, 6)), [rng.random((4, 5)), rng.random((4, 8))], rng.random((1, 4, 6))
+    plain = StyleTransferObjective(ref, W, content, styles, style_weights=[1, 3], dtype=np.float64)
+    both = StyleTransferObjective(ref, W, content, styles, style_weights=[1, 3], dtype=np.float64,
+                                  temporal_weight=2.0, spectral_weight=5.0)
+    temporal = 2.0 * np.sum((X[0].mean(axis=0) - content[0].mean(axis=0)) ** 2)
+    spectral = 5.0 * np.sum((X[0].mean(axis=1) - (0.25 * styles[0].mean(axis=1) + 0.75 * styles[1].mean(axis=1))) ** 2)
+    assert both(X)[0] == pytest.approx(plain(X)[0] + temporal + spectral, rel=1e-12)
+    assert both.last_parts["temporal"] == pytest.approx(temporal) and both.last_parts["spectral"] == pytest.approx(spectral)
+    with pytest.raises(Exception, match="temporal_weight needs the content"):
+        StyleTransferObjective(ref, W, None, styles, shape=(1, 4, 6), dtype=np.float64, temporal_weight=1.0)

@@ -21,7 +21,8 @@ from nstaudio.methods.registry import DEFAULTED, Method
 from conftest import harmonic_tone
 
 TOY_DEFAULTS = dict(alpha=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
-                    tolerance_window=None, phase_iters=16, phase_init="content", hop_divisor=4)
+                    tolerance_window=None, phase_iters=16, phase_init="content", temporal_weight=None,
+                    spectral_weight=None, hop_divisor=4)
 
 
 def _identity(content, styles, options, model, callback):
@@ -119,7 +120,8 @@ def test_cli_help_shows_every_method_and_its_defaults():
 
 README_ROWS = {"--alpha": "alpha", "--tol": "tolerance", "--tol-window": "tolerance_window", "--width": "width",
                "--optimizer": "optimizer", "--learning-rate": "learning_rate", "--phase-iters": "phase_iters",
-               "--phase-init": "phase_init", "--hop": "hop_divisor"}
+               "--phase-init": "phase_init", "--hop": "hop_divisor",
+               "--temporal-weight": "temporal_weight", "--spectral-weight": "spectral_weight"}
 
 
 @pytest.mark.parametrize("flag", sorted(README_ROWS))

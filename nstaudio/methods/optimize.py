@@ -53,7 +53,8 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
 
 def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
              optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
-             tolerance_window=DEFAULT_TOLERANCE_WINDOW, seed=0, device="auto", gram_form="auto", callback=None):
+             tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, seed=0, device="auto",
+             gram_form="auto", callback=None):
     """Find log-magnitude spectrograms with the content of ``content`` and the style of ``styles``.
 
     Parameters
@@ -82,6 +83,9 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
         Stop before ``iterations`` when the loss fell by less than this fraction over the
         last ``tolerance_window`` iterations; 0 always runs all ``iterations``.
     tolerance_window : int
+    temporal_weight, spectral_weight : float
+        Verma & Smith's energy envelopes (see :mod:`nstaudio.objective`): the output's energy
+        per frame held to the content's, its energy per frequency to the styles'; 0 leaves them out.
     seed : int
         Seeds the filters and the initial noise.
     device : {"auto", "numpy", "cpu", "cuda"}
@@ -94,7 +98,7 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     X : np.ndarray, shape (B, C, T), float32
         Optimised log1p-magnitude spectrograms.
     info : dict
-        ``loss``, ``content_loss``, ``style_loss``, ``initial_loss``, ``initial_style_loss``,
+        ``loss``, ``content_loss``, ``style_loss``, ``temporal_loss``, ``spectral_loss``, ``initial_loss``, ``initial_style_loss``,
         ``iterations``, ``evaluations``, ``history``, ``converged`` (stopped by the tolerance),
         ``backend``, ``gram_form``.
     """
@@ -108,7 +112,8 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     content = np.asarray(content, dtype=np.float32)
     W, x0 = initial_state(content.shape, n_filters=n_filters, width=width, init=init, content=content, seed=seed)
     objective = StyleTransferObjective(backend, W, content, styles, style_weights=style_weights, alpha=alpha,
-                                       gram_form=gram_form)
+                                       gram_form=gram_form, temporal_weight=temporal_weight,
+                                       spectral_weight=spectral_weight)
     del W  # the objective keeps its own layout of the filters
     initial_loss, _ = objective(x0)
     initial_style = objective.last_parts["style"]
@@ -124,7 +129,8 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     X = backend.to_numpy(X)
     final_loss, _ = objective(X)
     info.update(loss=final_loss, content_loss=objective.last_parts["content"],
-                style_loss=objective.last_parts["style"], initial_loss=initial_loss,
+                style_loss=objective.last_parts["style"], temporal_loss=objective.last_parts["temporal"],
+                spectral_loss=objective.last_parts["spectral"], initial_loss=initial_loss,
                 initial_style_loss=initial_style, backend=backend.name, gram_form=objective.gram_form)
     return X, info
 
@@ -146,8 +152,9 @@ def _run(content, styles, options, model, callback):
     return optimize(content, styles, style_weights=options["style_weights"], alpha=options["alpha"],
                     iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
                     optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
-                    tolerance=options["tolerance"], tolerance_window=options["tolerance_window"], seed=options["seed"],
-                    device=options["device"], callback=callback)
+                    tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
+                    temporal_weight=options["temporal_weight"], spectral_weight=options["spectral_weight"],
+                    seed=options["seed"], device=options["device"], callback=callback)
 
 
 METHOD = Method(
@@ -157,7 +164,7 @@ METHOD = Method(
     # Many Griffin-Lim iterations: an optimized spectrogram is far from any signal's.
     defaults=dict(alpha=1e-2, width=11, learning_rate=0.03, optimizer=DEFAULT_OPTIMIZER, tolerance=DEFAULT_TOLERANCE,
                   tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=100, phase_init="content",
-                  hop_divisor=4),
+                  temporal_weight=0.0, spectral_weight=0.0, hop_divisor=4),
     optimizers=OPTIMIZERS, run=_run, min_frames=lambda options: options["width"],
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, options["n_fft"] // 2 + 1),
