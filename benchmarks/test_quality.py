@@ -15,10 +15,9 @@ statistics no method optimizes:
 
 The table goes to the ``quality`` section of RESULTS.md when this module ran whole and
 passed (``pytest benchmarks/test_quality.py`` or ``pytest benchmarks``). The ``feedforward``
-method needs a style model per style: ``NSTAUDIO_STYLE_MODELS`` (a directory of
-``<style file stem>.npz``), else models trained with the defaults on the corpus
-(``scripts/make_corpus.py build/corpus``) and kept in ``build/style-models``; without either
-its rows are skipped with that reason. Nothing here asserts a quality: the targets are
+method needs a style model per style, trained with the defaults (``nstaudio train-style
+STYLE build/corpus -o build/style-models/<style file stem>.npz``) in ``build/style-models`` or
+``NSTAUDIO_STYLE_MODELS``; without one its rows are skipped with that reason. Nothing here asserts a quality: the targets are
 printed beside the numbers.
 """
 
@@ -49,7 +48,6 @@ PAIRS = [
 METHODS = ("optimize", "timedomain", "feedforward")
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
 STYLE_MODELS = os.environ.get("NSTAUDIO_STYLE_MODELS", os.path.join(BUILD, "style-models"))
-CORPUS = os.environ.get("NSTAUDIO_CORPUS", os.path.join(BUILD, "corpus"))
 
 _rows = {}  # (pair index, method or "reference") -> row
 
@@ -128,17 +126,11 @@ def style_models():
         stem = os.path.splitext(style_file)[0]
         if stem not in models:
             path = os.path.join(STYLE_MODELS, stem + ".npz")
-            if os.path.isfile(path):
-                models[stem] = nst.load_model(path, kind="style")
-            elif os.path.isdir(CORPUS):
-                style, sr = _load(style_file)
-                clips, rates, _ = nst.load_corpus(CORPUS)
-                models[stem] = nst.train_style(style, clips, rates, style_sr=sr)
-                os.makedirs(STYLE_MODELS, exist_ok=True)
-                nst.save_model(path, models[stem])
-            else:
-                pytest.skip(f"no style model at {path} and no corpus at {CORPUS} to train one "
-                            f"(scripts/make_corpus.py build/corpus, or NSTAUDIO_STYLE_MODELS)")
+            if not os.path.isfile(path):
+                pytest.skip(f"no style model at {path}: train one with the defaults, `nstaudio train-style "
+                            f"{os.path.join(AUDIO_DIR, style_file)} build/corpus -o {path}` (~6 min on 2 cores; "
+                            f"the corpus from scripts/make_corpus.py), or set NSTAUDIO_STYLE_MODELS")
+            models[stem] = nst.load_model(path, kind="style")
         return models[stem]
     return get
 

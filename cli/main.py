@@ -137,8 +137,8 @@ def stylize_options(func):
         click.option("--spectral-weight", type=float, default=None,
                      help="Weight of Verma & Smith's spectral envelope: the output's energy per frequency held to "
                           f"the style's; {_only('spectral_weight')} only [default: {_defaults('spectral_weight')}]."),
-        click.option("--filters", "n_filters", type=int, default=4096, show_default=True,
-                     help="Random conv filters."),
+        click.option("--filters", "n_filters", type=int, default=None,
+                     help=f"Random conv filters [default: {_defaults('n_filters')}]."),
         click.option("--width", type=int, default=None,
                      help=f"Filter width in frames [default: {_defaults('width')}]."),
         click.option("--n-fft", type=int, default=None,

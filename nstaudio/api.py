@@ -13,7 +13,7 @@ import numpy as np
 from . import audio, limits, spectral
 from .errors import AudioError, NumericalError, ParameterError
 from .methods import REGISTRY
-from .methods.registry import ONLY_WHERE_DEFAULTED
+from .methods.registry import DEFAULTED, ONLY_WHERE_DEFAULTED
 from .methods.optimize import INITS, OPTIMIZERS
 from .objective import normalised_weights
 from .validation import MAX_SEED, as_audio, check_choice, check_float, check_int, check_sample_rate
@@ -74,7 +74,7 @@ class StylizeInfo:
 
 
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
-            sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=4096, width=None,
+            sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=None, width=None,
             optimizer=None, init="noise", learning_rate=None, tolerance=None,
             tolerance_window=None, temporal_weight=None, spectral_weight=None, phase_iters=None, phase_init=None, seed=0,
             device="auto", match_loudness=True, callback=None, return_info=False):
@@ -112,8 +112,8 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         Content weight; 0 keeps only the style. Default 0.01 (1 for ``timedomain``).
     iterations : int
         Most optimizer iterations (>= 0).
-    n_filters, width : int
-        The random conv layer; ``width`` defaults to 11 frames (3 for ``timedomain``).
+    n_filters, width : int or None
+        The random conv layer: 4096 filters, 11 frames wide (3 for ``timedomain``) by default.
     optimizer : {"plbfgs", "lbfgs", "adam"} or None
         nstaudio's projected L-BFGS (default; not for ``timedomain``, whose default is
         ``"lbfgs"``), SciPy's L-BFGS-B, or Adam (see :func:`nstaudio.optimize`).
@@ -130,12 +130,13 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         Verma & Smith's energy-envelope terms (``optimize`` only; default 0, off): hold the
         output's energy per frame to the content's and its energy per frequency to the style's.
     phase_iters : int or None
-        Fast Griffin-Lim iterations; default 100 for ``optimize``, 32 for ``feedforward``
-        (``timedomain`` reconstructs no phase).
+        Fast Griffin-Lim iterations; default 16 for ``optimize`` (from PGHI's phase), 32 for
+        ``feedforward`` (``timedomain`` reconstructs no phase).
     phase_init : {"content", "random", "pghi"} or None
         Start Griffin-Lim from the content's phase, from random phase (the papers), or from
         the phase Phase Gradient Heap Integration finds for the output's magnitude
-        (:func:`nstaudio.pghi`; with ``phase_iters=0`` that phase alone). Default: the method's.
+        (:func:`nstaudio.pghi`; with ``phase_iters=0`` that phase alone). Default: ``"pghi"`` for
+        ``optimize``, ``"content"`` for ``feedforward``.
     seed : int
     device : {"auto", "numpy", "cpu", "cuda"}
         Backend of the optimizer and of Griffin-Lim (a feedforward network runs on numpy/BLAS).
@@ -261,10 +262,8 @@ def _resolve_options(method, given):
         if given[name] is not None and defaults[name] is None:
             raise ParameterError(f"{name} does not apply to the {method.name} method")
     options = {name: defaults[name] if given.get(name) is None else given[name]
-               for name in ("alpha", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
-                            "phase_iters", "phase_init", "temporal_weight", "spectral_weight")}
-    options.update({name: given[name] for name in ("iterations", "n_filters", "init", "seed", "device",
-                                                    "style_weights")})
+               for name in DEFAULTED if name != "hop_divisor"}
+    options.update({name: given[name] for name in ("iterations", "init", "seed", "device", "style_weights")})
     if method.model_settings is not None:
         wanted = dict(zip(("sr_work", "n_fft", "hop_length"), method.model_settings(given["model"])))
         for name, value in wanted.items():
@@ -296,11 +295,11 @@ def _resolve_options(method, given):
     if options["hop_length"] > n_fft:
         raise ParameterError(f"hop_length must be <= n_fft={n_fft}, got {options['hop_length']}")
     check_int("iterations", options["iterations"], minimum=0, maximum=1_000_000)
-    check_int("n_filters", options["n_filters"], minimum=1, maximum=65536)
     options["phase_iters"] = check_int("phase_iters", options["phase_iters"] or 0, minimum=0, maximum=100_000)
     check_int("seed", options["seed"], minimum=0, maximum=MAX_SEED)
     if method.optimizers:  # the settings of the optimizing methods
         options["width"] = check_int("width", options["width"], minimum=1, maximum=1024)
+        check_int("n_filters", options["n_filters"], minimum=1, maximum=65536)
         check_float("tolerance", options["tolerance"], minimum=0.0, maximum=1.0)
         check_int("tolerance_window", options["tolerance_window"], minimum=1, maximum=1_000_000)
         check_float("alpha", options["alpha"], minimum=0.0, maximum=MAX_ALPHA)

@@ -20,7 +20,7 @@ from nstaudio.methods.registry import DEFAULTED, Method
 
 from conftest import harmonic_tone
 
-TOY_DEFAULTS = dict(alpha=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
+TOY_DEFAULTS = dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
                     tolerance_window=None, phase_iters=16, phase_init="content", temporal_weight=None,
                     spectral_weight=None, hop_divisor=4)
 
@@ -121,7 +121,8 @@ def test_cli_help_shows_every_method_and_its_defaults():
 README_ROWS = {"--alpha": "alpha", "--tol": "tolerance", "--tol-window": "tolerance_window", "--width": "width",
                "--optimizer": "optimizer", "--learning-rate": "learning_rate", "--phase-iters": "phase_iters",
                "--phase-init": "phase_init", "--hop": "hop_divisor",
-               "--temporal-weight": "temporal_weight", "--spectral-weight": "spectral_weight"}
+               "--temporal-weight": "temporal_weight", "--spectral-weight": "spectral_weight",
+               "--filters": "n_filters"}
 
 
 @pytest.mark.parametrize("flag", sorted(README_ROWS))

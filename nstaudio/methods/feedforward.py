@@ -68,7 +68,9 @@ METHOD = Method(
     needs="model", input="log_spectrogram", output="log_spectrogram",
     # Few Griffin-Lim iterations: the network's output, started from the content's phase, is
     # close to a signal's, and the method exists to be fast.
-    defaults=dict(alpha=None, width=None, learning_rate=None, optimizer=None, tolerance=None, tolerance_window=None,
-                  phase_iters=32, phase_init="content", temporal_weight=None, spectral_weight=None, hop_divisor=4),
+    # (No style model was at hand to measure PGHI on its outputs: the content's phase stays.)
+    defaults=dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
+                  tolerance_window=None, phase_iters=32, phase_init="content", temporal_weight=None,
+                  spectral_weight=None, hop_divisor=4),
     run=_run, model_settings=_model_settings, input_gain=_input_gain,
 )

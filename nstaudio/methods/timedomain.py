@@ -265,8 +265,9 @@ METHOD = Method(
     # with the rule it was measured with (1e-3 over 20 iterations). alpha 1: its content term
     # also sees the real and imaginary parts (the phase); at 0.01 the output of 6 s of piano
     # with a violin style lost the piano's onsets, at 1 they stay.
-    defaults=dict(alpha=1.0, width=3, learning_rate=1e-3, optimizer="lbfgs", tolerance=1e-3, tolerance_window=20,
-                  phase_iters=None, phase_init=None, temporal_weight=None, spectral_weight=None, hop_divisor=8),
+    defaults=dict(alpha=1.0, n_filters=4096, width=3, learning_rate=1e-3, optimizer="lbfgs", tolerance=1e-3,
+                  tolerance_window=20, phase_iters=None, phase_init=None, temporal_weight=None, spectral_weight=None,
+                  hop_divisor=8),
     optimizers=OPTIMIZERS, run=_run, validate=_validate, min_frames=lambda options: options["width"],
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, 3 * (options["n_fft"] // 2 + 1)),
