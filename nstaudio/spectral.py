@@ -242,17 +242,9 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
     """
     from .kernels import get_backend
 
-    S = np.asarray(S, dtype=np.float32)
-    if S.ndim < 2:
-        raise ParameterError(f"S must have shape (..., bins, frames), got {S.shape}")
-    n_fft = 2 * (S.shape[-2] - 1) if n_fft is None else n_fft
-    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
-    if S.shape[-2] != 1 + n_fft // 2:
-        raise ParameterError(f"S has {S.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
+    S, n_fft, hop_length, win_length = _check_magnitude(S, np.float32, n_fft, hop_length, win_length)
     n_iter = check_int("n_iter", n_iter, minimum=0)
     momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0)
-    if not np.all(np.isfinite(S)) or np.any(S < 0):
-        raise ParameterError("S must be finite and non-negative")
     backend = get_backend(device)
     if isinstance(init, str) and init == "pghi":
         if window != "hann":
@@ -276,6 +268,21 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
     if return_convergence:
         return y, np.stack(histories).reshape(*batch, n_iter)
     return y
+
+
+def _check_magnitude(S, dtype, n_fft, hop_length, win_length):
+    """``S`` as ``dtype`` after checking it is a finite non-negative (..., bins, frames) magnitude,
+    and the three lengths with librosa's defaults (``n_fft`` from the bins)."""
+    S = np.asarray(S, dtype=dtype)
+    if S.ndim < 2:
+        raise ParameterError(f"S must have shape (..., bins, frames), got {S.shape}")
+    n_fft = 2 * (S.shape[-2] - 1) if n_fft is None else n_fft
+    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
+    if S.shape[-2] != 1 + n_fft // 2:
+        raise ParameterError(f"S has {S.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
+    if not np.all(np.isfinite(S)) or np.any(S < 0):
+        raise ParameterError("S must be finite and non-negative")
+    return S, n_fft, hop_length, win_length
 
 
 def _initial_phase(S, init, content, seed):
@@ -330,16 +337,8 @@ def pghi(S, *, n_fft=None, hop_length=None, win_length=None, tolerance=PGHI_TOLE
     """
     from .kernels import get_backend
 
-    S = np.asarray(S, dtype=np.float64)
-    if S.ndim < 2:
-        raise ParameterError(f"S must have shape (..., bins, frames), got {S.shape}")
-    n_fft = 2 * (S.shape[-2] - 1) if n_fft is None else n_fft
-    n_fft, hop_length, win_length = _resolve(n_fft, hop_length, win_length)
-    if S.shape[-2] != 1 + n_fft // 2:
-        raise ParameterError(f"S has {S.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
+    S, n_fft, hop_length, win_length = _check_magnitude(S, np.float64, n_fft, hop_length, win_length)
     tolerance = check_float("tolerance", tolerance, minimum=0.0, maximum=1.0, strict_minimum=True)
-    if not np.all(np.isfinite(S)) or np.any(S < 0):
-        raise ParameterError("S must be finite and non-negative")
     backend = get_backend(device)
     gamma = HANN_GAMMA * win_length ** 2
     rng = np.random.default_rng(seed)
