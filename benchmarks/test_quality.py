@@ -17,8 +17,8 @@ The table goes to the ``quality`` section of RESULTS.md when this module ran who
 passed (``pytest benchmarks/test_quality.py`` or ``pytest benchmarks``). The ``feedforward``
 method needs a style model per style, trained with the defaults (``nstaudio train-style
 STYLE build/corpus -o build/style-models/<style file stem>.npz``) in ``build/style-models`` or
-``NSTAUDIO_STYLE_MODELS``; without one its rows are skipped with that reason. Nothing here asserts a quality: the targets are
-printed beside the numbers.
+``NSTAUDIO_STYLE_MODELS``; without one its rows are skipped with that reason. Nothing here
+asserts a quality: the summary under the table sets each method against the reference.
 """
 
 import os

@@ -76,8 +76,8 @@ class StylizeInfo:
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=None, width=None,
             optimizer=None, init="noise", learning_rate=None, tolerance=None,
-            tolerance_window=None, temporal_weight=None, spectral_weight=None, phase_iters=None, phase_init=None, seed=0,
-            device="auto", match_loudness=True, callback=None, return_info=False):
+            tolerance_window=None, temporal_weight=None, spectral_weight=None, phase_iters=None, phase_init=None,
+            seed=0, device="auto", match_loudness=True, callback=None, return_info=False):
     """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
     Parameters

@@ -98,8 +98,8 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     X : np.ndarray, shape (B, C, T), float32
         Optimised log1p-magnitude spectrograms.
     info : dict
-        ``loss``, ``content_loss``, ``style_loss``, ``temporal_loss``, ``spectral_loss``, ``initial_loss``, ``initial_style_loss``,
-        ``iterations``, ``evaluations``, ``history``, ``converged`` (stopped by the tolerance),
+        ``loss``, ``content_loss``, ``style_loss``, ``temporal_loss``, ``spectral_loss``, ``initial_loss``,
+        ``initial_style_loss``, ``iterations``, ``evaluations``, ``history``, ``converged`` (stopped by the tolerance),
         ``backend``, ``gram_form``.
     """
     check_int("iterations", iterations, minimum=0)

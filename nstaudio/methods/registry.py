@@ -18,8 +18,8 @@ NEEDS = ("style", "model")
 
 # The shared options a method gives defaults for; stylize's parameters of these names are
 # None by default and take the method's value.
-DEFAULTED = ("alpha", "n_filters", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window", "phase_iters",
-             "phase_init", "temporal_weight", "spectral_weight", "hop_divisor")
+DEFAULTED = ("alpha", "n_filters", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
+             "phase_iters", "phase_init", "temporal_weight", "spectral_weight", "hop_divisor")
 # Of those, the ones a method that has no default for them (None) refuses when given.
 ONLY_WHERE_DEFAULTED = ("temporal_weight", "spectral_weight")
 
