@@ -135,6 +135,12 @@ def write_section(section, header, body):
         f.write(text)
 
 
+def module_ran_whole(request):
+    """A module-scoped fixture's teardown: every test so far passed and none was deselected by -k or -m."""
+    config = request.config
+    return request.session.testsfailed == 0 and not config.getoption("keyword") and not config.getoption("markexpr")
+
+
 def _complete_run(config, exitstatus):
     """Only `pytest benchmarks` as a whole, passing, replaces the recorded results."""
     here = os.path.abspath(os.path.dirname(__file__))

@@ -16,7 +16,7 @@ import pytest
 
 import nstaudio as nst
 from audio_fixtures import AUDIO_DIR, SR
-from conftest import machine_description, write_section
+from conftest import machine_description, module_ran_whole, write_section
 from nstaudio import spectral
 
 N_FFT, HOP = 2048, 512
@@ -64,8 +64,7 @@ def record(request):
                      + " | ".join(f"{row['curve'][n]:.1f}" for n in CHECKPOINTS) + f" | {row['seconds']:.2f} |")
     table = "\n".join(lines)
     print("\n" + table)
-    complete = (request.session.testsfailed == 0 and not request.config.getoption("keyword")
-                and not request.config.getoption("markexpr"))
+    complete = module_ran_whole(request)
     if complete and _rows:
         header = (f"Machine: {machine_description()}. Date: {time.strftime('%Y-%m-%d')}. Spectral convergence "
                   f"(dB) of fast Griffin-Lim (momentum 0.99, n_fft {N_FFT}, hop {HOP}) after 0, 8, 32 and 100 "

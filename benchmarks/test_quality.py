@@ -29,7 +29,7 @@ import pytest
 
 import nstaudio as nst
 from audio_fixtures import AUDIO_DIR
-from conftest import machine_description, write_section
+from conftest import machine_description, module_ran_whole, write_section
 from nstaudio import quality
 
 # (content, style): every kind of sound in both roles, and the stereo 44.1 kHz clip.
@@ -73,9 +73,7 @@ def _measure(y, content, sr, style, style_sr):
 def record(request):
     """``record(pair_index, method, row)``; the table is written when the module ran whole and passed."""
     yield lambda index, method, row: _rows.__setitem__((index, method), row)
-    session = request.session
-    complete = (session.testsfailed == 0 and not request.config.getoption("keyword")
-                and not request.config.getoption("markexpr"))
+    complete = module_ran_whole(request)
     table = _table()
     print("\n" + table)
     if complete and any(method == "reference" for _, method in _rows):

@@ -275,10 +275,8 @@ def _resolve_options(method, given):
             raise ParameterError(f"model is used by the {REGISTRY.resolve(None, given['model']).name} method, "
                                  f"not by {method.name!r}")
         options.update(sr_work=given["sr_work"], n_fft=given["n_fft"], hop_length=given["hop_length"])
-    if method.output == "waveform":
-        for name in ("phase_iters", "phase_init"):
-            if given[name] is not None and (name == "phase_init" or given[name]):
-                raise ParameterError(f"{name} does not apply to the {method.name} method: it reconstructs no phase")
+    if method.output == "waveform" and given["phase_iters"]:
+        raise ParameterError(f"phase_iters does not apply to the {method.name} method: it reconstructs no phase")
     if method.optimizers and options["optimizer"] not in method.optimizers:
         check_choice("optimizer", options["optimizer"], OPTIMIZERS)
         raise ParameterError(f"optimizer {options['optimizer']!r} does not apply to the {method.name} method; "
@@ -303,7 +301,7 @@ def _resolve_options(method, given):
         check_float("tolerance", options["tolerance"], minimum=0.0, maximum=1.0)
         check_int("tolerance_window", options["tolerance_window"], minimum=1, maximum=1_000_000)
         check_float("alpha", options["alpha"], minimum=0.0, maximum=MAX_ALPHA)
-        for name in ONLY_WHERE_DEFAULTED:
+        for name in ("temporal_weight", "spectral_weight"):
             if options[name] is not None:
                 check_float(name, options[name], minimum=0.0, maximum=MAX_ALPHA)
         check_float("learning_rate", options["learning_rate"], minimum=0.0, strict_minimum=True,

@@ -107,6 +107,15 @@ def _channels(y, sr, name):
     return audio.resample(y, orig_sr=check_sample_rate(sr, name=f"{name} sr"), target_sr=SR_MEASURE)
 
 
+def _paired(output, content, sr):
+    """``output`` and ``content`` at the measuring rate, (channels, samples) each, with the same channels."""
+    out = _channels(output, sr, "output")
+    ref = _channels(content, sr, "content")
+    if out.shape[0] != ref.shape[0]:
+        raise ParameterError(f"output has {out.shape[0]} channels, content {ref.shape[0]}")
+    return out, ref
+
+
 def _movement(out, content, style):
     distance = np.linalg.norm(content - style)
     if distance == 0:
@@ -133,10 +142,7 @@ def style_movement(output, content, style, sr, *, style_sr=None, return_parts=Fa
     parts : dict, only if ``return_parts``
         ``{"means": float, "covariance": float}``, each a mean over channels.
     """
-    out = _channels(output, sr, "output")
-    ref = _channels(content, sr, "content")
-    if out.shape[0] != ref.shape[0]:
-        raise ParameterError(f"output has {out.shape[0]} channels, content {ref.shape[0]}")
+    out, ref = _paired(output, content, sr)
     target_mean, target_cov = texture(audio.to_mono(_channels(style, sr if style_sr is None else style_sr,
                                                                "style"))[0])
     means, covariances = [], []
@@ -163,10 +169,7 @@ def content_preservation(output, content, sr):
     float
         Pearson correlation, mean over channels; NaN where an envelope is constant.
     """
-    out = _channels(output, sr, "output")
-    ref = _channels(content, sr, "content")
-    if out.shape[0] != ref.shape[0]:
-        raise ParameterError(f"output has {out.shape[0]} channels, content {ref.shape[0]}")
+    out, ref = _paired(output, content, sr)
     correlations = []
     for channel_out, channel_ref in zip(out, ref):
         a, b = onset_envelope(channel_out), onset_envelope(channel_ref)

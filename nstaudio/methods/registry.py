@@ -21,7 +21,7 @@ NEEDS = ("style", "model")
 DEFAULTED = ("alpha", "n_filters", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
              "phase_iters", "phase_init", "temporal_weight", "spectral_weight", "hop_divisor")
 # Of those, the ones a method that has no default for them (None) refuses when given.
-ONLY_WHERE_DEFAULTED = ("temporal_weight", "spectral_weight")
+ONLY_WHERE_DEFAULTED = ("temporal_weight", "spectral_weight", "phase_init")
 
 
 @dataclass(frozen=True)
