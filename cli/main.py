@@ -12,6 +12,7 @@ import sys
 import time
 
 import click
+import numpy as np
 
 import nstaudio
 from nstaudio import audio, files, models
@@ -21,6 +22,7 @@ from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
+from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
 
 
 # click >= 8.2 raises this for a bare `nstaudio`; older clicks print the help themselves.
@@ -178,7 +180,8 @@ def stylize_options(func):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Output file; the format follows the extension [default: CONTENT-stylized.wav here].")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="A style model from `nstaudio train-style`: stylize in one pass (no STYLE files).")
+              help="A model from `nstaudio train-style` or `nstaudio train-gan`: stylize in one pass with the "
+                   "model's method (no STYLE files).")
 @click.option("--method", type=click.Choice(methods()), default=None,
               help="; ".join(f"{m.name}: {m.summary}" for m in map(REGISTRY.get, methods()))
               + f" [default: {REGISTRY.resolve(None, None).name}, or the model's method with --model].")
@@ -192,11 +195,14 @@ def run(content, style, output, model_path, method, style_weights, **options):
         output = f"{stem}-stylized{ext if ext else '.wav'}"
     chosen = None if method is None else REGISTRY.get(method)
     if model_path is None and chosen is not None and chosen.needs == "model":
-        raise click.UsageError(f"--method {method} needs --model (a style model from `nstaudio train-style`)")
+        raise click.UsageError(f"--method {method} needs --model (a model from `nstaudio train-{chosen.name}`)"
+                               if chosen.model_kind == "gan" else
+                               f"--method {method} needs --model (a style model from `nstaudio train-style`)")
     if model_path is not None and style:
         raise click.UsageError("a style model carries its style: give STYLE files or --model, not both")
     if model_path is not None and chosen is not None and chosen.needs != "model":
-        raise click.UsageError(f"--model is used by --method {REGISTRY.resolve(None, 'model').name}, not by {method}")
+        runs_models = ", ".join(m for m in methods() if REGISTRY.get(m).needs == "model")
+        raise click.UsageError(f"--model is used by the methods that run models ({runs_models}), not by {method}")
     if model_path is None and not style:
         raise click.UsageError("missing STYLE: give one or more style files, or --model")
     _run(content, list(style), output, style_weights=style_weights, model_path=model_path, method=method, **options)
@@ -253,7 +259,7 @@ def _run(content_path, style_paths, output, *, style_weights, model_path, plot_p
         _check_not_input(plot_path, [*inputs, output], what="--plot")
         check_plot_path(plot_path)
 
-    model = None if model_path is None else models.load_model(model_path, kind="style")
+    model = None if model_path is None else models.load_model(model_path, kind=("style", "gan"))
     y, sr, file_info = audio.load(content_path, return_info=True)
     styles, style_srs = zip(*(audio.load(p) for p in style_paths)) if style_paths else ((), ())
 
@@ -353,6 +359,38 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
            **options)
 
 
+@main.command("train-gan")
+@click.argument("content_dir", type=click.Path(file_okay=True))
+@click.argument("style_dir", type=click.Path(file_okay=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="Model file (.npz); also holds the unfinished run every --checkpoint-every steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=2500, show_default=True,
+              help="Training steps (batches); the generator trains on every (--critic-steps + 1)-th.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Crops of 72 frames (1.1 s) from each domain per step.")
+@click.option("--critic-steps", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Critic-only steps between generator steps.")
+@click.option("--learning-rate", type=float, default=2e-4, show_default=True, help="Adam step size (beta1 0.5).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Save the unfinished run to --output every this many steps.")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --output.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where the networks train: auto takes cuda when a GPU is usable, else cpu (numba).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def train_gan(content_dir, style_dir, output, quiet, **options):
+    """Train a MelGAN-VC model that gives recordings like those under CONTENT_DIR the timbre of those
+    under STYLE_DIR (unpaired; a few minutes of each)."""
+    _check_training_output(output, [content_dir, style_dir])
+    audio.corpus_files(content_dir)  # wrong directories fail now, before anything is read
+    audio.corpus_files(style_dir)
+    nstaudio.check_train_gan(checkpoint=output, **options)
+    content, content_rates, content_paths = _load_corpus(content_dir, output, quiet)
+    style, style_rates, style_paths = _load_corpus(style_dir, output, quiet)
+    _train(nstaudio.train_gan, output, quiet, content, style, list(content_rates), style_sr=list(style_rates),
+           content_labels=content_paths, style_labels=style_paths, **options)
+
+
 def _check_training_output(output, inputs):
     """A network file that is none of the inputs and can be written."""
     _check_not_input(output, inputs)
@@ -391,8 +429,16 @@ def _train(trainer, output, quiet, *args, **options):
         progress.close()
     if not quiet:
         steps = network.meta["steps"]
-        click.echo(f"wrote {output}: {network.kind} {list(network.arch.channels)} after {steps} steps, "
-                   f"final loss {network.meta['final_loss']:.4g} | {time.perf_counter() - started:.1f} s", err=True)
+        shape = list(network.arch.channels) if network.kind != "gan" else f"{network.arch.n_mels} mel bands"
+        click.echo(f"wrote {output}: {network.kind} {shape} after {steps} steps, final loss "
+                   f"{_losses_text(network.meta['final_loss'])} | {time.perf_counter() - started:.1f} s", err=True)
+
+
+def _losses_text(loss):
+    """One loss, or a gan's (critic, generator, identity, TraVeL), for the progress bar and the summary."""
+    if np.ndim(loss) == 0:
+        return f"{float(loss):.4g}"
+    return ", ".join(f"{name} {value:.3g}" for name, value in zip(GAN_LOSSES, loss))
 
 
 class _TrainProgress:
@@ -412,7 +458,7 @@ class _TrainProgress:
             self.bar.__enter__()
             self.bar.update(step - 1)
         rate = (step - self.first_step) / max(time.perf_counter() - self.started, 1e-9)
-        self.bar.update(1, f"loss {loss:.4g}, {rate:.1f} steps/s")
+        self.bar.update(1, f"{'' if np.ndim(loss) else 'loss '}{_losses_text(loss)}, {rate:.1f} steps/s")
 
     def close(self):
         if self.bar is not None:

@@ -15,6 +15,7 @@ from .api import StylizeInfo, stylize
 from .audio import load, load_corpus, resample, save
 from .errors import AudioError, BackendError, NstAudioError, NumericalError, OutputError, ParameterError
 from .features import random_filters
+from .gan_models import check_train_gan, train_gan
 from .kernels import available_backends, get_backend
 from .methods.optimize import optimize
 from .methods.timedomain import timedomain
@@ -26,8 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioError", "BackendError", "CheckpointError", "Network", "NstAudioError", "NumericalError", "OutputError",
-    "ParameterError", "StylizeInfo", "available_backends", "check_train_lossnet", "check_train_style",
+    "ParameterError", "StylizeInfo", "available_backends", "check_train_gan", "check_train_lossnet", "check_train_style",
     "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
     "load_model", "optimize", "pghi", "random_filters", "resample", "save", "save_model", "stft", "stylize",
-    "timedomain", "train_lossnet", "train_style", "__version__",
+    "timedomain", "train_gan", "train_lossnet", "train_style", "__version__",
 ]

@@ -22,7 +22,7 @@ from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sh
 from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
 from .validation import MAX_SEED, as_audio, check_float, check_int, check_sample_rate
 
-KINDS = ("lossnet", "style")
+KINDS = ("lossnet", "style", "gan")
 LOSSNET_CHANNELS = (128, 64, 64, 32)
 CONTENT_LAYER = "enc3"
 # Adam steps above 1 move every weight by about its whole size each step: training diverges.
@@ -79,8 +79,8 @@ def load_model(path, kind=None):
     Parameters
     ----------
     path : str or os.PathLike
-    kind : {"lossnet", "style"} or None
-        Refuse a file holding the other kind.
+    kind : {"lossnet", "style", "gan"}, tuple of them, or None
+        Refuse a file holding another kind.
 
     Raises
     ------
@@ -95,8 +95,10 @@ def load_model(path, kind=None):
         raise CheckpointError(f"{path}: not an nstaudio network (header lacks {', '.join(missing) or 'a known kind'})")
     _check_spectrogram_settings(path, ckpt.arch, meta)
     complete = _check_complete(path, meta, default=False)
-    if kind is not None and meta["kind"] != kind:
-        raise CheckpointError(f"{path}: holds a {_describe(meta['kind'])}, not a {_describe(kind)}")
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if wanted is not None and meta["kind"] not in wanted:
+        raise CheckpointError(f"{path}: holds a {describe_kind(meta['kind'])}, not a "
+                              f"{' or '.join(describe_kind(k) for k in wanted)}")
     if not complete:
         raise CheckpointError(f"{path}: an unfinished training run (step {short_repr(meta.get('step'))} of "
                               f"{short_repr(meta.get('steps'))}); finish it with --resume")
@@ -117,6 +119,10 @@ def _check_spectrogram_settings(path, arch, meta):
     _meta_int(path, meta, "sr", MIN_WORK_RATE, MAX_WORK_RATE)
     n_fft = _meta_int(path, meta, "n_fft", 16, 2**16)
     _meta_int(path, meta, "hop_length", 1, n_fft)
+    if isinstance(arch, Architecture) != (meta["kind"] != "gan"):
+        raise CheckpointError(f"{path}: corrupt header (a {describe_kind(meta['kind'])} holding another network)")
+    if not isinstance(arch, Architecture):  # a gan works on mel bands, any number of them
+        return
     if arch.n_bins != 1 + n_fft // 2:
         raise CheckpointError(f"{path}: corrupt header (n_fft {n_fft} makes {1 + n_fft // 2} frequency bins, the "
                               f"network takes {arch.n_bins})")
@@ -130,8 +136,9 @@ def _check_complete(path, meta, default):
     return complete
 
 
-def _describe(kind):
-    return {"lossnet": "loss network", "style": "style model"}[kind]
+def describe_kind(kind):
+    """What a network of ``kind`` is called in messages: "loss network", "style model", "gan model"."""
+    return {"lossnet": "loss network", "style": "style model", "gan": "gan model"}[kind]
 
 
 def default_lossnet():
@@ -253,7 +260,7 @@ def _check_run(path, ckpt):
     if "architecture" in settings and settings["architecture"] != ckpt.arch.to_dict():
         raise CheckpointError(f"{path}: corrupt header (the architecture of the settings is not the network's)")
     _check_rng(path, meta.get("rng"))
-    if ckpt.history is None or ckpt.history.shape != (step,):
+    if ckpt.history is None or ckpt.history.shape[0] != step:
         got = "no history" if ckpt.history is None else f"a history of {ckpt.history.shape[0]} losses"
         raise CheckpointError(f"{path}: corrupt checkpoint ({got} after {step} steps)")
 
@@ -307,7 +314,7 @@ def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every
         steps=steps, resume=state, checkpoint=None if checkpoint is None else save_progress,
         checkpoint_every=checkpoint_every,
         callback=None if callback is None else (lambda step, loss: callback(step, steps, loss)), **kwargs)
-    meta["final_loss"] = float(history[-1])
+    meta["final_loss"] = float(history[-1]) if history.ndim == 1 else [float(v) for v in history[-1]]
     network = Network(arch, params, bn_state, meta)
     if checkpoint is not None:
         save_checkpoint(checkpoint, arch, params, bn_state, history=history, meta={**meta, "complete": True})
@@ -380,7 +387,7 @@ def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_
     """
     lossnet = default_lossnet() if lossnet is None else lossnet
     if not isinstance(lossnet, Network) or lossnet.kind != "lossnet":
-        got = _describe(lossnet.kind) if isinstance(lossnet, Network) else type(lossnet).__name__
+        got = describe_kind(lossnet.kind) if isinstance(lossnet, Network) else type(lossnet).__name__
         raise ParameterError(f"lossnet must be a loss network, got a {got}")
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
                                        checkpoint_every, resume, crop_multiple=lossnet.arch.stride ** 4)

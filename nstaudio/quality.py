@@ -20,8 +20,9 @@ Both take audio at any sample rate (resampled to ``sr_measure``) and any channel
 import numpy as np
 
 from . import audio, spectral
+from .mel import mel_filterbank
 from .errors import ParameterError
-from .validation import as_audio, check_int, check_sample_rate
+from .validation import as_audio, check_sample_rate
 
 SR_MEASURE = 22050
 N_FFT = 2048
@@ -30,39 +31,6 @@ N_MELS = 64
 # Power below this fraction of the clip's mean power is floored (-80 dB): silence between
 # notes then reads as one constant instead of the noise floor of whatever made it.
 FLOOR = 1e-8
-
-
-def hz_to_mel(frequencies):
-    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
-    f = np.asarray(frequencies, dtype=np.float64)
-    linear = f * 3.0 / 200.0
-    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-30) / 1000.0) / (np.log(6.4) / 27.0), linear)
-
-
-def mel_to_hz(mels):
-    """Inverse of :func:`hz_to_mel`."""
-    m = np.asarray(mels, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3.0)
-
-
-def mel_filterbank(sr, n_fft, n_mels=N_MELS, fmin=0.0, fmax=None):
-    """Triangular mel filters with unit area (Slaney normalisation), as ``librosa.filters.mel``.
-
-    Returns
-    -------
-    np.ndarray, shape (n_mels, 1 + n_fft // 2), float64
-    """
-    n_mels = check_int("n_mels", n_mels, minimum=1, maximum=1024)
-    fmax = sr / 2.0 if fmax is None else fmax
-    if not 0 <= fmin < fmax <= sr / 2.0:
-        raise ParameterError(f"need 0 <= fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
-    bins = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    widths = np.diff(edges)
-    rising = (bins[None, :] - edges[:-2, None]) / widths[:-1, None]
-    falling = (edges[2:, None] - bins[None, :]) / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
 
 
 def log_mel(y, sr=SR_MEASURE, *, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS):

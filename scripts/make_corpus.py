@@ -8,6 +8,11 @@ and fluidsynth with fluid-soundfont-gm, and the ``corpus`` extra (mido)::
     pip install ".[corpus]"
     python scripts/make_corpus.py build/corpus
 
+A style domain for ``nstaudio train-gan`` is one instrument alone, e.g. 24 violin melodies
+(General MIDI program 40; about 3 minutes)::
+
+    python scripts/make_corpus.py build/violin --speech 0 --festival 0 --instruments 24 --program 40
+
 Writes mono 22.05 kHz WAV files named ``speech-espeak-NNN.wav``, ``speech-festival-NNN.wav``
 and ``instrument-NNN.wav``. An existing directory is refilled from scratch only if it holds
 nothing but such files (a corpus made before); any other non-empty directory is refused.
@@ -141,8 +146,14 @@ def main():
     parser.add_argument("--speech", type=int, default=60, help="espeak-ng clips (default 60)")
     parser.add_argument("--festival", type=int, default=20, help="festival clips (default 20)")
     parser.add_argument("--instruments", type=int, default=80, help="fluidsynth clips (default 80)")
+    parser.add_argument("--program", type=int, default=None,
+                        help="render every instrument clip with this General MIDI program (0-127) instead of the "
+                             "mix: a one-instrument style domain for train-gan")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.program is not None and not 0 <= args.program <= 127:
+        sys.exit(f"error: --program must be a General MIDI program from 0 to 127, got {args.program}")
+    ranges = {program: (low, high) for program, low, high in INSTRUMENTS}
     for tool in ("espeak-ng", "text2wave", "fluidsynth"):
         _require(tool)
     if not os.path.exists(SOUNDFONT):
@@ -168,7 +179,10 @@ def main():
             festival_clip(text, round(float(rng.uniform(0.8, 1.3)), 2),
                           os.path.join(args.out_dir, f"speech-festival-{i:03d}.wav"), tmp)
         for i in range(args.instruments):
-            program, low, high = INSTRUMENTS[i % len(INSTRUMENTS)]
+            if args.program is None:
+                program, low, high = INSTRUMENTS[i % len(INSTRUMENTS)]
+            else:
+                program, (low, high) = args.program, ranges.get(args.program, (48, 84))
             instrument_clip(program, low, high, rng, os.path.join(args.out_dir, f"instrument-{i:03d}.wav"), tmp)
     print(f"{len(os.listdir(args.out_dir))} clips in {args.out_dir}")
 

@@ -239,7 +239,7 @@ def test_diverging_training_is_an_error_that_keeps_the_last_checkpoint():
     saved = []
     params = {"layer": {"w": np.ones(3, np.float32)}}
 
-    def step_fn(rng):
+    def step_fn(rng, step):
         loss = float("nan") if len(saved) == 2 and rng.random() >= 0 else 1.0
         return loss, {"layer": {"w": np.full(3, 0.1, np.float32)}}
 
@@ -437,7 +437,7 @@ def test_training_refuses_overflowing_gradients_before_they_reach_a_checkpoint()
     saved = []
     params = {"layer": {"w": np.ones(3, np.float32)}}
 
-    def step_fn(rng):
+    def step_fn(rng, step):
         grad = np.full(3, np.inf if len(saved) == 1 else 0.1, np.float32)
         return 1.0, {"layer": {"w": grad}}
 

@@ -286,18 +286,29 @@ def test_feedforward_method_shapes_and_errors():
 
 
 def test_training_on_the_numpy_reference_backend_matches_cpu():
-    """Same seed, same run: the layers' windows from the numpy reference kernels or the numba ones."""
+    """Same seed, same run: the layers' windows from the numpy reference kernels or the numba ones.
+
+    The gradients of one step agree to float32 rounding, and so do the losses of a 3-step run.
+    The parameters after Adam are not compared: Adam divides by sqrt(v), so where the true
+    gradient is zero (a conv bias whose channel BatchNorm re-centres) the rounding residue of
+    either backend (1e-9 or exactly 0) becomes a step of +-lr or none.
+    """
     from nstaudio.kernels import cpu, numpy_backend
     from nstaudio.nn.train import train_autoencoder
 
     rng = np.random.default_rng(8)
     corpus = [rng.random((3, 48)).astype(np.float32)]
+    params, state = Autoencoder(TINY).init_params(seed=9)
+    x = rng.random((2, 3, 16)).astype(np.float32)
+    grads = []
+    for backend in (numpy_backend, cpu):
+        net = Autoencoder(TINY, backend)
+        y, _, caches = net.forward(params, {k: dict(v) for k, v in state.items()}, x)
+        grads.append(net.backward(params, caches, y - x)[1])
+    for layer in grads[0]:
+        for name, g in grads[0][layer].items():
+            np.testing.assert_allclose(grads[1][layer][name], g, rtol=1e-4, atol=1e-5 * max(np.abs(g).max(), 1e-3))
     opts = dict(steps=3, batch_size=2, crop=16, learning_rate=1e-2, seed=9)
-    p_ref, s_ref, h_ref = train_autoencoder(corpus, TINY, backend=numpy_backend, **opts)
-    p_cpu, s_cpu, h_cpu = train_autoencoder(corpus, TINY, backend=cpu, **opts)
+    h_ref = train_autoencoder(corpus, TINY, backend=numpy_backend, **opts)[2]
+    h_cpu = train_autoencoder(corpus, TINY, backend=cpu, **opts)[2]
     np.testing.assert_allclose(h_cpu, h_ref, rtol=1e-5)
-    for layer in p_ref:
-        for name in p_ref[layer]:
-            # atol: Adam divides by sqrt(v), so a near-zero gradient's float32 rounding moves a parameter by
-            # up to ~lr / 100 (measured 6e-5 on a bias at lr 1e-2); a wrong kernel moves them by ~lr
-            np.testing.assert_allclose(p_cpu[layer][name], p_ref[layer][name], rtol=1e-4, atol=2e-4)

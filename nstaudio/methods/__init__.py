@@ -4,7 +4,7 @@ Adding a method: a module here that builds a :class:`~nstaudio.methods.registry.
 its line below. The first method that needs style recordings is the default.
 """
 
-from . import feedforward, optimize, timedomain
+from . import feedforward, gan, optimize, timedomain
 from .registry import Method, Registry
 
-REGISTRY = Registry([optimize.METHOD, feedforward.METHOD, timedomain.METHOD])
+REGISTRY = Registry([optimize.METHOD, feedforward.METHOD, timedomain.METHOD, gan.METHOD])

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import ParameterError
-from ..models import TRAINING_PEAK, Network
+from ..models import TRAINING_PEAK, Network, describe_kind
 from ..nn.train import apply_network
 from .registry import Method
 
@@ -39,8 +39,8 @@ def _model_settings(model):
     if model is None:
         raise ParameterError("the feedforward method needs a style model (model=, or --model)")
     if not isinstance(model, Network) or model.kind != "style":
-        raise ParameterError("model must be a style model (nstaudio.train_style or nstaudio.load_model), "
-                             f"got {'a loss network' if isinstance(model, Network) else type(model).__name__}")
+        got = "a " + describe_kind(model.kind) if isinstance(model, Network) else type(model).__name__
+        raise ParameterError(f"model must be a style model (nstaudio.train_style or nstaudio.load_model), got {got}")
     return model.spectrogram_settings
 
 
@@ -65,7 +65,7 @@ def _run(content, styles, options, model, callback):
 METHOD = Method(
     name="feedforward",
     summary="AutoStyle: one pass of a trained style model (--model), then Griffin-Lim from the content's phase",
-    needs="model", input="log_spectrogram", output="log_spectrogram",
+    needs="model", input="log_spectrogram", output="log_spectrogram", model_kind="style",
     # Few Griffin-Lim iterations: the network's output, started from the content's phase, is
     # close to a signal's, and the method exists to be fast.
     # (No style model was at hand to measure PGHI on its outputs: the content's phase stays.)

@@ -55,6 +55,8 @@ class Method:
         ``validate(options)``: raise ParameterError for settings this method cannot take.
     min_frames : callable
         ``min_frames(options)``: frames a clip needs (the conv width for the conv methods).
+    model_kind : str or None
+        For model methods: the ``kind`` of the models it runs (a model file says which method is its).
     model_settings : callable or None
         For model methods: ``model_settings(model) -> (sr_work, n_fft, hop_length)``, after
         checking the model is one of theirs.
@@ -76,6 +78,7 @@ class Method:
     optimizers: tuple = ()
     validate: Optional[Callable] = None
     min_frames: Callable = field(default=lambda options: 1)
+    model_kind: Optional[str] = None
     model_settings: Optional[Callable] = None
     input_gain: Optional[Callable] = None
     memory: Optional[Callable] = None
@@ -87,8 +90,8 @@ class Method:
         missing = [key for key in DEFAULTED if key not in self.defaults]
         if missing:
             raise ValueError(f"method {self.name!r} gives no default for {', '.join(missing)}")
-        if self.needs == "model" and self.model_settings is None:
-            raise ValueError(f"method {self.name!r} needs a model but has no model_settings")
+        if self.needs == "model" and (self.model_settings is None or self.model_kind is None):
+            raise ValueError(f"method {self.name!r} needs a model but has no model_settings or model_kind")
 
 
 class Registry:
@@ -123,11 +126,18 @@ class Registry:
         return self._methods[name]
 
     def resolve(self, name, model):
-        """The method asked for, or the default: the first that needs a model when ``model`` is given, else style."""
+        """The method asked for, or the default: the model's method when ``model`` is given, else the first
+        that needs style recordings."""
         if name is not None:
             return self.get(name)
-        needs = "style" if model is None else "model"
-        return next(m for m in self._methods.values() if m.needs == needs)
+        if model is None:
+            return next(m for m in self._methods.values() if m.needs == "style")
+        kind = getattr(model, "kind", None)
+        for method in self._methods.values():
+            if method.needs == "model" and method.model_kind == kind:
+                return method
+        # no method runs it: the first model method's own check says what it takes
+        return next(m for m in self._methods.values() if m.needs == "model")
 
     def defaults_text(self, option, fmt=str):
         """``option``'s default for each method, for help texts: "0.01; 1 for timedomain"."""

@@ -47,6 +47,8 @@ class Architecture:
 
     # The bounds train_lossnet puts on n_fft, channels and width; a stride of 16 already
     # makes inputs a multiple of 16 ** 4 = 65536 frames long.
+    NETWORK = "autoencoder"  # what a checkpoint's header calls it
+    HISTORY_COLUMNS = None  # training keeps one loss per step
     MAX_BINS = 1 + 2**16 // 2
     MAX_CHANNELS = 4096
     MAX_WIDTH = 63

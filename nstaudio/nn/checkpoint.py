@@ -25,6 +25,7 @@ from numpy.lib import format as npy_format
 from ..errors import NstAudioError, ParameterError
 from ..files import atomic_path
 from .autoencoder import Architecture
+from .melgan import GanArchitecture
 
 FORMAT = "nstaudio-checkpoint"
 VERSION = 1
@@ -38,8 +39,11 @@ MAX_NPY_HEADER_BYTES = 10_000
 # files) are a decompression bomb, refused before anything is inflated.
 MAX_INFLATION = 16
 INFLATION_SLACK = 2**20
-# Training runs take at most 10**7 steps and keep one loss per step.
+# Training runs take at most 10**7 steps and keep one loss per step, or the few of the
+# architecture's HISTORY_COLUMNS (a GAN's).
 MAX_HISTORY = 10**8
+# The networks a checkpoint may hold, by the header's "network" (files without one are autoencoders).
+ARCHITECTURES = {Architecture.NETWORK: Architecture, GanArchitecture.NETWORK: GanArchitecture}
 
 _CHUNK = 2**20  # bytes read at a time: array data goes straight into its array
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # others inflate without a bound on the output
@@ -66,17 +70,17 @@ class Checkpoint:
 
     Attributes
     ----------
-    arch : Architecture
+    arch : Architecture or GanArchitecture
     params, state : dict of dict of np.ndarray, float32
     meta : dict
         The JSON extras given to :func:`save_checkpoint`.
     moments : dict of dict of np.ndarray
         Adam's moments of an unfinished training run (empty otherwise).
     history : np.ndarray or None
-        Training loss per step (float64), if saved.
+        Training loss per step (float64), (steps,) or (steps, losses), if saved.
     """
 
-    arch: Architecture
+    arch: object
     params: dict
     state: dict
     meta: dict = field(default_factory=dict)
@@ -116,7 +120,8 @@ def save_checkpoint(path, arch, params, state, *, meta=None, moments=None, histo
         Store the parameters in this type (``np.float16`` halves a shipped model); they are
         read back as float32. None keeps their type.
     """
-    header = {"format": FORMAT, "version": VERSION, "architecture": arch.to_dict(), "meta": meta or {}}
+    header = {"format": FORMAT, "version": VERSION, "network": arch.NETWORK, "architecture": arch.to_dict(),
+              "meta": meta or {}}
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for group, tree in (("params", params), ("state", state), ("moments", moments or {})):
         for layer, values in tree.items():
@@ -193,7 +198,7 @@ def _read(path, zf, file_size):
     meta = header.get("meta", {})
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: corrupt header (meta is {short_repr(meta)}, not a mapping)")
-    entries = _layouts(path, zf, members, _expected_shapes(arch))
+    entries = _layouts(path, zf, members, _expected_shapes(arch), arch.HISTORY_COLUMNS)
     # every claim checked: now the reads allocate no more than the file holds
     arrays = {key: _read_data(path, zf, entry) for key, entry in entries.items()}
     history = arrays.pop("history", None)
@@ -259,8 +264,11 @@ def _architecture(path, header):
     """The header's architecture, every field checked."""
     if "architecture" not in header:
         raise CheckpointError(f"{path}: corrupt header (no architecture)")
+    network = header.get("network", Architecture.NETWORK)
+    if not isinstance(network, str) or network not in ARCHITECTURES:
+        raise CheckpointError(f"{path}: holds a network nstaudio does not know ({short_repr(network)})")
     try:
-        return Architecture.from_dict(header["architecture"])
+        return ARCHITECTURES[network].from_dict(header["architecture"])
     except ParameterError as exc:
         raise CheckpointError(f"{path}: corrupt architecture in the header ({one_line(exc)})") from None
 
@@ -276,8 +284,11 @@ def _expected_shapes(arch):
     return expected
 
 
-def _layouts(path, zf, members, expected):
-    """Every entry's layout, checked against ``expected`` and against its own size; nothing missing."""
+def _layouts(path, zf, members, expected, history_columns):
+    """Every entry's layout, checked against ``expected`` and against its own size; nothing missing.
+
+    ``history_columns``: losses per step of the architecture's training history (None: one).
+    """
     entries = {}
     for key, info in members.items():
         if key != "history" and key not in expected:
@@ -286,9 +297,11 @@ def _layouts(path, zf, members, expected):
         if entry.dtype.kind != "f":  # object arrays included: they are never unpickled
             raise CheckpointError(f"{path}: corrupt checkpoint ({key} holds {one_line(entry.dtype, 40)}, not floats)")
         if key == "history":
-            if len(entry.shape) != 1 or not 0 <= entry.shape[0] <= MAX_HISTORY:
+            columns = () if history_columns is None else (history_columns,)
+            if len(entry.shape) != 1 + len(columns) or entry.shape[1:] != columns or entry.shape[0] > MAX_HISTORY:
+                per_step = "a list of" if history_columns is None else f"{history_columns} per step for"
                 raise CheckpointError(f"{path}: corrupt checkpoint (history has shape {_shape_text(entry.shape)}, "
-                                      f"not a list of at most {MAX_HISTORY} losses)")
+                                      f"not {per_step} at most {MAX_HISTORY} steps)")
         elif entry.shape != expected[key]:
             raise CheckpointError(f"{path}: corrupt checkpoint ({key} has shape {_shape_text(entry.shape)}, the "
                                   f"architecture needs {expected[key]})")

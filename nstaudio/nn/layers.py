@@ -1,4 +1,5 @@
-"""Layers over (batch, channels, time) arrays: 1-D convolution, transposed convolution, ReLU, BatchNorm, Gram.
+"""Layers over (batch, channels, time) arrays: 1-D convolution, transposed convolution, activations,
+BatchNorm, nearest upsampling, dense, Gram.
 
 Shapes: x is (B, C, T) with frequency bins (or features) as channels and frames as time.
 Each backward is checked against central finite differences in ``tests/test_nn_layers.py``.
@@ -40,11 +41,24 @@ def _overlap(backend, cols, stride, padding, length, bias=None, scratch=None):
     return out
 
 
-def _batched_outer(a, b):
-    """``sum_i a[i] @ b[i]^T`` for (B, M, T) and (B, N, T): the weight gradient, without a (B, M, N) temporary."""
-    out = a[0] @ b[0].T
-    for i in range(1, a.shape[0]):
-        out += a[i] @ b[i].T
+def _fold(backend, a, scratch=None, name="fold"):
+    """(B, R, T) -> (R, B T): the batch folded into the columns, so that a layer is one large GEMM
+    instead of B small ones (a copy, except for one item)."""
+    B, R, T = a.shape
+    if B == 1:
+        return a[0]
+    out = _array(backend, scratch, name, (R, B, T), a.dtype)
+    out[...] = a.transpose(1, 0, 2)
+    return out.reshape(R, B * T)
+
+
+def _unfold(backend, a, B, scratch=None, name="unfold"):
+    """Inverse of :func:`_fold`: (R, B T) -> a contiguous (B, R, T)."""
+    R = a.shape[0]
+    if B == 1:
+        return a[None]
+    out = _array(backend, scratch, name, (B, R, a.shape[1] // B), a.dtype)
+    out[...] = a.reshape(R, B, -1).transpose(1, 0, 2)
     return out
 
 
@@ -53,7 +67,7 @@ class Conv1d:
 
     Parameters (``params``): ``W`` (C_out, C_in, K), ``b`` (C_out,).
     ``y[b, o, t] = b[o] + sum_{c,k} W[o, c, k] * x_pad[b, c, t*stride + k]``,
-    ``T_out = (T + 2 padding - K) // stride + 1``. One GEMM per batch item on im2col columns.
+    ``T_out = (T + 2 padding - K) // stride + 1``. One GEMM on the im2col columns of the whole batch.
     """
 
     def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, backend=None):
@@ -80,21 +94,24 @@ class Conv1d:
         B, C, T = x.shape
         T_out = self.output_length(T)
         cols = _windows(self.backend, x, self.width, self.stride, self.padding, T_out, scratch)
-        cols = cols.reshape(B, C * self.width, T_out)
+        cols = _fold(self.backend, cols.reshape(B, C * self.width, T_out), scratch, "cols_folded")
         W = params["W"].astype(x.dtype, copy=False)
         y = self.backend.xp.matmul(W.reshape(self.out_channels, -1), cols,
-                                   out=_array(self.backend, scratch, "y", (B, self.out_channels, T_out), x.dtype))
+                                   out=_array(self.backend, scratch, "y_folded", (self.out_channels, B * T_out),
+                                              x.dtype))
+        y = _unfold(self.backend, y, B, scratch, "y")
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
 
     def backward(self, params, cache, dy):
         """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
-        cols, T = cache
+        cols, T = cache  # (C_in K, B T_out)
         B, _, T_out = dy.shape
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.out_channels, -1)
-        dW = _batched_outer(dy, cols.astype(dy.dtype, copy=False)).reshape(params["W"].shape)
+        dy_folded = _fold(self.backend, dy)
+        dW = (dy_folded @ cols.astype(dy.dtype, copy=False).T).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
-        dcols = (W.T @ dy).reshape(B, self.in_channels, self.width, T_out)
+        dcols = _unfold(self.backend, W.T @ dy_folded, B).reshape(B, self.in_channels, self.width, T_out)
         return _overlap(self.backend, dcols, self.stride, self.padding, T), {"W": dW, "b": db}
 
 
@@ -128,8 +145,9 @@ class ConvTranspose1d:
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
         B, _, T = x.shape
         W = params["W"].astype(x.dtype, copy=False).reshape(self.in_channels, -1)
-        dcols = self.backend.xp.matmul(W.T, x, out=_array(self.backend, scratch, "cols", (B, W.shape[1], T), x.dtype))
-        dcols = dcols.reshape(B, self.out_channels, self.width, T)
+        dcols = self.backend.xp.matmul(W.T, _fold(self.backend, x, scratch, "x_folded"),
+                                       out=_array(self.backend, scratch, "cols_folded", (W.shape[1], B * T), x.dtype))
+        dcols = _unfold(self.backend, dcols, B, scratch, "cols").reshape(B, self.out_channels, self.width, T)
         y = _overlap(self.backend, dcols, self.stride, self.padding, self.output_length(T), params["b"], scratch)
         return y, x
 
@@ -138,9 +156,10 @@ class ConvTranspose1d:
         x = cache
         B, _, T = x.shape
         cols = _windows(self.backend, dy, self.width, self.stride, self.padding, T).reshape(B, -1, T)  # (B, C_out K, T)
+        cols = _fold(self.backend, cols)
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.in_channels, -1)
-        dx = W @ cols
-        dW = _batched_outer(x.astype(dy.dtype, copy=False), cols).reshape(params["W"].shape)
+        dx = _unfold(self.backend, W @ cols, B)
+        dW = (_fold(self.backend, x.astype(dy.dtype, copy=False)) @ cols.T).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
         return dx, {"W": dW, "b": db}
 
@@ -157,6 +176,87 @@ class ReLU:
 
     def backward(self, params, cache, dy):
         return dy * cache, {}
+
+
+class LeakyReLU:
+    """``x`` where positive, ``slope * x`` elsewhere; no parameters (MelGAN-VC's slope: 0.2)."""
+
+    def __init__(self, slope=0.2):
+        self.slope = slope
+
+    def init_params(self, rng, dtype=np.float32):
+        return {}
+
+    def forward(self, params, x, scratch=None):
+        positive = x > 0
+        return array_module(x).where(positive, x, x * x.dtype.type(self.slope)), positive
+
+    def backward(self, params, cache, dy):
+        return array_module(dy).where(cache, dy, dy * dy.dtype.type(self.slope)), {}
+
+
+class Tanh:
+    """``tanh(x)``; no parameters."""
+
+    def init_params(self, rng, dtype=np.float32):
+        return {}
+
+    def forward(self, params, x, scratch=None):
+        y = array_module(x).tanh(x)
+        return y, y
+
+    def backward(self, params, cache, dy):
+        return dy * (1 - cache * cache), {}
+
+
+class Upsample1d:
+    """Nearest-neighbour upsampling in time: every frame repeated ``factor`` times; no parameters."""
+
+    def __init__(self, factor=2):
+        self.factor = check_int("factor", factor, minimum=1)
+
+    def init_params(self, rng, dtype=np.float32):
+        return {}
+
+    def forward(self, params, x, scratch=None):
+        """x (B, C, T) -> y (B, C, factor T)."""
+        return array_module(x).repeat(x, self.factor, axis=2), None
+
+    def backward(self, params, cache, dy):
+        """The adjoint: the sum over each frame's copies."""
+        B, C, T = dy.shape
+        return dy.reshape(B, C, T // self.factor, self.factor).sum(axis=3), {}
+
+
+class Dense:
+    """Fully connected layer on flattened inputs: ``y = x W^T + b``.
+
+    Parameters: ``W`` (out_features, in_features), ``b`` (out_features,). Inputs of any shape
+    (B, ...) are flattened to (B, in_features).
+    """
+
+    def __init__(self, in_features, out_features):
+        self.in_features = check_int("in_features", in_features, minimum=1)
+        self.out_features = check_int("out_features", out_features, minimum=1)
+
+    def init_params(self, rng, dtype=np.float32):
+        """He-uniform weights (as MelGAN-VC's), zero bias."""
+        limit = np.sqrt(6.0 / self.in_features)
+        W = rng.uniform(-limit, limit, (self.out_features, self.in_features))
+        return {"W": W.astype(dtype), "b": np.zeros(self.out_features, dtype=dtype)}
+
+    def forward(self, params, x, scratch=None):
+        """x (B, ...) with in_features values per item -> y (B, out_features)."""
+        flat = x.reshape(x.shape[0], -1)
+        y = flat @ params["W"].astype(x.dtype, copy=False).T
+        y += params["b"].astype(x.dtype, copy=False)
+        return y, (flat, x.shape)
+
+    def backward(self, params, cache, dy):
+        """dy (B, out_features) -> dx (shape of x), grads {W, b}."""
+        flat, shape = cache
+        dx = (dy @ params["W"].astype(dy.dtype, copy=False)).reshape(shape)
+        return dx, {"W": dy.T @ flat.astype(dy.dtype, copy=False), "b": dy.sum(axis=0)}
 
 
 class BatchNorm1d:

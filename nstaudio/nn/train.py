@@ -91,17 +91,22 @@ def _update(optimizers, params, grads):
 
 
 def _train_loop(step_fn, params, state, rng, backend, *, steps, learning_rate, weight_decay, resume, callback,
-                checkpoint, checkpoint_every):
+                checkpoint, checkpoint_every, betas=(0.9, 0.999), losses=None, updates=None):
     """Run ``step_fn`` from step 0 (or ``resume.step``) to ``steps``, Adam-updating ``params`` in place.
 
-    ``step_fn(rng) -> (loss, grads)`` computes one mini-batch; ``params`` and ``state`` are
+    ``step_fn(rng, step) -> (loss, grads)`` computes one mini-batch; ``grads`` holds the layers
+    this step trains (a GAN's steps train different networks). ``params`` and ``state`` are
     ``backend``'s arrays. ``checkpoint(TrainingState)`` is called every ``checkpoint_every``
-    steps with numpy copies. Returns the loss history of all steps, resumed ones included.
+    steps with numpy copies. ``losses``: None when ``loss`` is one number, else how many it
+    gives (a row of the history per step). ``updates(layer, step)``: how many of the first ``step``
+    steps updated ``layer`` (Adam's bias correction counts those), None when every step
+    updates every layer. Returns the loss history of all steps, resumed ones
+    included: (steps,) or (steps, losses).
     """
     steps = check_int("steps", steps, minimum=0)
     checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
-    optimizers = {name: Adam(lr=learning_rate, weight_decay=weight_decay) for name in params}
-    history = np.empty(steps)
+    optimizers = {name: Adam(lr=learning_rate, betas=betas, weight_decay=weight_decay) for name in params}
+    history = np.empty((steps,) if losses is None else (steps, losses))
     start = 0
     if resume is not None:
         start = resume.step
@@ -110,14 +115,15 @@ def _train_loop(step_fn, params, state, rng, backend, *, steps, learning_rate, w
         history[:start] = resume.history[:start]
         rng.bit_generator.state = resume.rng
         for name, opt in optimizers.items():
-            opt.load_moments({key: backend.xp.array(a) for key, a in resume.moments.get(name, {}).items()}, start)
+            opt.load_moments({key: backend.xp.array(a) for key, a in resume.moments.get(name, {}).items()},
+                             start if updates is None else updates(name, start))
     xp = backend.xp
     for step in range(start, steps):
         with np.errstate(over="ignore", invalid="ignore"):  # reported below, as one error with a remedy
-            loss, grads = step_fn(rng)
+            loss, grads = step_fn(rng, step)
             # the loss, and every gradient: a finite loss with overflowing gradients would write
             # NaN weights into the next checkpoint
-            finite = np.isfinite(loss) and all(bool(xp.all(xp.isfinite(g))) for layer in grads.values()
+            finite = bool(np.all(np.isfinite(loss))) and all(bool(xp.all(xp.isfinite(g))) for layer in grads.values()
                                                for g in layer.values())
             if finite:
                 _update(optimizers, params, grads)
@@ -207,7 +213,7 @@ def train_autoencoder(spectrograms, arch, *, steps, batch_size=24, crop=64, lear
         params, state = resume.params, resume.state
     params, state = to_backend(params, backend), to_backend(state, backend)  # copies: the caller's stay as they are
 
-    def step_fn(rng):
+    def step_fn(rng, step):
         x = backend.asarray(random_crops(spectrograms, batch_size, crop, rng), np.float32)
         y, _, caches = net.forward(params, state, x)
         loss, dy = mse(y, x)
@@ -349,7 +355,7 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     params, state = to_backend(source[0], backend), to_backend(source[1], backend)
     rng = np.random.default_rng(seed)
 
-    def step_fn(rng):
+    def step_fn(rng, step):
         x = backend.asarray(random_crops(content, batch_size, crop, rng), np.float32)
         return transformer_loss(model, params, state, loss_model, loss_params, loss_state, x, targets, alpha=alpha,
                                 beta=beta, style_layers=style_layers, content_layer=content_layer)

@@ -1,0 +1,182 @@
+"""Case 7: the gan method (MelGAN-VC): a training step beside torch, stylizing speed, mel inversion, seams.
+
+- One training step (the generator's and the critic's losses and gradients) against the same
+  networks and losses in torch autograd (``torch_gan.py``), default architecture, batch 16.
+- Stylizing 10 s: the generator costs the same trained or not, so a freshly initialised model
+  is timed (features, generator, mel inversion, PGHI and Griffin-Lim).
+- Mel to linear power on true spectrograms of ../shared/audio: mel-spectral and linear
+  spectral convergence after 0, 10 and 50 steps of :func:`nstaudio.mel.mel_to_power`.
+- With a trained model (``build/gan-models/violin.npz`` or ``NSTAUDIO_GAN_MODEL``; the README
+  says how to train one): the seam at window borders, crossfaded against MelGAN-VC's plain
+  concatenation, and the quality measures on the pairs with a violin style.
+The section "gan" of RESULTS.md holds the last whole run of this module.
+"""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import nstaudio as nst
+from nstaudio import mel, quality, spectral
+from nstaudio.methods import gan as gan_method
+from nstaudio.models import Network
+from nstaudio.nn.gan_train import GanWeights, critic_loss, generator_loss
+from nstaudio.nn.melgan import GanArchitecture
+from audio_fixtures import AUDIO_DIR
+from conftest import alternate, module_ran_whole, write_section
+
+BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
+MODEL = os.environ.get("NSTAUDIO_GAN_MODEL", os.path.join(BUILD, "gan-models", "violin.npz"))
+VIOLIN_PAIRS = ["piano.wav", "drums.wav", "speech_festival.wav", "piano_stereo_44k.wav"]
+_lines = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def section(request):
+    yield
+    if module_ran_whole(request) and _lines:
+        write_section("gan", "Machine and versions: as in section cpu; written by benchmarks/test_gan.py.",
+                      "\n".join(_lines))
+
+
+def _fresh_networks(seed=0):
+    arch = GanArchitecture()
+    rng = np.random.default_rng(seed)
+    params, state = {}, {}
+    for net in arch.networks():
+        p, s = net.init_params(rng)
+        params.update(p)
+        state.update(s)
+    return arch, params, state
+
+
+def _relative(ours, theirs):
+    return float(np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-30))
+
+
+def test_training_step_against_torch(torch, report):
+    import torch_gan
+
+    arch, params, state = _fresh_networks()
+    nets = arch.networks()
+    rng = np.random.default_rng(1)
+    a, b = (rng.uniform(-1, 1, (16, arch.n_mels, 3 * arch.frames)).astype(np.float32) for _ in range(2))
+    weights = GanWeights()
+    tree = torch_gan.leaves(params)
+    reference = torch_gan.TorchGan(tree, state)
+    ta, tb = torch.as_tensor(a), torch.as_tensor(b)
+    gen_layers = nets[0].layer_names() + nets[1].layer_names()
+
+    def ours():
+        parts, g = generator_loss(nets, params, state, a, b, weights)
+        value, c = critic_loss(nets, params, state, a, b)
+        return parts["total"], value, g, c
+
+    def theirs():
+        total, _ = torch_gan.generator_losses(reference, ta, tb, arch.frames, weights)
+        g = torch_gan.grads_of(total, tree, gen_layers)
+        value = torch_gan.critic_loss(reference, ta, tb, arch.frames)
+        c = torch_gan.grads_of(value, tree, nets[2].layer_names())
+        return float(total), float(value), g, c
+
+    t_ours, t_torch, (total, value, g, c), (t_total, t_value, tg, tc) = alternate(ours, theirs, repeats=3)
+    assert total == pytest.approx(t_total, rel=1e-3) and value == pytest.approx(t_value, rel=1e-3, abs=1e-5)
+    worst = max(_relative(grads[layer][name], expected[layer][name])
+                for grads, expected in ((g, tg), (c, tc)) for layer in expected for name in expected[layer])
+    assert worst < 1e-2
+    report("7. gan training step (generator + critic losses and gradients, batch 16)", t_ours, t_torch,
+           f"losses to 1e-3, gradients to {worst:.1e} (relative norm, worst layer)")
+    t_ours, t_torch, _, _ = alternate(lambda: critic_loss(nets, params, state, a, b),
+                                      lambda: torch_gan.grads_of(torch_gan.critic_loss(reference, ta, tb, arch.frames),
+                                                                 tree, nets[2].layer_names()), repeats=3)
+    report("7. gan critic-only step (batch 16)", t_ours, t_torch, "as above")
+
+
+def _fresh_model():
+    arch, params, state = _fresh_networks(2)
+    meta = {"kind": "gan", "sr": gan_method.SR, "n_fft": gan_method.N_FFT, "hop_length": gan_method.HOP_LENGTH}
+    return Network(arch, params, state, meta)
+
+
+def test_stylize_ten_seconds(report):
+    y, sr = nst.load(os.path.join(AUDIO_DIR, "piano_stereo_44k.wav"))
+    content = np.tile(y, (1, -(-10 * sr // y.shape[1])))[:, :10 * sr]
+    model = _fresh_model()
+    nst.stylize(content, None, sr, model=model)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        out = nst.stylize(content, None, sr, model=model)
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+    assert out.shape == content.shape
+    report(f"7. gan stylize 10 s, {content.shape[0]} ch at {sr} Hz (real-time factor {10 / seconds:.0f}x)", seconds,
+           None, "target: 20x real time (0.5 s)")
+    _lines.append(f"- Stylizing 10 s of stereo 44.1 kHz audio (resampling, features, generator, mel inversion, "
+                  f"PGHI and 16 Griffin-Lim iterations, both channels): {seconds:.2f} s, {10 / seconds:.0f}x real time.")
+
+
+def test_mel_inversion():
+    basis = gan_method.mel_basis(gan_method.SR, gan_method.N_FFT, gan_method.N_MELS)
+    rows = ["", "Mel bands back to linear power (:func:`nstaudio.mel.mel_to_power`) on true spectrograms "
+            "(features at 16 kHz, through the [-1, 1] scaling and back); convergence in dB:", "",
+            "| recording | steps | mel-spectral | linear magnitude | seconds per 10 s |", "|---|---:|---:|---:|---:|"]
+    for name in ("piano.wav", "violin.wav", "speech_festival.wav", "drums.wav"):
+        y, sr = nst.load(os.path.join(AUDIO_DIR, name), sr=gan_method.SR, mono=True)
+        magnitude = np.abs(spectral.stft(y[0], n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH))
+        unit = gan_method.features(magnitude, basis, gan_method.N_FFT)
+        target = mel.unit_to_power(unit)
+        for steps in (0, 10, 50):
+            start = time.perf_counter()
+            rebuilt = gan_method.magnitude_from_features(unit, basis, gan_method.N_FFT, n_iter=steps)
+            seconds = (time.perf_counter() - start) * 10 * gan_method.SR / y.shape[1]
+            power = (rebuilt.astype(np.float64) / gan_method.magnitude_scale(gan_method.N_FFT)) ** 2
+            mel_db = mel.mel_convergence(target, power, basis)
+            linear_db = spectral.spectral_convergence(magnitude, rebuilt)
+            rows.append(f"| {name} | {steps} | {mel_db:.1f} | {linear_db:.1f} | {seconds:.2f} |")
+            assert np.isfinite(mel_db) and np.isfinite(linear_db)
+    _lines.extend(rows)
+
+
+def _trained_model():
+    if not os.path.exists(MODEL):
+        pytest.skip(f"no trained gan model at {MODEL}: train one (README, `nstaudio train-gan`) or set "
+                    "NSTAUDIO_GAN_MODEL")
+    return nst.load_model(MODEL, kind="gan")
+
+
+def _seam(unit, window, hop):
+    """Mean frame-to-frame change at window borders over the mean change everywhere (1: no seam)."""
+    change = np.linalg.norm(np.diff(unit, axis=-1), axis=-2).mean(axis=0)  # (T - 1,): frame t-1 -> t
+    borders = np.arange(hop, unit.shape[-1], hop) - 1
+    return float(change[borders].mean() / change.mean())
+
+
+def test_seams_and_quality_with_a_trained_model():
+    model = _trained_model()
+    basis = gan_method.mel_basis(*model.spectrogram_settings[:2], model.arch.n_mels)
+    rows = ["", f"With the trained model {os.path.basename(MODEL)} ({model.meta['steps']} steps):", "",
+            "| content | seam, concatenated | seam, crossfaded | input's own | style | content | seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    style, style_sr = nst.load(os.path.join(AUDIO_DIR, "violin.wav"))
+    window = model.arch.frames
+    for name in VIOLIN_PAIRS:
+        y, sr = nst.load(os.path.join(AUDIO_DIR, name))
+        mono = nst.resample(y.mean(axis=0), orig_sr=sr, target_sr=gan_method.SR)
+        magnitude = np.abs(spectral.stft(mono, n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH))
+        unit = gan_method.features(magnitude / np.abs(mono).max(), basis, gan_method.N_FFT)[None]
+        glued = gan_method.apply_generator(model.arch, model.params, model.state, unit, crossfade=False)
+        blended = gan_method.apply_generator(model.arch, model.params, model.state, unit)
+        start = time.perf_counter()
+        out = nst.stylize(y, None, sr, model=model)
+        seconds = time.perf_counter() - start
+        moved = quality.style_movement(out, y, style, sr, style_sr=style_sr)
+        kept = quality.content_preservation(out, y, sr)
+        rows.append(f"| {name} | {_seam(glued, window, window):.2f} | {_seam(blended, window, window // 2):.2f} | "
+                    f"{_seam(unit, window, window):.2f} | {moved:.2f} | {kept:.2f} | {seconds:.2f} |")
+    rows += ["", "Seam: mean frame-to-frame change of the generator's output at window borders over its mean "
+             "change everywhere (1: borders like any other frame); for the crossfade, at every half window. "
+             "The input's own: the same of the content's features at the concatenation borders."]
+    _lines.extend(rows)

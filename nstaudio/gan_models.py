@@ -1,0 +1,139 @@
+"""`gan` models (MelGAN-VC): training them from two sets of recordings, resumable, into a model file.
+
+Recordings in, a :class:`~nstaudio.models.Network` of kind ``"gan"`` out: every clip is mixed
+to mono, resampled to 16 kHz, brought to the training peak and turned into MelGAN-VC's
+features (:func:`nstaudio.methods.gan.features`); :func:`nstaudio.nn.gan_train.train_networks`
+trains the generator, the siamese network and the critic on them. The file holds all three
+(a run can resume from it); stylizing uses the generator.
+"""
+
+import numpy as np
+
+from . import audio, spectral
+from .errors import AudioError, ParameterError
+from .kernels import get_backend
+from .methods import gan as gan_method
+from .models import TRAINING_PEAK, _digest, _train, _training_options
+from .nn.gan_train import GanWeights, train_networks
+from .nn.melgan import GanArchitecture
+from .validation import as_audio, check_int, check_sample_rate
+
+MAX_CRITIC_STEPS = 100
+
+
+def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=2e-4, seed=0, checkpoint=None,
+                    checkpoint_every=200, resume=False, device="auto", arch=None):
+    """Check :func:`train_gan`'s settings before any audio is read (the CLI calls it first).
+
+    Returns
+    -------
+    steps : int
+    options : dict
+        batch_size, critic_steps, learning_rate, seed (plain numbers, for the file's header).
+    arch : GanArchitecture
+    backend : module
+    """
+    arch = GanArchitecture() if arch is None else arch
+    if not isinstance(arch, GanArchitecture):
+        raise ParameterError(f"arch must be a GanArchitecture, got {type(arch).__name__}")
+    steps, options = _training_options(steps, batch_size, 3 * arch.frames, learning_rate, 0.0, seed, checkpoint,
+                                       checkpoint_every, resume, crop_multiple=1)
+    options = dict(batch_size=options["batch_size"], learning_rate=options["learning_rate"], seed=options["seed"],
+                   critic_steps=check_int("critic_steps", critic_steps, minimum=0, maximum=MAX_CRITIC_STEPS))
+    return steps, options, arch, get_backend(device)
+
+
+def mel_features(clips, sr, *, arch, name, labels=None):
+    """MelGAN-VC's features of recordings, each mono at 16 kHz and the training peak.
+
+    Parameters
+    ----------
+    clips : list of np.ndarray, each shape (samples,) or (channels, samples)
+    sr : int or list of int
+    arch : GanArchitecture
+    name : str
+        What the clips are ("content", "style"), for error messages.
+    labels : list of str or None
+        A name per clip (file paths) for error messages.
+
+    Returns
+    -------
+    list of np.ndarray, each shape (arch.n_mels, frames), float32 in [-1, 1]
+    """
+    if not clips:
+        raise AudioError(f"no {name} recordings: training needs at least one")
+    rates = sr if isinstance(sr, (list, tuple)) else [sr] * len(clips)
+    if len(rates) != len(clips):
+        raise ParameterError(f"{len(rates)} sample rates for {len(clips)} {name} clips")
+    basis = gan_method.mel_basis(gan_method.SR, gan_method.N_FFT, arch.n_mels)
+    out = []
+    for i, (y, rate) in enumerate(zip(clips, rates)):
+        label = labels[i] if labels is not None else f"{name} clip {i + 1}"
+        y = audio.to_mono(as_audio(y, label))
+        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=gan_method.SR)[0]
+        if y.shape[-1] < gan_method.N_FFT:
+            continue  # too short for one frame: left out (every clip too short is an error below)
+        y = y * np.float32(TRAINING_PEAK / max(float(np.max(np.abs(y))), 1e-12))
+        magnitude = np.abs(spectral.stft(y, n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH))
+        out.append(gan_method.features(magnitude, basis, gan_method.N_FFT))
+    crop = 3 * arch.frames
+    if not any(f.shape[1] >= crop for f in out):
+        seconds = (crop - 1) * gan_method.HOP_LENGTH / gan_method.SR
+        raise AudioError(f"every {name} recording is shorter than the {crop}-frame training crop ({seconds:.2f} s)")
+    return out
+
+
+def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, critic_steps=3, learning_rate=2e-4,
+              seed=0, callback=None, checkpoint=None, checkpoint_every=200, resume=False, content_labels=None,
+              style_labels=None, device="auto", arch=None):
+    """Train a MelGAN-VC model that turns recordings like ``content`` into the timbre of ``style``.
+
+    Parameters
+    ----------
+    content, style : list of np.ndarray, each shape (samples,) or (channels, samples)
+        The two domains: recordings to convert from, and recordings of the target timbre
+        (unpaired; a few minutes of each). Channels are mixed to mono.
+    sr : int or list of int
+        Sample rate(s) of ``content``.
+    style_sr : int or list of int or None
+        Of ``style``; default ``sr``.
+    steps : int
+        Batches in all; the generator trains on every ``critic_steps + 1``-th.
+    batch_size : int
+        Crops of 72 frames (1.1 s) from each domain per step.
+    critic_steps : int
+        Critic-only steps between generator steps (the reference's 3).
+    learning_rate : float
+        Adam's, beta1 0.5, for all three networks.
+    seed : int
+        Same seed, data and settings: the same model.
+    callback : callable or None
+        ``callback(step, steps, losses)`` after every step; ``losses`` holds the critic's,
+        the generator's, the identity and the TraVeL losses (:data:`nstaudio.nn.gan_train.LOSSES`).
+    checkpoint, checkpoint_every, resume, device
+        As in :func:`nstaudio.train_lossnet`.
+    content_labels, style_labels : list of str or None
+        Names of the clips (file paths) for error messages.
+    arch : GanArchitecture or None
+        The networks' shape; default MelGAN-VC's.
+
+    Returns
+    -------
+    Network
+        Of kind ``"gan"``: ``stylize(content, model=...)`` and ``nstaudio run --model`` use it.
+    """
+    steps, options, arch, backend = check_train_gan(
+        steps=steps, batch_size=batch_size, critic_steps=critic_steps, learning_rate=learning_rate, seed=seed,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device, arch=arch)
+    content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels)
+    style_features = mel_features(style, sr if style_sr is None else style_sr, arch=arch, name="style",
+                                  labels=style_labels)
+    settings = dict(sr_work=gan_method.SR, n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH,
+                    architecture=arch.to_dict(), **options, content=_digest(content_features),
+                    style=_digest(style_features))
+
+    def trainer(**kwargs):  # the checkpoint's reader checked a resumed history has a row of LOSSES per step
+        return train_networks(content_features, style_features, arch, backend=backend, weights=GanWeights(), **kwargs)
+
+    return _train("gan", trainer, arch, settings, steps=steps, checkpoint=checkpoint,
+                  checkpoint_every=checkpoint_every, resume=resume, callback=callback, **options)

@@ -1,0 +1,124 @@
+"""Mel spectrograms: the mel scale, filterbanks, MelGAN-VC's normalised log-mel features, and back.
+
+The `gan` method works on mel spectrograms (Pasini's MelGAN-VC); :mod:`nstaudio.quality`
+measures texture on them. Going back from mel bands to a linear-frequency magnitude is a
+non-negative least-squares problem (more bins than bands): :func:`mel_to_power` solves it
+for every frame at once with accelerated projected gradient.
+"""
+
+import numpy as np
+
+from .errors import ParameterError
+from .validation import check_int
+
+MIN_DB = -100.0  # MelGAN-VC's floor: dB values from MIN_DB to 0 map to [-1, 1]
+
+
+def hz_to_mel(frequencies):
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(frequencies, dtype=np.float64)
+    linear = f * 3.0 / 200.0
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-30) / 1000.0) / (np.log(6.4) / 27.0), linear)
+
+
+def mel_to_hz(mels):
+    """Inverse of :func:`hz_to_mel`."""
+    m = np.asarray(mels, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), m * 200.0 / 3.0)
+
+
+def mel_filterbank(sr, n_fft, n_mels=64, fmin=0.0, fmax=None):
+    """Triangular mel filters with unit area (Slaney normalisation), as ``librosa.filters.mel``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, 1 + n_fft // 2), float64
+    """
+    n_mels = check_int("n_mels", n_mels, minimum=1, maximum=1024)
+    fmax = sr / 2.0 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sr / 2.0:
+        raise ParameterError(f"need 0 <= fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
+    bins = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    rising = (bins[None, :] - edges[:-2, None]) / widths[:-1, None]
+    falling = (edges[2:, None] - bins[None, :]) / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+def band_average(filterbank):
+    """The filterbank with each filter's weights summing to 1: a band's value is the mean power under it.
+
+    Parameters
+    ----------
+    filterbank : np.ndarray, shape (n_mels, bins)
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, bins)
+    """
+    return filterbank / np.maximum(filterbank.sum(axis=1, keepdims=True), 1e-30)
+
+
+def power_to_unit(power, min_db=MIN_DB):
+    """MelGAN-VC's features: power in dB, clipped to ``[min_db, 0]``, scaled to [-1, 1].
+
+    Parameters
+    ----------
+    power : array, any shape, non-negative
+
+    Returns
+    -------
+    array of the shape of ``power``, float32, in [-1, 1]
+    """
+    db = 10.0 * np.log10(np.maximum(power, 10.0 ** (min_db / 10.0)))
+    return np.clip(2.0 * (db - min_db) / -min_db - 1.0, -1.0, 1.0).astype(np.float32)
+
+
+def unit_to_power(unit, min_db=MIN_DB):
+    """Inverse of :func:`power_to_unit` (values outside [-1, 1] are clipped first)."""
+    db = (np.clip(unit.astype(np.float64), -1.0, 1.0) + 1.0) / 2.0 * -min_db + min_db
+    return 10.0 ** (db / 10.0)
+
+
+def mel_to_power(mel_power, filterbank, *, n_iter=50):
+    """Non-negative linear-frequency power whose mel bands are ``mel_power``: ``min ||F P - M||^2, P >= 0``.
+
+    FISTA (accelerated projected gradient, step ``1 / ||F||_2^2``) over all frames at once, from
+    the pseudo-inverse's solution clipped at 0.
+
+    Parameters
+    ----------
+    mel_power : np.ndarray, shape (..., n_mels, T)
+    filterbank : np.ndarray, shape (n_mels, bins)
+    n_iter : int
+        Gradient steps (0: the clipped pseudo-inverse alone).
+
+    Returns
+    -------
+    np.ndarray, shape (..., bins, T), float64, non-negative
+    """
+    n_iter = check_int("n_iter", n_iter, minimum=0)
+    F = np.asarray(filterbank, dtype=np.float64)
+    M = np.asarray(mel_power, dtype=np.float64)
+    if M.shape[-2] != F.shape[0]:
+        raise ParameterError(f"mel spectrogram of {M.shape[-2]} bands for a filterbank of {F.shape[0]}")
+    step = 1.0 / np.linalg.norm(F, 2) ** 2
+    FtM = np.matmul(F.T, M)
+    FtF = F.T @ F
+    P = np.maximum(np.matmul(np.linalg.pinv(F), M), 0.0)
+    Y, t = P, 1.0
+    for _ in range(n_iter):
+        P_next = np.maximum(Y - step * (np.matmul(FtF, Y) - FtM), 0.0)
+        t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        Y = P_next + ((t - 1.0) / t_next) * (P_next - P)
+        P, t = P_next, t_next
+    return P
+
+
+def mel_convergence(mel_power, power, filterbank):
+    """Mel-spectral convergence in dB: ``20 log10(||F P - M|| / ||M||)`` (lower is closer)."""
+    M = np.asarray(mel_power, dtype=np.float64)
+    error = np.linalg.norm(np.matmul(filterbank, power) - M)
+    return float(20.0 * np.log10(max(error, 1e-300) / max(np.linalg.norm(M), 1e-300)))

@@ -1,0 +1,71 @@
+"""Spectral normalisation (Miyato et al. 2018): a weight divided by its largest singular value.
+
+The layer uses ``W / sigma`` with ``sigma = u^T W v`` estimated by power iteration on the
+weight seen as a matrix (its first axis against the rest). The vectors ``u`` and ``v`` are
+state, not parameters: :func:`power_iteration` refines them once per training step (as
+torch's ``spectral_norm`` and MelGAN-VC do), and every forward pass in between uses them as
+constants, so a pass is a plain function of the weight and its gradient is exact for it
+(``tests/test_gan.py`` checks it against finite differences).
+"""
+
+import numpy as np
+
+from ..kernels import array_module
+
+EPS = 1e-12
+
+
+def _matrix(W):
+    return W.reshape(W.shape[0], -1)
+
+
+def _unit(x):
+    return x / (float(array_module(x).linalg.norm(x)) + EPS)
+
+
+def init_state(W, rng):
+    """Starting ``{"u", "v"}`` for the weight ``W`` (out, ...): a random ``u`` and one power iteration.
+
+    Returns
+    -------
+    dict with ``u`` (out,) and ``v`` (prod of W.shape[1:],), the dtype of ``W``
+    """
+    u = rng.standard_normal(W.shape[0]).astype(W.dtype)
+    u, v = power_iteration(W, u)
+    return {"u": u, "v": v}
+
+
+def power_iteration(W, u):
+    """One power-iteration step from ``u``: ``v = W^T u / |.|``, ``u = W v / |.|``.
+
+    Parameters
+    ----------
+    W : array, shape (out, ...)
+    u : array, shape (out,)
+
+    Returns
+    -------
+    u : array, shape (out,)
+    v : array, shape (prod(W.shape[1:]),)
+    """
+    Wm = _matrix(W)
+    v = _unit(Wm.T @ u)
+    return _unit(Wm @ v), v
+
+
+def normalize(W, u, v):
+    """``W / sigma`` with ``sigma = u^T W v``, and the cache for :func:`normalize_backward`."""
+    sigma = float(u @ (_matrix(W) @ v))
+    W_bar = W / W.dtype.type(sigma)
+    return W_bar, (W_bar, u, v, sigma)
+
+
+def normalize_backward(cache, dW_bar):
+    """Gradient with respect to ``W`` from the one with respect to ``W / sigma`` (``u``, ``v`` held constant).
+
+    ``d/dW = (dW_bar - <dW_bar, W_bar> u v^T) / sigma``.
+    """
+    W_bar, u, v, sigma = cache
+    inner = float((dW_bar * W_bar).sum())
+    correction = array_module(u).outer(u, v).reshape(W_bar.shape)
+    return ((dW_bar - inner * correction) / sigma).astype(dW_bar.dtype, copy=False)

@@ -1,0 +1,123 @@
+"""The gan method end to end: train_gan, its model file, stylize with it, and the train-gan command."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+import nstaudio as nst
+from nstaudio.cli.main import main
+from nstaudio.methods import REGISTRY
+from nstaudio.methods.gan import apply_generator, crossfade_windows
+from nstaudio.nn.melgan import GanArchitecture
+
+from conftest import harmonic_tone
+
+SMALL = GanArchitecture(n_mels=16, frames=8, channels=4, critic_channels=4, embedding=3)
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _domains():
+    content = [harmonic_tone(1.5, 16000, f0=f0, seed=i) for i, f0 in enumerate((150.0, 300.0))]
+    style = [harmonic_tone(1.5, 22050, f0=900.0, seed=5)]
+    return content, style
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gan") / "model.npz"
+    content, style = _domains()
+    nst.train_gan(content, style, 16000, style_sr=22050, steps=5, batch_size=2, arch=SMALL, checkpoint=path,
+                  checkpoint_every=2)
+    return path
+
+
+def test_a_model_file_stylizes_with_its_own_method(model_file):
+    model = nst.load_model(model_file)
+    assert model.kind == "gan" and model.arch == SMALL and model.spectrogram_settings == (16000, 1152, 192)
+    assert REGISTRY.resolve(None, model).name == "gan"
+    content = np.stack([harmonic_tone(1.0, 44100), harmonic_tone(1.0, 44100, f0=330.0)])
+    y, info = nst.stylize(content, None, 44100, model=model, return_info=True)
+    assert y.shape == content.shape and np.all(np.isfinite(y)) and info.method == "gan"
+    with pytest.raises(nst.ParameterError, match="style model.*got a gan model"):
+        nst.stylize(content, None, 44100, model=model, method="feedforward")
+
+
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
+    content, style = _domains()
+    kwargs = dict(style_sr=22050, steps=5, batch_size=2, arch=SMALL, checkpoint_every=2)
+    whole = nst.train_gan(content, style, 16000, **kwargs)
+    path = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        def stop(step, steps, losses):
+            if step == 3:
+                raise KeyboardInterrupt
+        nst.train_gan(content, style, 16000, checkpoint=path, callback=stop, **kwargs)
+    with pytest.raises(nst.CheckpointError, match="unfinished"):
+        nst.load_model(path)
+    resumed = nst.train_gan(content, style, 16000, checkpoint=path, resume=True, **kwargs)
+    for layer, values in whole.params.items():
+        for name, a in values.items():
+            np.testing.assert_allclose(resumed.params[layer][name], a, rtol=1e-5, atol=1e-7)
+    assert resumed.meta["final_loss"] == pytest.approx(whole.meta["final_loss"], rel=1e-5)
+
+
+def test_training_refuses_clips_too_short_for_a_crop():
+    content, style = _domains()
+    with pytest.raises(nst.AudioError, match="every style recording is shorter than the 24-frame"):
+        nst.train_gan(content, [style[0][:4000]], 16000, style_sr=22050, steps=1, arch=SMALL)
+    with pytest.raises(nst.ParameterError, match="critic_steps"):
+        nst.check_train_gan(critic_steps=-1)
+
+
+def test_crossfade_weights_sum_to_one_and_windows_cover_every_frame():
+    for length, window in ((5, 8), (50, 24), (24, 24)):
+        starts, weight = crossfade_windows(length, window)
+        total = np.zeros(starts[-1] + window)
+        for s in starts:
+            total[s:s + window] += weight
+        front = window // 2
+        np.testing.assert_allclose(total[front:front + length], 1.0, atol=1e-12)
+
+
+def test_a_window_longer_than_the_clip_and_plain_concatenation_keep_the_length(model_file):
+    model = nst.load_model(model_file)
+    unit = np.random.default_rng(0).uniform(-1, 1, (2, SMALL.n_mels, 13)).astype(np.float32)
+    for crossfade in (True, False):
+        out = apply_generator(model.arch, model.params, model.state, unit, crossfade=crossfade)
+        assert out.shape == unit.shape and np.all(np.abs(out) <= 1)
+    # each item is stylized on its own
+    one = apply_generator(model.arch, model.params, model.state, unit[:1])
+    np.testing.assert_allclose(one, apply_generator(model.arch, model.params, model.state, unit)[:1], atol=1e-6)
+
+
+def test_train_gan_command_and_run_with_its_model(tmp_path):
+    content_dir, style_dir = tmp_path / "content", tmp_path / "style"
+    content_dir.mkdir()
+    style_dir.mkdir()
+    content, style = _domains()
+    for i, y in enumerate(content):
+        sf.write(content_dir / f"c{i}.wav", y, 16000)
+    sf.write(style_dir / "s.flac", style[0], 22050)
+    model = tmp_path / "m.npz"
+    result = invoke("train-gan", content_dir, style_dir, "-o", model, "--steps", "2", "--batch-size", "1")
+    assert result.exit_code == 0, result.output
+    assert "gan 192 mel bands after 2 steps" in result.output and "critic" in result.output
+    out = tmp_path / "out.wav"
+    result = invoke("run", content_dir / "c0.wav", "--model", model, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert sf.read(out)[0].shape == content[0].shape
+    # the user's mistakes: one line, exit 2
+    for args, message in [
+        (("run", content_dir / "c0.wav", "--method", "gan", "-o", tmp_path / "x.wav"), "needs --model"),
+        (("run", content_dir / "c0.wav", "--model", model, "--method", "optimize"), "methods that run models"),
+        (("train-gan", content_dir, tmp_path / "nowhere", "-o", tmp_path / "n.npz"), "nowhere"),
+        (("train-gan", content_dir, style_dir, "-o", content_dir / "c0.wav"), "c0.wav"),
+        (("train-gan", content_dir, style_dir, "-o", model, "--resume"), "nothing to resume"),
+    ]:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
