@@ -69,25 +69,28 @@ def test_training_step_against_torch(torch, report):
     ta, tb = torch.as_tensor(a), torch.as_tensor(b)
     gen_layers = nets[0].layer_names() + nets[1].layer_names()
 
-    def ours():
-        parts, g = generator_loss(nets, params, state, a, b, weights)
-        value, c = critic_loss(nets, params, state, a, b)
+    def ours():  # one step that trains all three networks, the critic on the generator's output of this batch
+        parts, g, fake = generator_loss(nets, params, state, a, b, weights)
+        value, c = critic_loss(nets, params, state, a, b, fake)
         return parts["total"], value, g, c
 
     def theirs():
-        total, _ = torch_gan.generator_losses(reference, ta, tb, arch.frames, weights)
+        total, fake = torch_gan.generator_losses(reference, ta, tb, arch.frames, weights)
         g = torch_gan.grads_of(total, tree, gen_layers)
-        value = torch_gan.critic_loss(reference, ta, tb, arch.frames)
+        value = torch_gan.critic_loss(reference, ta, tb, arch.frames, fake.detach())
         c = torch_gan.grads_of(value, tree, nets[2].layer_names())
-        return float(total), float(value), g, c
+        return total.item(), value.item(), g, c
 
     t_ours, t_torch, (total, value, g, c), (t_total, t_value, tg, tc) = alternate(ours, theirs, repeats=3)
     assert total == pytest.approx(t_total, rel=1e-3) and value == pytest.approx(t_value, rel=1e-3, abs=1e-5)
-    worst = max(_relative(grads[layer][name], expected[layer][name])
-                for grads, expected in ((g, tg), (c, tc)) for layer in expected for name in expected[layer])
-    assert worst < 1e-2
+    # per network, all its gradients as one vector: some are exactly zero in exact arithmetic (the
+    # siamese bias cancels in TraVeL's differences), and their rounding residue has no relative size
+    worst = max(_relative(*(np.concatenate([tree_[layer][name].ravel() for layer in expected for name in expected[layer]])
+                            for tree_ in (grads, expected)))
+                for grads, expected in ((g, tg), (c, tc)))
+    assert worst < 1e-3
     report("7. gan training step (generator + critic losses and gradients, batch 16)", t_ours, t_torch,
-           f"losses to 1e-3, gradients to {worst:.1e} (relative norm, worst layer)")
+           f"losses to 1e-3, gradients to {worst:.1e} (relative norm, worse network)")
     t_ours, t_torch, _, _ = alternate(lambda: critic_loss(nets, params, state, a, b),
                                       lambda: torch_gan.grads_of(torch_gan.critic_loss(reference, ta, tb, arch.frames),
                                                                  tree, nets[2].layer_names()), repeats=3)
@@ -100,8 +103,9 @@ def _fresh_model():
     return Network(arch, params, state, meta)
 
 
-def test_stylize_ten_seconds(report):
-    y, sr = nst.load(os.path.join(AUDIO_DIR, "piano_stereo_44k.wav"))
+@pytest.mark.parametrize("name", ["piano.wav", "piano_stereo_44k.wav"])
+def test_stylize_ten_seconds(report, name):
+    y, sr = nst.load(os.path.join(AUDIO_DIR, name))
     content = np.tile(y, (1, -(-10 * sr // y.shape[1])))[:, :10 * sr]
     model = _fresh_model()
     nst.stylize(content, None, sr, model=model)
@@ -112,10 +116,11 @@ def test_stylize_ten_seconds(report):
         times.append(time.perf_counter() - start)
     seconds = float(np.median(times))
     assert out.shape == content.shape
-    report(f"7. gan stylize 10 s, {content.shape[0]} ch at {sr} Hz (real-time factor {10 / seconds:.0f}x)", seconds,
-           None, "target: 20x real time (0.5 s)")
-    _lines.append(f"- Stylizing 10 s of stereo 44.1 kHz audio (resampling, features, generator, mel inversion, "
-                  f"PGHI and 16 Griffin-Lim iterations, both channels): {seconds:.2f} s, {10 / seconds:.0f}x real time.")
+    what = f"{content.shape[0]} ch at {sr} Hz"
+    report(f"7. gan stylize 10 s, {what} ({10 / seconds:.0f}x real time)", seconds, None,
+           "target: 20x real time (0.5 s)")
+    _lines.append(f"- Stylizing 10 s, {what} (resampling, features, generator, mel inversion, PGHI and 16 "
+                  f"Griffin-Lim iterations): {seconds:.2f} s, {10 / seconds:.0f}x real time.")
 
 
 def test_mel_inversion():
@@ -128,7 +133,7 @@ def test_mel_inversion():
         magnitude = np.abs(spectral.stft(y[0], n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH))
         unit = gan_method.features(magnitude, basis, gan_method.N_FFT)
         target = mel.unit_to_power(unit)
-        for steps in (0, 10, 50):
+        for steps in (0, 10, 30, 50):
             start = time.perf_counter()
             rebuilt = gan_method.magnitude_from_features(unit, basis, gan_method.N_FFT, n_iter=steps)
             seconds = (time.perf_counter() - start) * 10 * gan_method.SR / y.shape[1]

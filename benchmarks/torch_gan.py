@@ -76,11 +76,12 @@ def _assemble(y, batch):
 
 
 def generator_losses(net, a, b, frames, weights):
-    """The generator's and siamese network's total loss and its parts (MelGAN-VC's, as nstaudio's)."""
+    """The generator's and siamese network's total loss (MelGAN-VC's, as nstaudio's), and G(a) assembled."""
     B = a.shape[0]
     xa, xb = _thirds(a, frames), _thirds(b, frames)
     ga, gb = net.generator(xa), net.generator(xb)
-    adversarial = -net.critic(_assemble(ga, B)).mean()
+    fake = _assemble(ga, B)
+    adversarial = -net.critic(fake).mean()
     same = (gb - xb).abs().mean()
     vectors = net.siamese(torch.cat([xa[:B], xa[2 * B:], ga[:B], ga[2 * B:]], dim=0))
     t, t_gen = vectors[:B] - vectors[B:2 * B], vectors[2 * B:3 * B] - vectors[3 * B:]
@@ -88,13 +89,14 @@ def generator_losses(net, a, b, frames, weights):
     spread = (torch.clamp(weights.margin_length - t.norm(dim=1), min=0) ** 2).mean()
     total = (weights.adversarial * adversarial + weights.identity * same + weights.travel * moved
              + weights.margin * spread)
-    return total, dict(generator=adversarial, identity=same, travel=moved + spread)
+    return total, fake
 
 
-def critic_loss(net, a, b, frames):
-    """The critic's hinge loss on style crops and the generator's version of content crops."""
+def critic_loss(net, a, b, frames, fake=None):
+    """The critic's hinge loss on style crops and the generator's version of content crops (``fake`` if given)."""
     B = a.shape[0]
-    fake = _assemble(net.generator(_thirds(a, frames)), B)
+    if fake is None:
+        fake = _assemble(net.generator(_thirds(a, frames)), B)
     scores = net.critic(torch.cat([b, fake], dim=0))
     return (torch.clamp(1 - scores[:B], min=0).mean() + torch.clamp(1 + scores[B:], min=0).mean()) / 2
 

@@ -85,34 +85,38 @@ def unit_to_power(unit, min_db=MIN_DB):
 def mel_to_power(mel_power, filterbank, *, n_iter=50):
     """Non-negative linear-frequency power whose mel bands are ``mel_power``: ``min ||F P - M||^2, P >= 0``.
 
-    FISTA (accelerated projected gradient, step ``1 / ||F||_2^2``) over all frames at once, from
-    the pseudo-inverse's solution clipped at 0.
+    FISTA (accelerated projected gradient) over all frames at once, in float32. It starts from
+    each bin's mean of the bands over it (``F^T M / F^T 1``) and steps by ``1 / L`` with
+    ``L = max row sum * max column sum >= ||F||_2^2`` (Schur's bound; no SVD of F).
 
     Parameters
     ----------
     mel_power : np.ndarray, shape (..., n_mels, T)
-    filterbank : np.ndarray, shape (n_mels, bins)
+    filterbank : np.ndarray, shape (n_mels, bins), non-negative
     n_iter : int
-        Gradient steps (0: the clipped pseudo-inverse alone).
+        Gradient steps (0: the starting point alone).
 
     Returns
     -------
-    np.ndarray, shape (..., bins, T), float64, non-negative
+    np.ndarray, shape (..., bins, T), float32, non-negative
     """
     n_iter = check_int("n_iter", n_iter, minimum=0)
-    F = np.asarray(filterbank, dtype=np.float64)
-    M = np.asarray(mel_power, dtype=np.float64)
+    F = np.asarray(filterbank, dtype=np.float32)
+    M = np.asarray(mel_power, dtype=np.float32)
     if M.shape[-2] != F.shape[0]:
         raise ParameterError(f"mel spectrogram of {M.shape[-2]} bands for a filterbank of {F.shape[0]}")
-    step = 1.0 / np.linalg.norm(F, 2) ** 2
+    if np.any(F < 0):
+        raise ParameterError("the filterbank must be non-negative")
+    step = np.float32(1.0 / max(float(F.sum(axis=1).max() * F.sum(axis=0).max()), 1e-30))
+    coverage = F.sum(axis=0)[:, None]
     FtM = np.matmul(F.T, M)
-    FtF = F.T @ F
-    P = np.maximum(np.matmul(np.linalg.pinv(F), M), 0.0)
+    P = FtM / np.where(coverage > 0, coverage, 1)
     Y, t = P, 1.0
     for _ in range(n_iter):
-        P_next = np.maximum(Y - step * (np.matmul(FtF, Y) - FtM), 0.0)
+        gradient = np.matmul(F.T, np.matmul(F, Y) - M)
+        P_next = np.maximum(Y - step * gradient, 0, dtype=np.float32)
         t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        Y = P_next + ((t - 1.0) / t_next) * (P_next - P)
+        Y = P_next + np.float32((t - 1.0) / t_next) * (P_next - P)
         P, t = P_next, t_next
     return P
 

@@ -169,7 +169,8 @@ def test_generator_step_gradient_through_the_critic():
     nets, params, state = _networks(1)
     a, b = _crops(2)
     weights = GanWeights()
-    parts, grads = generator_loss(nets, params, state, a, b, weights)
+    parts, grads, fake = generator_loss(nets, params, state, a, b, weights)
+    assert fake.shape == a.shape
     assert sorted(grads) == sorted(nets[0].layer_names() + nets[1].layer_names())
     assert parts["total"] == pytest.approx(parts["generator"] + 0.5 * parts["identity"] + 10 * parts["travel"])
 

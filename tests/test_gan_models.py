@@ -121,3 +121,27 @@ def test_train_gan_command_and_run_with_its_model(tmp_path):
         result = invoke(*args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_forged_model_files_are_refused(model_file, tmp_path):
+    import json
+
+    from nstaudio.nn.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(model_file)
+    assert ckpt.history.shape == (5, 4)
+    unknown = tmp_path / "network.npz"
+    with np.load(model_file) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    header = json.loads(arrays["header"].tobytes())
+    arrays["header"] = np.frombuffer(json.dumps(dict(header, network="transformer")).encode(), dtype=np.uint8)
+    np.savez(unknown, **arrays)
+    mislabelled = tmp_path / "kind.npz"
+    save_checkpoint(mislabelled, ckpt.arch, ckpt.params, ckpt.state, meta=dict(ckpt.meta, kind="style"))
+    history = tmp_path / "history.npz"
+    save_checkpoint(history, ckpt.arch, ckpt.params, ckpt.state, meta=ckpt.meta, history=ckpt.history[:, :3])
+    for path, message in ((unknown, "a network nstaudio does not know"), (mislabelled, "holding another network"),
+                          (history, "history has shape")):
+        with pytest.raises(nst.CheckpointError, match=message) as info:
+            nst.load_model(path)
+        assert len(str(info.value).splitlines()) == 1

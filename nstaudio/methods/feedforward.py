@@ -3,9 +3,9 @@
 import numpy as np
 
 from ..errors import ParameterError
-from ..models import TRAINING_PEAK, Network, describe_kind
 from ..nn.train import apply_network
 from .registry import Method
+from .trained import NO_OPTIMIZATION, model_settings, training_level
 
 
 def feedforward(content, model, *, chunk=1024, overlap=64):
@@ -34,30 +34,6 @@ def feedforward(content, model, *, chunk=1024, overlap=64):
     return np.maximum(apply_network(arch, params, state, content, chunk=chunk, overlap=overlap), 0)
 
 
-def _model_settings(model):
-    """The spectrogram settings of a style model (the pipeline checks explicit ones agree)."""
-    if model is None:
-        raise ParameterError("the feedforward method needs a style model (model=, or --model)")
-    if not isinstance(model, Network) or model.kind != "style":
-        got = "a " + describe_kind(model.kind) if isinstance(model, Network) else type(model).__name__
-        raise ParameterError(f"model must be a style model (nstaudio.train_style or nstaudio.load_model), got {got}")
-    return model.spectrogram_settings
-
-
-def _input_gain(content_work):
-    """log1p magnitudes depend on the level: the network sees content at the level it was trained on.
-
-    All channels by one gain, so their balance stays; the pipeline undoes it at the end.
-    """
-    return TRAINING_PEAK / max(float(np.max(np.abs(content_work))), 1e-12)
-
-
-# What the pipeline reports for a method that optimizes nothing.
-NO_OPTIMIZATION = dict(loss=float("nan"), initial_loss=float("nan"), style_loss=float("nan"),
-                       initial_style_loss=float("nan"), content_loss=float("nan"), iterations=0, evaluations=0,
-                       converged=False, backend="numpy", gram_form="none", history=np.empty(0))
-
-
 def _run(content, styles, options, model, callback):
     return feedforward(content, model.triple), dict(NO_OPTIMIZATION, history=np.empty(0))
 
@@ -72,5 +48,5 @@ METHOD = Method(
     defaults=dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
                   tolerance_window=None, phase_iters=32, phase_init="content", temporal_weight=None,
                   spectral_weight=None, hop_divisor=4),
-    run=_run, model_settings=_model_settings, input_gain=_input_gain,
+    run=_run, model_settings=model_settings("style", "feedforward", "train_style"), input_gain=training_level,
 )

@@ -45,7 +45,7 @@ def assemble(y, batch):
     return array_module(y).concatenate([y[i * batch:(i + 1) * batch] for i in range(3)], axis=2)
 
 
-def critic_loss(nets, params, state, a, b):
+def critic_loss(nets, params, state, a, b, fake=None):
     """The critic's hinge loss on style crops ``b`` and the generator's version of content crops ``a``.
 
     Parameters
@@ -54,6 +54,9 @@ def critic_loss(nets, params, state, a, b):
     params, state : dict
         All three networks' (the backend's arrays); BatchNorm running statistics move.
     a, b : arrays, shape (B, n_mels, 3 frames)
+    fake : array, shape (B, n_mels, 3 frames), or None
+        The generator's version of ``a`` where the caller has it (:func:`generator_loss` made it
+        with the same parameters); None runs the generator.
 
     Returns
     -------
@@ -62,10 +65,12 @@ def critic_loss(nets, params, state, a, b):
     """
     gen, _, critic = nets
     B, frames = a.shape[0], gen.arch.frames
-    fake = assemble(gen.forward(params, state, thirds(a, frames))[0], B)
+    if fake is None:
+        fake = assemble(gen.forward(params, state, thirds(a, frames))[0], B)
     scores, cache = critic.forward(params, state, array_module(a).concatenate([b, fake], axis=0))
     value, d_real, d_fake = hinge_critic(scores[:B], scores[B:])
-    _, grads = critic.backward(params, cache, array_module(a).concatenate([d_real, d_fake], axis=0))
+    _, grads = critic.backward(params, cache, array_module(a).concatenate([d_real, d_fake], axis=0),
+                               need_input=False)
     return value, grads
 
 
@@ -81,6 +86,8 @@ def generator_loss(nets, params, state, a, b, weights=GanWeights()):
     parts : dict
         ``total``, ``generator``, ``identity``, ``travel`` (TraVeL plus the margin loss, unweighted).
     grads : dict, the generator's and the siamese network's layers
+    fake : array, shape (B, n_mels, 3 frames)
+        The generator's version of ``a``, for the critic's step on the same batch.
     """
     gen, siam, critic = nets
     xp = array_module(a)
@@ -89,9 +96,10 @@ def generator_loss(nets, params, state, a, b, weights=GanWeights()):
     ga, cache_a = gen.forward(params, state, xa)
     xb = thirds(b, frames)
     gb, cache_b = gen.forward(params, state, xb)
-    scores, cache_c = critic.forward(params, state, assemble(ga, B))
+    fake = assemble(ga, B)
+    scores, cache_c = critic.forward(params, state, fake)
     adversarial, d_scores = generator_adversarial(scores)
-    d_fake = critic.backward(params, cache_c, d_scores)[0]
+    d_fake = critic.backward(params, cache_c, d_scores, need_params=False)[0]
     same, d_gb = identity(gb, xb)
     # the siamese vectors of the first and last thirds, before and after the generator
     vectors, cache_s = siam.forward(params, state, xp.concatenate([xa[:B], xa[2 * B:], ga[:B], ga[2 * B:]], axis=0))
@@ -106,13 +114,13 @@ def generator_loss(nets, params, state, a, b, weights=GanWeights()):
     d_ga = thirds(weights.adversarial * d_fake, frames)
     d_ga[:B] += d_siam_input[2 * B:3 * B]
     d_ga[2 * B:] += d_siam_input[3 * B:]
-    _, grads_a = gen.backward(params, cache_a, d_ga)
-    _, grads_b = gen.backward(params, cache_b, weights.identity * d_gb)
+    _, grads_a = gen.backward(params, cache_a, d_ga, need_input=False)
+    _, grads_b = gen.backward(params, cache_b, weights.identity * d_gb, need_input=False)
     for layer, values in grads_a.items():
         grads[layer] = {name: g + grads_b[layer][name] for name, g in values.items()}
     total = (weights.adversarial * adversarial + weights.identity * same + weights.travel * moved
              + weights.margin * spread)
-    return dict(total=total, generator=adversarial, identity=same, travel=moved + spread), grads
+    return dict(total=total, generator=adversarial, identity=same, travel=moved + spread), grads, fake
 
 
 def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3, learning_rate=2e-4,
@@ -170,13 +178,13 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
     def step_fn(rng, step):
         a = backend.asarray(random_crops(content, batch_size, crop, rng), np.float32)
         b = backend.asarray(random_crops(style, batch_size, crop, rng), np.float32)
-        grads = {}
+        grads, fake = {}, None
         if step % (critic_steps + 1) == 0:
             gen.power_iterate(params, state)
-            parts, grads = generator_loss(nets, params, state, a, b, weights)
+            parts, grads, fake = generator_loss(nets, params, state, a, b, weights)
             last.update((name, parts[name]) for name in LOSSES[1:])
         critic.power_iterate(params, state)
-        value, critic_grads = critic_loss(nets, params, state, a, b)
+        value, critic_grads = critic_loss(nets, params, state, a, b, fake)
         grads.update(critic_grads)
         return np.array([value, last["generator"], last["identity"], last["travel"]]), grads
 

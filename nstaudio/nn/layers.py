@@ -103,16 +103,24 @@ class Conv1d:
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
 
-    def backward(self, params, cache, dy):
-        """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
+    def backward(self, params, cache, dy, *, need_input=True, need_params=True):
+        """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}.
+
+        ``need_input=False`` skips dx (None: a network's first layer), ``need_params=False`` the
+        grads ({}: a network that does not train in this step); each is one GEMM.
+        """
         cols, T = cache  # (C_in K, B T_out)
         B, _, T_out = dy.shape
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.out_channels, -1)
         dy_folded = _fold(self.backend, dy)
-        dW = (dy_folded @ cols.astype(dy.dtype, copy=False).T).reshape(params["W"].shape)
-        db = dy.sum(axis=(0, 2))
+        grads = {}
+        if need_params:
+            grads = {"W": (dy_folded @ cols.astype(dy.dtype, copy=False).T).reshape(params["W"].shape),
+                     "b": dy.sum(axis=(0, 2))}
+        if not need_input:
+            return None, grads
         dcols = _unfold(self.backend, W.T @ dy_folded, B).reshape(B, self.in_channels, self.width, T_out)
-        return _overlap(self.backend, dcols, self.stride, self.padding, T), {"W": dW, "b": db}
+        return _overlap(self.backend, dcols, self.stride, self.padding, T), grads
 
 
 class ConvTranspose1d:
@@ -252,11 +260,12 @@ class Dense:
         y += params["b"].astype(x.dtype, copy=False)
         return y, (flat, x.shape)
 
-    def backward(self, params, cache, dy):
-        """dy (B, out_features) -> dx (shape of x), grads {W, b}."""
+    def backward(self, params, cache, dy, *, need_input=True, need_params=True):
+        """dy (B, out_features) -> dx (shape of x), grads {W, b} (either skipped as in :meth:`Conv1d.backward`)."""
         flat, shape = cache
-        dx = (dy @ params["W"].astype(dy.dtype, copy=False)).reshape(shape)
-        return dx, {"W": dy.T @ flat.astype(dy.dtype, copy=False), "b": dy.sum(axis=0)}
+        dx = (dy @ params["W"].astype(dy.dtype, copy=False)).reshape(shape) if need_input else None
+        grads = {"W": dy.T @ flat.astype(dy.dtype, copy=False), "b": dy.sum(axis=0)} if need_params else {}
+        return dx, grads
 
 
 class BatchNorm1d:

@@ -152,15 +152,19 @@ class _Block:
             y, c_act = self.act.forward({}, y)
         return y, (W, c_sn, c_layer, c_bn, c_act)
 
-    def backward(self, params, cache, dy, grads):
+    def backward(self, params, cache, dy, grads, need_input=True, need_params=True):
+        """The input's gradient (None unless ``need_input``); the parameters' go into ``grads`` if ``need_params``."""
         W, c_sn, c_layer, c_bn, c_act = cache
         if self.act is not None:
             dy, _ = self.act.backward({}, c_act, dy)
         if self.norm is not None:
-            dy, grads[f"bn_{self.name}"] = self.norm.backward(params[f"bn_{self.name}"], c_bn, dy)
-        dx, g = self.layer.backward({"W": W}, c_layer, dy)
-        dW = spectral_norm.normalize_backward(c_sn, g["W"]) if self.sn else g["W"]
-        grads[self.name] = {"W": dW, **({"b": g["b"]} if self.bias else {})}
+            dy, g_bn = self.norm.backward(params[f"bn_{self.name}"], c_bn, dy)
+            if need_params:
+                grads[f"bn_{self.name}"] = g_bn
+        dx, g = self.layer.backward({"W": W}, c_layer, dy, need_input=need_input, need_params=need_params)
+        if need_params:
+            dW = spectral_norm.normalize_backward(c_sn, g["W"]) if self.sn else g["W"]
+            grads[self.name] = {"W": dW, **({"b": g["b"]} if self.bias else {})}
         return dx
 
     def power_iterate(self, params, state):
@@ -236,19 +240,20 @@ class Generator(Network):
         y, ct = self.tanh.forward({}, z)
         return y, (c0, c1, c2, cd0, cd1, co, ct)
 
-    def backward(self, params, cache, dy):
-        """dy (B, n_mels, T) -> dx (B, n_mels, T), grads (this network's layers)."""
+    def backward(self, params, cache, dy, *, need_input=True, need_params=True):
+        """dy (B, n_mels, T) -> dx (B, n_mels, T) (None unless ``need_input``), grads (this network's
+        layers; {} unless ``need_params``)."""
         c0, c1, c2, cd0, cd1, co, ct = cache
         c = self.arch.channels
         grads = {}
-        ds1 = self.out.backward(params, co, self.tanh.backward({}, ct, dy)[0], grads)
+        ds1 = self.out.backward(params, co, self.tanh.backward({}, ct, dy)[0], grads, need_params=need_params)
         dd1, dh0 = ds1[:, :c], ds1[:, c:]
-        ds0 = self.up.backward({}, None, self.dec[1].backward(params, cd1, dd1, grads))[0]
+        ds0 = self.up.backward({}, None, self.dec[1].backward(params, cd1, dd1, grads, need_params=need_params))[0]
         dd0, dh1 = ds0[:, :c], ds0[:, c:]
-        dh2 = self.up.backward({}, None, self.dec[0].backward(params, cd0, dd0, grads))[0]
-        dh1 = dh1 + self.enc[2].backward(params, c2, dh2, grads)
-        dh0 = dh0 + self.enc[1].backward(params, c1, dh1, grads)
-        dx = self.enc[0].backward(params, c0, dh0, grads)
+        dh2 = self.up.backward({}, None, self.dec[0].backward(params, cd0, dd0, grads, need_params=need_params))[0]
+        dh1 = dh1 + self.enc[2].backward(params, c2, dh2, grads, need_params=need_params)
+        dh0 = dh0 + self.enc[1].backward(params, c1, dh1, grads, need_params=need_params)
+        dx = self.enc[0].backward(params, c0, dh0, grads, need_input, need_params)
         return dx, grads
 
 
@@ -264,10 +269,12 @@ class _Chain(Network):
             caches.append(cache)
         return h, caches
 
-    def backward(self, params, caches, dy):
+    def backward(self, params, caches, dy, *, need_input=True, need_params=True):
+        """dy (B, out) -> dx (None unless ``need_input``), grads ({} unless ``need_params``)."""
         grads = {}
-        for block, cache in zip(reversed(self.blocks), reversed(caches)):
-            dy = block.backward(params, cache, dy, grads)
+        for i, (block, cache) in enumerate(zip(reversed(self.blocks), reversed(caches))):
+            first = i == len(self.blocks) - 1
+            dy = block.backward(params, cache, dy, grads, need_input or not first, need_params)
         return dy, grads
 
 

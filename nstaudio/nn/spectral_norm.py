@@ -8,7 +8,6 @@ constants, so a pass is a plain function of the weight and its gradient is exact
 (``tests/test_gan.py`` checks it against finite differences).
 """
 
-import numpy as np
 
 from ..kernels import array_module
 
