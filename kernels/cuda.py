@@ -72,15 +72,27 @@ def conv1d_adjoint(dY, W, T, out=None):
     return dX
 
 
+def _contiguous_target(out):
+    """``out`` itself, or a contiguous stand-in to copy into it (the kernels index flat, C-ordered buffers;
+    the layers pass channel-major views)."""
+    return out if out.flags.c_contiguous else cp.empty(out.shape, out.dtype)
+
+
 def strided_windows(x, K, stride, padding, out):
     """Windows of a strided, zero-padded convolution into ``out`` (B, C, K, T_out); see ``numpy_backend``."""
-    _launch(ck.strided_windows, out.size, x, K, stride, padding, out)
+    target = _contiguous_target(out)
+    _launch(ck.strided_windows, target.size, cp.ascontiguousarray(x), K, stride, padding, target)
+    if target is not out:
+        out[...] = target
     return out
 
 
 def overlap_windows(cols, stride, padding, bias, out):
     """Adjoint of :func:`strided_windows` plus a bias, into ``out`` (B, C, length); see ``numpy_backend``."""
-    _launch(ck.overlap_windows, out.size, cols, stride, padding, bias, out)
+    target = _contiguous_target(out)
+    _launch(ck.overlap_windows, target.size, cp.ascontiguousarray(cols), stride, padding, bias, target)
+    if target is not out:
+        out[...] = target
     return out
 
 

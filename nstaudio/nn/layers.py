@@ -43,12 +43,13 @@ def _overlap(backend, cols, stride, padding, length, bias=None, scratch=None):
 
 def _fold(backend, a, scratch=None, name="fold"):
     """(B, R, T) -> (R, B T): the batch folded into the columns, so that a layer is one large GEMM
-    instead of B small ones (a copy, except for one item)."""
+    instead of B small ones (a copy, unless ``a`` is one item or a channel-major view)."""
     B, R, T = a.shape
-    if B == 1:
-        return a[0]
+    channel_major = a.transpose(1, 0, 2)
+    if B == 1 or channel_major.flags.c_contiguous:
+        return channel_major.reshape(R, B * T)
     out = _array(backend, scratch, name, (R, B, T), a.dtype)
-    out[...] = a.transpose(1, 0, 2)
+    out[...] = channel_major
     return out.reshape(R, B * T)
 
 
@@ -93,13 +94,16 @@ class Conv1d:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
         B, C, T = x.shape
         T_out = self.output_length(T)
-        cols = _windows(self.backend, x, self.width, self.stride, self.padding, T_out, scratch)
-        cols = _fold(self.backend, cols.reshape(B, C * self.width, T_out), scratch, "cols_folded")
+        # The windows are written channel-major, (C, K, B, T_out), so that the whole batch is one
+        # GEMM's columns without a copy; the output stays channel-major, a (B, C_out, T_out) view
+        # of the GEMM's (C_out, B T_out) result (elementwise layers keep that layout).
+        cols = _array(self.backend, scratch, "cols", (C, self.width, B, T_out), x.dtype)
+        self.backend.strided_windows(x, self.width, self.stride, self.padding, cols.transpose(2, 0, 1, 3))
+        cols = cols.reshape(C * self.width, B * T_out)
         W = params["W"].astype(x.dtype, copy=False)
         y = self.backend.xp.matmul(W.reshape(self.out_channels, -1), cols,
-                                   out=_array(self.backend, scratch, "y_folded", (self.out_channels, B * T_out),
-                                              x.dtype))
-        y = _unfold(self.backend, y, B, scratch, "y")
+                                   out=_array(self.backend, scratch, "y", (self.out_channels, B * T_out), x.dtype))
+        y = y.reshape(self.out_channels, B, T_out).transpose(1, 0, 2)
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
 
@@ -119,7 +123,7 @@ class Conv1d:
                      "b": dy.sum(axis=(0, 2))}
         if not need_input:
             return None, grads
-        dcols = _unfold(self.backend, W.T @ dy_folded, B).reshape(B, self.in_channels, self.width, T_out)
+        dcols = (W.T @ dy_folded).reshape(self.in_channels, self.width, B, T_out).transpose(2, 0, 1, 3)
         return _overlap(self.backend, dcols, self.stride, self.padding, T), grads
 
 
