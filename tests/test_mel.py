@@ -1,0 +1,44 @@
+"""nstaudio.mel: MelGAN-VC's features and the way back from mel bands to linear power."""
+
+import numpy as np
+import pytest
+
+from nstaudio import mel
+from nstaudio.errors import ParameterError
+
+
+def _bank():
+    return mel.band_average(mel.mel_filterbank(16000, 1152, 192))
+
+
+def test_band_average_rows_sum_to_one():
+    bank = _bank()
+    assert bank.shape == (192, 577) and np.all(bank >= 0)
+    np.testing.assert_allclose(bank.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_unit_scaling_round_trips_inside_its_range_and_clips_outside():
+    power = np.array([1e-12, 1e-10, 1e-5, 0.5, 1.0, 3.0])
+    unit = mel.power_to_unit(power)
+    assert unit.dtype == np.float32 and unit[0] == unit[1] == -1 and unit[-1] == unit[-2] == 1
+    np.testing.assert_allclose(mel.unit_to_power(unit)[1:5], power[1:5], rtol=1e-5)
+
+
+def test_mel_to_power_fits_the_bands_and_stays_non_negative():
+    bank = _bank()
+    rng = np.random.default_rng(0)
+    truth = rng.random((2, 577, 40)) ** 4  # sparse-ish spectra, two channels
+    bands = bank @ truth
+    start = mel.mel_to_power(bands, bank, n_iter=0)
+    fitted = mel.mel_to_power(bands, bank, n_iter=50)
+    assert fitted.shape == truth.shape and fitted.dtype == np.float32 and np.all(fitted >= 0)
+    assert mel.mel_convergence(bands, fitted, bank) < mel.mel_convergence(bands, start, bank) - 20
+    np.testing.assert_allclose(mel.mel_to_power(bands[1], bank, n_iter=50), fitted[1], rtol=1e-5, atol=1e-9)
+
+
+def test_mel_to_power_refuses_what_it_cannot_invert():
+    bank = _bank()
+    with pytest.raises(ParameterError, match="bands"):
+        mel.mel_to_power(np.ones((10, 5)), bank)
+    with pytest.raises(ParameterError, match="non-negative"):
+        mel.mel_to_power(np.ones((192, 5)), -bank)
