@@ -367,7 +367,7 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
 @click.option("--steps", type=click.IntRange(min=1), default=2500, show_default=True,
               help="Training steps (batches); the generator trains on every (--critic-steps + 1)-th.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Crops of 72 frames (1.1 s) from each domain per step.")
+              help="Crops of 72 frames (0.86 s) from each domain per step.")
 @click.option("--critic-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Critic-only steps between generator steps.")
 @click.option("--learning-rate", type=float, default=2e-4, show_default=True, help="Adam step size (beta1 0.5).")

@@ -89,12 +89,13 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     sr : int
         Sample rate of ``content``.
     model : Network or None
-        A style model from :func:`nstaudio.train_style` / :func:`nstaudio.load_model`: stylize
-        in one pass (method ``"feedforward"``).
+        A trained model (:func:`nstaudio.train_style`, :func:`nstaudio.train_gan`,
+        :func:`nstaudio.load_model`): stylize in one pass with the method of its kind
+        (``"feedforward"`` for a style model, ``"gan"`` for a gan model).
     method : str or None
         One of :func:`methods` (``nstaudio.methods.REGISTRY``: ``"optimize"``, ``"feedforward"``,
-        ``"timedomain"`` and any registered since). Default: the first registered that needs
-        a model when ``model`` is given, else the first that needs style (``"optimize"``).
+        ``"timedomain"``, ``"gan"`` and any registered since). Default: the method that runs
+        ``model``'s kind when it is given, else the first that needs style (``"optimize"``).
         ``"timedomain"`` optimizes the waveform itself (Mital 2017): frames of ``n_fft``
         samples every ``hop_length``, no phase reconstruction.
     style_sr : int, list of int, or None

@@ -15,6 +15,7 @@ from .kernels import get_backend
 from .methods import gan as gan_method
 from .models import TRAINING_PEAK, _digest, _train, _training_options
 from .nn.gan_train import GanWeights, train_networks
+from .nn import melgan
 from .nn.melgan import GanArchitecture
 from .validation import as_audio, check_int, check_sample_rate
 
@@ -37,7 +38,7 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
     if not isinstance(arch, GanArchitecture):
         raise ParameterError(f"arch must be a GanArchitecture, got {type(arch).__name__}")
     steps, options = _training_options(steps, batch_size, 3 * arch.frames, learning_rate, 0.0, seed, checkpoint,
-                                       checkpoint_every, resume, crop_multiple=1)
+                                       checkpoint_every, resume, crop_multiple=1, kind="gan")
     options = dict(batch_size=options["batch_size"], learning_rate=options["learning_rate"], seed=options["seed"],
                    critic_steps=check_int("critic_steps", critic_steps, minimum=0, maximum=MAX_CRITIC_STEPS))
     return steps, options, arch, get_backend(device)
@@ -65,20 +66,20 @@ def mel_features(clips, sr, *, arch, name, labels=None):
     rates = sr if isinstance(sr, (list, tuple)) else [sr] * len(clips)
     if len(rates) != len(clips):
         raise ParameterError(f"{len(rates)} sample rates for {len(clips)} {name} clips")
-    basis = gan_method.mel_basis(gan_method.SR, gan_method.N_FFT, arch.n_mels)
+    basis = gan_method.mel_basis(melgan.SR, melgan.N_FFT, arch.n_mels)
     out = []
     for i, (y, rate) in enumerate(zip(clips, rates)):
         label = labels[i] if labels is not None else f"{name} clip {i + 1}"
         y = audio.to_mono(as_audio(y, label))
-        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=gan_method.SR)[0]
-        if y.shape[-1] < gan_method.N_FFT:
+        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=melgan.SR)[0]
+        if y.shape[-1] < melgan.N_FFT:
             continue  # too short for one frame: left out (every clip too short is an error below)
         y = y * np.float32(TRAINING_PEAK / max(float(np.max(np.abs(y))), 1e-12))
-        magnitude = np.abs(spectral.stft(y, n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH))
-        out.append(gan_method.features(magnitude, basis, gan_method.N_FFT))
+        magnitude = np.abs(spectral.stft(y, n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH))
+        out.append(gan_method.features(magnitude, basis, melgan.N_FFT))
     crop = 3 * arch.frames
     if not any(f.shape[1] >= crop for f in out):
-        seconds = (crop - 1) * gan_method.HOP_LENGTH / gan_method.SR
+        seconds = (crop - 1) * melgan.HOP_LENGTH / melgan.SR
         raise AudioError(f"every {name} recording is shorter than the {crop}-frame training crop ({seconds:.2f} s)")
     return out
 
@@ -100,7 +101,7 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
     steps : int
         Batches in all; the generator trains on every ``critic_steps + 1``-th.
     batch_size : int
-        Crops of 72 frames (1.1 s) from each domain per step.
+        Crops of 72 frames (0.86 s) from each domain per step.
     critic_steps : int
         Critic-only steps between generator steps (the reference's 3).
     learning_rate : float
@@ -128,7 +129,7 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
     content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels)
     style_features = mel_features(style, sr if style_sr is None else style_sr, arch=arch, name="style",
                                   labels=style_labels)
-    settings = dict(sr_work=gan_method.SR, n_fft=gan_method.N_FFT, hop_length=gan_method.HOP_LENGTH,
+    settings = dict(sr_work=melgan.SR, n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH,
                     architecture=arch.to_dict(), **options, content=_digest(content_features),
                     style=_digest(style_features))
 

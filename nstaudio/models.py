@@ -17,6 +17,7 @@ from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .limits import MAX_WORK_RATE, MIN_WORK_RATE
 from .kernels import get_backend
+from .nn import melgan
 from .nn.autoencoder import Architecture
 from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, short_repr
 from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
@@ -36,15 +37,15 @@ TRAINING_PEAK = 10 ** (-1 / 20)
 
 @dataclass
 class Network:
-    """A trained autoencoder and the spectrogram settings it works on.
+    """A trained network (an autoencoder, or MelGAN-VC's three networks) and the spectrogram settings it works on.
 
     Attributes
     ----------
-    arch : Architecture
+    arch : Architecture or GanArchitecture
     params, state : dict of dict of np.ndarray
     meta : dict
-        ``kind`` ("lossnet" or "style"), ``sr``, ``n_fft``, ``hop_length`` and the training
-        settings.
+        ``kind`` ("lossnet", "style" or "gan"), ``sr``, ``n_fft``, ``hop_length`` and the
+        training settings.
     """
 
     arch: Architecture
@@ -121,7 +122,11 @@ def _check_spectrogram_settings(path, arch, meta):
     _meta_int(path, meta, "hop_length", 1, n_fft)
     if isinstance(arch, Architecture) != (meta["kind"] != "gan"):
         raise CheckpointError(f"{path}: corrupt header (a {describe_kind(meta['kind'])} holding another network)")
-    if not isinstance(arch, Architecture):  # a gan works on mel bands, any number of them
+    if not isinstance(arch, Architecture):  # a gan's features have one setting (its mel bands: any number)
+        if (meta["sr"], n_fft, meta["hop_length"]) != (melgan.SR, melgan.N_FFT, melgan.HOP_LENGTH):
+            raise CheckpointError(f"{path}: corrupt header (a gan model works at {melgan.SR} Hz, n_fft "
+                                  f"{melgan.N_FFT}, hop {melgan.HOP_LENGTH}; it says {meta['sr']} Hz, n_fft {n_fft}, "
+                                  f"hop {meta['hop_length']})")
         return
     if arch.n_bins != 1 + n_fft // 2:
         raise CheckpointError(f"{path}: corrupt header (n_fft {n_fft} makes {1 + n_fft // 2} frequency bins, the "
@@ -209,13 +214,13 @@ def _digest(arrays):
     return h.hexdigest()[:16]
 
 
-def check_resumable(checkpoint, resume):
+def check_resumable(checkpoint, resume, kind=None):
     """Fail early, before any data is read, where ``checkpoint`` and ``resume`` disagree.
 
     Without ``resume``, an unfinished training run at ``checkpoint`` is an error (work is never
     overwritten by accident; anything else there is overwritten as asked, a corrupt file too).
-    With it, a missing file starts afresh, and anything but an intact unfinished run is an
-    error.
+    With it, a missing file starts afresh, and anything but an intact unfinished run (of a
+    network of ``kind``, where given) is an error.
 
     Returns
     -------
@@ -242,6 +247,11 @@ def check_resumable(checkpoint, resume):
                               f"(resume=True) to continue it, or remove the file")
     if unfinished:
         _check_run(checkpoint, ckpt)
+        if kind is not None and ckpt.meta.get("kind") != kind:
+            got = ckpt.meta.get("kind")
+            raise CheckpointError(f"{checkpoint}: the unfinished run trains a "
+                                  f"{describe_kind(got) if got in KINDS else short_repr(got)}, not a "
+                                  f"{describe_kind(kind)}")
     return ckpt if unfinished else None
 
 
@@ -263,6 +273,8 @@ def _check_run(path, ckpt):
     if ckpt.history is None or ckpt.history.shape[0] != step:
         got = "no history" if ckpt.history is None else f"a history of {ckpt.history.shape[0]} losses"
         raise CheckpointError(f"{path}: corrupt checkpoint ({got} after {step} steps)")
+    if not np.all(np.isfinite(ckpt.history)):  # a run that went on is finite at every step saved
+        raise CheckpointError(f"{path}: corrupt checkpoint (its history holds NaN or infinite losses)")
 
 
 def _check_rng(path, rng):
@@ -284,9 +296,9 @@ def _is_rng_state(rng):
     return True
 
 
-def _resume_state(checkpoint, resume, settings):
+def _resume_state(checkpoint, resume, settings, kind=None):
     """The training state saved at ``checkpoint`` (see :func:`check_resumable`), or None to start afresh."""
-    ckpt = check_resumable(checkpoint, resume)
+    ckpt = check_resumable(checkpoint, resume, kind)
     if ckpt is None:
         return None
     saved = ckpt.meta["settings"]
@@ -303,7 +315,7 @@ def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every
     """Run a trainer with resumable checkpoints at ``checkpoint``; the finished network is saved there too."""
     meta = {"kind": kind, "sr": settings["sr_work"], "n_fft": settings["n_fft"],
             "hop_length": settings["hop_length"], "steps": steps, "settings": settings}
-    state = _resume_state(checkpoint, resume, settings)
+    state = _resume_state(checkpoint, resume, settings, kind)
 
     def save_progress(training):
         save_checkpoint(checkpoint, arch, training.params, training.state, moments=training.moments,
@@ -322,7 +334,7 @@ def _train(kind, trainer, arch, settings, *, steps, checkpoint, checkpoint_every
 
 
 def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint, checkpoint_every,
-                      resume, *, crop_multiple):
+                      resume, *, crop_multiple, kind):
     """Validated settings as plain Python numbers (they go into a JSON header), checked before any data is read."""
     steps = check_int("steps", steps, minimum=1, maximum=_MAX_STEPS)
     crop = check_int("crop", crop, minimum=crop_multiple, maximum=1_000_000)
@@ -337,7 +349,7 @@ def _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed
                    weight_decay=check_float("weight_decay", weight_decay, minimum=0.0, maximum=1.0),
                    seed=check_int("seed", seed, minimum=0, maximum=MAX_SEED))
     check_int("checkpoint_every", checkpoint_every, minimum=1)
-    check_resumable(checkpoint, resume)
+    check_resumable(checkpoint, resume, kind)
     return steps, options
 
 
@@ -366,7 +378,7 @@ def check_train_lossnet(*, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_wo
     n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
     arch = Architecture(n_bins=1 + n_fft // 2, channels=channels, width=width)  # it checks its own bounds
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
-                                       checkpoint_every, resume, crop_multiple=arch.stride ** 4)
+                                       checkpoint_every, resume, crop_multiple=arch.stride ** 4, kind="lossnet")
     sr_work = check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE)
     hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
     return steps, options, arch, sr_work, hop_length, get_backend(device)
@@ -390,7 +402,8 @@ def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_
         got = describe_kind(lossnet.kind) if isinstance(lossnet, Network) else type(lossnet).__name__
         raise ParameterError(f"lossnet must be a loss network, got a {got}")
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
-                                       checkpoint_every, resume, crop_multiple=lossnet.arch.stride ** 4)
+                                       checkpoint_every, resume, crop_multiple=lossnet.arch.stride ** 4,
+                                       kind="style")
     alpha = check_float("alpha", alpha, minimum=0.0, maximum=1e12)
     beta = check_float("beta", beta, minimum=0.0, maximum=1e12)
     return steps, options, lossnet, alpha, beta, get_backend(device)

@@ -9,7 +9,7 @@ and fluidsynth with fluid-soundfont-gm, and the ``corpus`` extra (mido)::
     python scripts/make_corpus.py build/corpus
 
 A style domain for ``nstaudio train-gan`` is one instrument alone, e.g. 24 violin melodies
-(General MIDI program 40; about 3 minutes)::
+(General MIDI program 40; about 4.4 minutes)::
 
     python scripts/make_corpus.py build/violin --speech 0 --festival 0 --instruments 24 --program 40
 

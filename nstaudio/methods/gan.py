@@ -18,13 +18,9 @@ from ..validation import check_int
 from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
 
-SR = 16000
-N_FFT = 1152
-HOP_LENGTH = 192
-N_MELS = 192
 # Gradient steps from mel bands back to linear power. On true spectrograms (RESULTS.md, section
-# gan) 10 steps reach -14 to -19 dB of linear-magnitude convergence and 50 steps -17 to -20 dB,
-# at 0.03 s per 10 s of audio per 10 steps: 30 keep most of the gain for 0.08 s.
+# gan) 10 steps reach -14 to -19 dB of linear-magnitude convergence, 30 steps -16 to -20 dB and
+# 50 steps -17 to -20 dB: 30 keep most of the gain at a small part of a run's time.
 MEL_INVERSION_ITERS = 30
 # Windows (in the generator's trained length) run together: memory stays bounded for any length.
 WINDOWS_PER_PASS = 256

@@ -24,6 +24,7 @@ from numpy.lib import format as npy_format
 
 from ..errors import NstAudioError, ParameterError
 from ..files import atomic_path
+from . import spectral_norm
 from .autoencoder import Architecture
 from .melgan import GanArchitecture
 
@@ -107,15 +108,16 @@ def save_checkpoint(path, arch, params, state, *, meta=None, moments=None, histo
     ----------
     path : str or os.PathLike
         Target ``.npz`` file.
-    arch : Architecture
+    arch : Architecture or GanArchitecture
+        The header records which (``network``), and the reader checks the arrays against it.
     params, state : dict of dict of np.ndarray
-        From :meth:`Autoencoder.init_params` (and training).
+        From the network's ``init_params`` (and training).
     meta : dict or None
         JSON-serialisable extras: spectrogram settings, seed, training step...
     moments : dict of dict of np.ndarray or None
         Optimizer moments, so that training can resume.
     history : np.ndarray or None
-        Training loss per step.
+        Training loss per step, (steps,), or (steps, arch.HISTORY_COLUMNS) for a GAN.
     dtype : numpy dtype or None
         Store the parameters in this type (``np.float16`` halves a shipped model); they are
         read back as float32. None keeps their type.
@@ -388,3 +390,8 @@ def _check_values(path, trees):
                 if (name == "running_var" or name.endswith(".v")) and (value < 0).any():
                     raise CheckpointError(f"{path}: corrupt checkpoint ({group}/{layer}/{name} holds negative "
                                           f"variances)")
+    for layer, vectors in trees["state"].items():
+        if layer.startswith("sn_"):  # the spectral norm's vectors of layer[3:] (nstaudio.nn.spectral_norm)
+            wrong = spectral_norm.problem(trees["params"][layer[3:]]["W"], vectors["u"], vectors["v"])
+            if wrong:
+                raise CheckpointError(f"{path}: corrupt checkpoint (state/{layer}: {wrong})")

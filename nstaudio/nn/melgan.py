@@ -35,6 +35,8 @@ from . import spectral_norm
 from .layers import BatchNorm1d, Conv1d, Dense, LeakyReLU, Tanh, Upsample1d
 
 SLOPE = 0.2  # LeakyReLU's
+# MelGAN-VC's spectrogram: 16 kHz, n_fft = window = 1152, hop 192 (a model file must say these).
+SR, N_FFT, HOP_LENGTH = 16000, 1152, 192
 
 
 @dataclass(frozen=True)
@@ -240,20 +242,19 @@ class Generator(Network):
         y, ct = self.tanh.forward({}, z)
         return y, (c0, c1, c2, cd0, cd1, co, ct)
 
-    def backward(self, params, cache, dy, *, need_input=True, need_params=True):
-        """dy (B, n_mels, T) -> dx (B, n_mels, T) (None unless ``need_input``), grads (this network's
-        layers; {} unless ``need_params``)."""
+    def backward(self, params, cache, dy, *, need_input=True):
+        """dy (B, n_mels, T) -> dx (B, n_mels, T) (None unless ``need_input``), grads (this network's layers)."""
         c0, c1, c2, cd0, cd1, co, ct = cache
         c = self.arch.channels
         grads = {}
-        ds1 = self.out.backward(params, co, self.tanh.backward({}, ct, dy)[0], grads, need_params=need_params)
+        ds1 = self.out.backward(params, co, self.tanh.backward({}, ct, dy)[0], grads)
         dd1, dh0 = ds1[:, :c], ds1[:, c:]
-        ds0 = self.up.backward({}, None, self.dec[1].backward(params, cd1, dd1, grads, need_params=need_params))[0]
+        ds0 = self.up.backward({}, None, self.dec[1].backward(params, cd1, dd1, grads))[0]
         dd0, dh1 = ds0[:, :c], ds0[:, c:]
-        dh2 = self.up.backward({}, None, self.dec[0].backward(params, cd0, dd0, grads, need_params=need_params))[0]
-        dh1 = dh1 + self.enc[2].backward(params, c2, dh2, grads, need_params=need_params)
-        dh0 = dh0 + self.enc[1].backward(params, c1, dh1, grads, need_params=need_params)
-        dx = self.enc[0].backward(params, c0, dh0, grads, need_input, need_params)
+        dh2 = self.up.backward({}, None, self.dec[0].backward(params, cd0, dd0, grads))[0]
+        dh1 = dh1 + self.enc[2].backward(params, c2, dh2, grads)
+        dh0 = dh0 + self.enc[1].backward(params, c1, dh1, grads)
+        dx = self.enc[0].backward(params, c0, dh0, grads, need_input)
         return dx, grads
 
 

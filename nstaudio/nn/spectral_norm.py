@@ -52,6 +52,19 @@ def power_iteration(W, u):
     return _unit(Wm @ v), v
 
 
+def problem(W, u, v, tolerance=1e-3):
+    """What is wrong with spectral-norm vectors read from a file, or None: they must be unit vectors
+    and give a finite, positive ``sigma = u^T W v`` (a forged zero vector would divide by 0)."""
+    for name, x in (("u", u), ("v", v)):
+        norm = float(array_module(x).linalg.norm(x))
+        if not abs(norm - 1.0) <= tolerance:
+            return f"{name} has norm {norm:.6g}, not 1"
+    sigma = float(u @ (_matrix(W) @ v))
+    if not 0.0 < sigma < float("inf"):
+        return f"the spectral norm estimate is {sigma:.6g}, not positive"
+    return None
+
+
 def normalize(W, u, v):
     """``W / sigma`` with ``sigma = u^T W v``, and the cache for :func:`normalize_backward`."""
     sigma = float(u @ (_matrix(W) @ v))

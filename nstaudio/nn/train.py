@@ -72,8 +72,8 @@ class TrainingState:
         Steps done.
     rng : dict
         State of the crop generator (``numpy.random.Generator.bit_generator.state``).
-    history : np.ndarray, shape (step,)
-        Training loss of each step done.
+    history : np.ndarray, shape (step,) or (step, losses)
+        Training loss(es) of each step done.
     """
 
     params: dict
