@@ -172,3 +172,11 @@ def test_forged_spectral_norms_settings_and_resumes_are_refused(model_file, tmp_
                       checkpoint_every=1, callback=stop)
     with pytest.raises(nst.CheckpointError, match="trains a gan model, not a loss network"):
         nst.check_train_lossnet(checkpoint=run, resume=True)
+
+
+def test_a_clip_too_long_for_this_machine_is_refused_before_any_work(model_file, monkeypatch):
+    from nstaudio import limits
+
+    monkeypatch.setattr(limits, "machine_memory", lambda: 10**6)
+    with pytest.raises(nst.ParameterError, match="need at least"):
+        nst.stylize(harmonic_tone(2.0, 16000), None, 16000, model=nst.load_model(model_file))

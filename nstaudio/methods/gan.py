@@ -158,4 +158,6 @@ METHOD = Method(
                   tolerance_window=None, phase_iters=16, phase_init="pghi", temporal_weight=None,
                   spectral_weight=None, hop_divisor=6),
     run=_run, model_settings=model_settings("gan", "gan", "train_gan"), input_gain=training_level,
+    # a lower bound: the mel inversion holds about six float32 copies of every channel's magnitudes
+    memory=lambda options, channels, frames, style_frames: 4 * 6 * channels * frames * (options["n_fft"] // 2 + 1),
 )
