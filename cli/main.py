@@ -370,7 +370,7 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
               help="Crops of 72 frames (0.86 s) from each domain per step.")
 @click.option("--critic-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Critic-only steps between generator steps.")
-@click.option("--learning-rate", type=float, default=2e-4, show_default=True, help="Adam step size (beta1 0.5).")
+@click.option("--learning-rate", type=float, default=1e-4, show_default=True, help="Adam step size (beta1 0.5).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
               help="Save the unfinished run to --output every this many steps.")

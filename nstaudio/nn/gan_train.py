@@ -123,7 +123,7 @@ def generator_loss(nets, params, state, a, b, weights=GanWeights()):
     return dict(total=total, generator=adversarial, identity=same, travel=moved + spread), grads, fake
 
 
-def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3, learning_rate=2e-4,
+def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3, learning_rate=1e-4,
                    betas=(0.5, 0.999), weights=GanWeights(), seed=0, resume=None, callback=None, checkpoint=None,
                    checkpoint_every=200, backend=None):
     """Train MelGAN-VC's generator, siamese network and critic on two domains.
@@ -140,7 +140,7 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
         Crops of each domain per step (16 in the reference).
     critic_steps : int
         Critic-only steps between two generator steps (3 in the reference).
-    learning_rate, betas : Adam's (2e-4 and (0.5, 0.999) for all three networks)
+    learning_rate, betas : Adam's, for all three networks (1e-4 and (0.5, 0.999), as MelGAN-VC's code)
     weights : GanWeights
     seed : int
         Seeds the initial weights and the crops.
