@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..kernels import array_module, cpu as _cpu
-from ..validation import check_int
+from ..validation import check_float, check_int
 
 
 def _array(backend, scratch, name, shape, dtype):
@@ -191,20 +191,24 @@ class ReLU:
 
 
 class LeakyReLU:
-    """``x`` where positive, ``slope * x`` elsewhere; no parameters (MelGAN-VC's slope: 0.2)."""
+    """``x`` where positive, ``slope * x`` elsewhere (``max(x, slope x)`` for a slope in [0, 1]); no
+    parameters (MelGAN-VC's slope: 0.2)."""
 
     def __init__(self, slope=0.2):
-        self.slope = slope
+        self.slope = check_float("slope", slope, minimum=0.0, maximum=1.0)
 
     def init_params(self, rng, dtype=np.float32):
         return {}
 
     def forward(self, params, x, scratch=None):
-        positive = x > 0
-        return array_module(x).where(positive, x, x * x.dtype.type(self.slope)), positive
+        y = x * x.dtype.type(self.slope)
+        array_module(x).maximum(x, y, out=y)
+        return y, x > 0
 
     def backward(self, params, cache, dy):
-        return array_module(dy).where(cache, dy, dy * dy.dtype.type(self.slope)), {}
+        dx = dy * dy.dtype.type(self.slope)
+        array_module(dy).copyto(dx, dy, where=cache)
+        return dx, {}
 
 
 class Tanh:

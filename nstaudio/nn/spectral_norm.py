@@ -79,5 +79,6 @@ def normalize_backward(cache, dW_bar):
     """
     W_bar, u, v, sigma = cache
     inner = float((dW_bar * W_bar).sum())
-    correction = array_module(u).outer(u, v).reshape(W_bar.shape)
-    return ((dW_bar - inner * correction) / sigma).astype(dW_bar.dtype, copy=False)
+    dW = dW_bar.reshape(W_bar.shape[0], -1) / dW_bar.dtype.type(sigma)  # a new (out, rest) array
+    dW -= dW.dtype.type(inner / sigma) * u[:, None] * v[None, :]
+    return dW.reshape(W_bar.shape)
