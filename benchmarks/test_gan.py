@@ -167,8 +167,8 @@ def test_seams_and_quality_with_a_trained_model():
     model = _trained_model()
     basis = gan_method.mel_basis(*model.spectrogram_settings[:2], model.arch.n_mels)
     rows = ["", f"With the trained model {os.path.basename(MODEL)} ({model.meta['steps']} steps):", "",
-            "| content | seam, concatenated | seam, crossfaded | input's own | style | content | seconds |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+            "| content | seam, concatenated | seam, crossfaded | input's own | mel inversion (dB) | style | content "
+            "| seconds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     style, style_sr = nst.load(os.path.join(AUDIO_DIR, "violin.wav"))
     window = model.arch.frames
     for name in VIOLIN_PAIRS:
@@ -184,12 +184,15 @@ def test_seams_and_quality_with_a_trained_model():
         moved = quality.style_movement(out, y, style, sr, style_sr=style_sr)
         kept = quality.content_preservation(out, y, sr)
         seams = _seam(glued, window, window), _seam(blended, window, window // 2), _seam(unit, window, window)
-        rows.append(f"| {name} | {seams[0]:.2f} | {seams[1]:.2f} | {seams[2]:.2f} | {moved:.2f} | {kept:.2f} | "
-                    f"{seconds:.2f} |")
+        said = mel.unit_to_power(blended)  # the generator's mel bands, and the linear power the method makes of them
+        inverted = mel.mel_to_power(said, basis, n_iter=gan_method.MEL_INVERSION_ITERS)
+        rows.append(f"| {name} | {seams[0]:.2f} | {seams[1]:.2f} | {seams[2]:.2f} | "
+                    f"{mel.mel_convergence(said, inverted, basis):.1f} | {moved:.2f} | {kept:.2f} | {seconds:.2f} |")
         # the crossfade's claim: borders change the output no more than its other frames (within 25 %),
         # and less than gluing windows end to end does
         assert seams[1] < min(1.25, seams[0]), seams
     rows += ["", "Seam: mean frame-to-frame change of the generator's output at window borders over its mean "
              "change everywhere (1: borders like any other frame); for the crossfade, at every half window. "
-             "The input's own: the same of the content's features at the concatenation borders."]
+             "The input's own: the same of the content's features at the concatenation borders. Mel inversion: "
+             "mel-spectral convergence of the linear power the method makes of the generator's bands."]
     _lines.extend(rows)

@@ -180,3 +180,15 @@ def test_a_clip_too_long_for_this_machine_is_refused_before_any_work(model_file,
     monkeypatch.setattr(limits, "machine_memory", lambda: 10**6)
     with pytest.raises(nst.ParameterError, match="need at least"):
         nst.stylize(harmonic_tone(2.0, 16000), None, 16000, model=nst.load_model(model_file))
+
+
+def test_two_threads_stylize_with_one_model_as_one_thread_does(model_file):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = nst.load_model(model_file)
+    clips = [harmonic_tone(1.0, 16000, f0=f0, seed=i) for i, f0 in enumerate((200.0, 410.0))]
+    serial = [nst.stylize(y, None, 16000, model=model) for y in clips]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda y: nst.stylize(y, None, 16000, model=model), clips))
+    for a, b in zip(serial, together):
+        np.testing.assert_array_equal(a, b)
