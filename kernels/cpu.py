@@ -229,6 +229,47 @@ def overlap_windows(cols, stride, padding, bias, out):
                 out[b, c, t * stride + k - padding] += cols[b, c, k, t]
 
 
+@parallel_kernel()
+def strided_windows_channel_major(x, K, stride, padding, out):
+    """:func:`strided_windows` with channels first: ``out[c, k, b, t] = x[c, b, t*stride + k - padding]``.
+
+    x (C, B, T) (a channel-major activation, contiguous as such), out (C, K, B, T_out) C-contiguous:
+    the whole batch's im2col matrix, (C K, B T_out), for one GEMM. Parallel over (c, k) rows.
+    """
+    C, B, T = x.shape
+    T_out = out.shape[3]
+    for row in numba.prange(C * K):
+        c = row // K
+        k = row - c * K
+        lo = min(max(0, -((k - padding) // stride)), T_out)
+        hi = max(min(T_out, (T - 1 + padding - k) // stride + 1), lo)
+        for b in range(B):
+            for t in range(lo):
+                out[c, k, b, t] = 0
+            for t in range(lo, hi):
+                out[c, k, b, t] = x[c, b, t * stride + k - padding]
+            for t in range(hi, T_out):
+                out[c, k, b, t] = 0
+
+
+@parallel_kernel()
+def overlap_windows_channel_major(cols, stride, padding, bias, out):
+    """:func:`overlap_windows` with channels first: ``out[c, b, s] = bias[c] + sum of cols[c, k, b, t]``
+    over ``t*stride + k - padding = s``; cols (C, K, B, T), out (C, B, length). Each channel is
+    written by one thread."""
+    C, K, B, T = cols.shape
+    length = out.shape[2]
+    for c in numba.prange(C):
+        for b in range(B):
+            for s in range(length):
+                out[c, b, s] = bias[c]
+            for k in range(K):
+                lo = max(0, -((k - padding) // stride))
+                hi = min(T, (length - 1 + padding - k) // stride + 1)
+                for t in range(lo, hi):
+                    out[c, b, t * stride + k - padding] += cols[c, k, b, t]
+
+
 def conv1d(X, W, out=None):
     """Valid 1-D convolution over time; see ``numpy_backend.conv1d``.
 

@@ -99,6 +99,18 @@ def overlap_windows(cols, stride, padding, bias, out):
     return out
 
 
+def strided_windows_channel_major(x, K, stride, padding, out):
+    """Channels first, x (C, B, T) -> ``out`` (C, K, B, T_out); see ``numpy_backend`` (by :func:`strided_windows`)."""
+    strided_windows(x.transpose(1, 0, 2), K, stride, padding, out.transpose(2, 0, 1, 3))
+    return out
+
+
+def overlap_windows_channel_major(cols, stride, padding, bias, out):
+    """Channels first, cols (C, K, B, T) -> ``out`` (C, B, length); see ``numpy_backend``."""
+    overlap_windows(cols.transpose(2, 0, 1, 3), stride, padding, bias, out.transpose(1, 0, 2))
+    return out
+
+
 def _no_content(F):
     """A placeholder for the absent content features: never read, and never an alias of F
     (the CUDA simulator copies each argument in and back out, so an alias would undo writes)."""

@@ -229,6 +229,18 @@ def strided_windows(x, K, stride, padding, out):
     return out
 
 
+def strided_windows_channel_major(x, K, stride, padding, out):
+    """:func:`strided_windows` with channels first: x (C, B, T) -> ``out`` (C, K, B, T_out). Returns ``out``."""
+    strided_windows(x.transpose(1, 0, 2), K, stride, padding, out.transpose(2, 0, 1, 3))
+    return out
+
+
+def overlap_windows_channel_major(cols, stride, padding, bias, out):
+    """:func:`overlap_windows` with channels first: cols (C, K, B, T) -> ``out`` (C, B, length). Returns ``out``."""
+    overlap_windows(cols.transpose(2, 0, 1, 3), stride, padding, bias, out.transpose(1, 0, 2))
+    return out
+
+
 def overlap_windows(cols, stride, padding, bias, out):
     """Adjoint of :func:`strided_windows` into ``out`` (B, C, length), plus a bias (C,) per channel.
 

@@ -165,3 +165,27 @@ def test_overlap_add_matches_reference(backend):
         out = np.empty_like(weights)
         backend.overlap_add_normalized(frames, window, hop, weights, out)
         np.testing.assert_allclose(out, overlap_add(frames * window, hop) * weights, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(B=st.integers(1, 3), C=st.integers(1, 4), K=st.integers(1, 5), stride=st.integers(1, 3),
+       padding=st.integers(0, 3), T=st.integers(1, 12), channel_major=st.booleans())
+def test_channel_major_windows_match_reference(B, C, K, stride, padding, T, channel_major):
+    """The conv layers' windows with channels first, from a channel-major or a batch-major activation."""
+    rng = np.random.default_rng(T + 7)
+    T_out = (T + 2 * padding - K) // stride + 1
+    if T_out < 1:
+        return
+    x = rng.standard_normal((C, B, T)).astype(np.float32)
+    if not channel_major:  # a (B, C, T) array seen channels first: not contiguous
+        x = np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    cols = np.empty((C, K, B, T_out), np.float32)
+    cpu.strided_windows_channel_major(x, K, stride, padding, cols)
+    np.testing.assert_array_equal(cols, ref.strided_windows_channel_major(x, K, stride, padding,
+                                                                          np.full_like(cols, np.nan)))
+    z = rng.standard_normal((C, K, B, T_out)).astype(np.float32)
+    bias = rng.standard_normal(C).astype(np.float32)
+    out = np.empty((C, B, T), np.float32)
+    cpu.overlap_windows_channel_major(z, stride, padding, bias, out)
+    expected = ref.overlap_windows_channel_major(z, stride, padding, bias, np.full((C, B, T), np.nan, np.float32))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -98,7 +98,7 @@ class Conv1d:
         # GEMM's columns without a copy; the output stays channel-major, a (B, C_out, T_out) view
         # of the GEMM's (C_out, B T_out) result (elementwise layers keep that layout).
         cols = _array(self.backend, scratch, "cols", (C, self.width, B, T_out), x.dtype)
-        self.backend.strided_windows(x, self.width, self.stride, self.padding, cols.transpose(2, 0, 1, 3))
+        self.backend.strided_windows_channel_major(x.transpose(1, 0, 2), self.width, self.stride, self.padding, cols)
         cols = cols.reshape(C * self.width, B * T_out)
         W = params["W"].astype(x.dtype, copy=False)
         y = self.backend.xp.matmul(W.reshape(self.out_channels, -1), cols,
@@ -123,8 +123,11 @@ class Conv1d:
                      "b": dy.sum(axis=(0, 2))}
         if not need_input:
             return None, grads
-        dcols = (W.T @ dy_folded).reshape(self.in_channels, self.width, B, T_out).transpose(2, 0, 1, 3)
-        return _overlap(self.backend, dcols, self.stride, self.padding, T), grads
+        dcols = (W.T @ dy_folded).reshape(self.in_channels, self.width, B, T_out)
+        dx = self.backend.xp.empty((self.in_channels, B, T), dy.dtype)
+        self.backend.overlap_windows_channel_major(dcols, self.stride, self.padding,
+                                                   self.backend.xp.zeros(self.in_channels, dy.dtype), dx)
+        return dx.transpose(1, 0, 2), grads  # channel-major, as the activations
 
 
 class ConvTranspose1d:
@@ -206,9 +209,7 @@ class LeakyReLU:
         return y, x > 0
 
     def backward(self, params, cache, dy):
-        dx = dy * dy.dtype.type(self.slope)
-        array_module(dy).copyto(dx, dy, where=cache)
-        return dx, {}
+        return array_module(dy).where(cache, dy, dy * dy.dtype.type(self.slope)), {}
 
 
 class Tanh:
