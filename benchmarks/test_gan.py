@@ -3,7 +3,7 @@
 - One training step (the generator's and the critic's losses and gradients) against the same
   networks and losses in torch autograd (``torch_gan.py``), default architecture, batch 16.
 - Stylizing 10 s: the generator costs the same trained or not, so a freshly initialised model
-  is timed (features, generator, mel inversion, PGHI and Griffin-Lim).
+  is timed (features, generator, mel inversion and Griffin-Lim).
 - Mel to linear power on true spectrograms of ../shared/audio: mel-spectral and linear
   spectral convergence after 0, 10 and 50 steps of :func:`nstaudio.mel.mel_to_power`.
 - With a trained model (``build/gan-models/violin.npz`` or ``NSTAUDIO_GAN_MODEL``; the README
@@ -120,8 +120,8 @@ def test_stylize_ten_seconds(report, name):
     what = f"{content.shape[0]} ch at {sr} Hz"
     report(f"7. gan stylize 10 s, {what} ({10 / seconds:.0f}x real time)", seconds, None,
            "target: 20x real time (0.5 s)")
-    _lines.append(f"- Stylizing 10 s, {what} (resampling, features, generator, mel inversion, PGHI and 16 "
-                  f"Griffin-Lim iterations): {seconds:.2f} s, {10 / seconds:.0f}x real time.")
+    _lines.append(f"- Stylizing 10 s, {what} (resampling, features, generator, mel inversion and "
+                  f"Griffin-Lim at the method's defaults): {seconds:.2f} s, {10 / seconds:.0f}x real time.")
 
 
 def test_mel_inversion():
