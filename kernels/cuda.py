@@ -14,6 +14,7 @@ from . import cuda_kernels as ck
 # Heap integration visits coefficients one at a time, each from a neighbour: no GPU kernel
 # would beat the CPU's, so the GPU backend hands it the host arrays.
 from .cpu import ConvWeights, _output, heap_integrate, window_sum_weights  # noqa: F401
+from .numpy_backend import channel_major_windows
 
 name = "cuda"
 xp = cp
@@ -99,16 +100,8 @@ def overlap_windows(cols, stride, padding, bias, out):
     return out
 
 
-def strided_windows_channel_major(x, K, stride, padding, out):
-    """Channels first, x (C, B, T) -> ``out`` (C, K, B, T_out); see ``numpy_backend`` (by :func:`strided_windows`)."""
-    strided_windows(x.transpose(1, 0, 2), K, stride, padding, out.transpose(2, 0, 1, 3))
-    return out
-
-
-def overlap_windows_channel_major(cols, stride, padding, bias, out):
-    """Channels first, cols (C, K, B, T) -> ``out`` (C, B, length); see ``numpy_backend``."""
-    overlap_windows(cols.transpose(2, 0, 1, 3), stride, padding, bias, out.transpose(1, 0, 2))
-    return out
+strided_windows_channel_major, overlap_windows_channel_major = channel_major_windows(strided_windows,
+                                                                                     overlap_windows)
 
 
 def _no_content(F):

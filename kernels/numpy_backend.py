@@ -229,16 +229,26 @@ def strided_windows(x, K, stride, padding, out):
     return out
 
 
-def strided_windows_channel_major(x, K, stride, padding, out):
-    """:func:`strided_windows` with channels first: x (C, B, T) -> ``out`` (C, K, B, T_out). Returns ``out``."""
-    strided_windows(x.transpose(1, 0, 2), K, stride, padding, out.transpose(2, 0, 1, 3))
-    return out
+def channel_major_windows(strided, overlap):
+    """A backend's channel-major windows pair, by transposes of its batch-major ``strided_windows`` and
+    ``overlap_windows`` (the numpy reference's; the cuda backend's; the cpu backend has kernels of its own).
 
+    Returns
+    -------
+    strided_windows_channel_major : callable
+        ``(x, K, stride, padding, out)``: x (C, B, T) -> ``out`` (C, K, B, T_out), returned.
+    overlap_windows_channel_major : callable
+        ``(cols, stride, padding, bias, out)``: cols (C, K, B, T) -> ``out`` (C, B, length), returned.
+    """
+    def strided_windows_channel_major(x, K, stride, padding, out):
+        strided(x.transpose(1, 0, 2), K, stride, padding, out.transpose(2, 0, 1, 3))
+        return out
 
-def overlap_windows_channel_major(cols, stride, padding, bias, out):
-    """:func:`overlap_windows` with channels first: cols (C, K, B, T) -> ``out`` (C, B, length). Returns ``out``."""
-    overlap_windows(cols.transpose(2, 0, 1, 3), stride, padding, bias, out.transpose(1, 0, 2))
-    return out
+    def overlap_windows_channel_major(cols, stride, padding, bias, out):
+        overlap(cols.transpose(2, 0, 1, 3), stride, padding, bias, out.transpose(1, 0, 2))
+        return out
+
+    return strided_windows_channel_major, overlap_windows_channel_major
 
 
 def overlap_windows(cols, stride, padding, bias, out):
@@ -310,3 +320,7 @@ def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
                 done[kk * frames + tt] = True
                 heapq.heappush(heap, (-flat[kk * frames + tt], kk * frames + tt))
     return phase
+
+
+strided_windows_channel_major, overlap_windows_channel_major = channel_major_windows(strided_windows,
+                                                                                     overlap_windows)
