@@ -25,20 +25,27 @@ def _array(backend, scratch, name, shape, dtype):
     return backend.xp.empty(shape, dtype) if scratch is None else scratch.get(name, shape, dtype)
 
 
+# The layers keep activations channel-major: a (B, C, T) activation is a view of a contiguous
+# (C, T per item, batch folded in) array, so that a layer's whole batch is one GEMM's columns,
+# (C K, B T), with no copy (elementwise layers keep that layout).
+
 def _windows(backend, x, width, stride, padding, T_out, scratch=None):
-    """im2col columns (B, C, width, T_out) of the zero-padded input (a kernel; no padded copy of x)."""
-    out = _array(backend, scratch, "cols", x.shape[:2] + (width, T_out), x.dtype)
-    backend.strided_windows(x, width, stride, padding, out)
-    return out
+    """The im2col matrix of the whole batch, (C width, B T_out), of the zero-padded x (B, C, T): its
+    windows written channel-major, (C, width, B, T_out), by a kernel (no padded copy of x)."""
+    B, C, _ = x.shape
+    out = _array(backend, scratch, "cols", (C, width, B, T_out), x.dtype)
+    backend.strided_windows_channel_major(x.transpose(1, 0, 2), width, stride, padding, out)
+    return out.reshape(C * width, B * T_out)
 
 
-def _overlap(backend, cols, stride, padding, length, bias=None, scratch=None):
-    """Adjoint of :func:`_windows` into ``length`` frames, plus a bias per channel (a kernel)."""
-    out = _array(backend, scratch, "y", cols.shape[:2] + (length,), cols.dtype)
-    if bias is None:
-        bias = backend.xp.zeros(cols.shape[1], cols.dtype)
-    backend.overlap_windows(cols, stride, padding, bias.astype(cols.dtype, copy=False), out)
-    return out
+def _overlap(backend, cols, B, width, stride, padding, length, bias=None, scratch=None):
+    """Adjoint of :func:`_windows`: columns (C width, B T) into ``length`` frames, plus a bias per
+    channel (a kernel); a channel-major (B, C, length) view."""
+    C, T = cols.shape[0] // width, cols.shape[1] // B
+    out = _array(backend, scratch, "y", (C, B, length), cols.dtype)
+    bias = backend.xp.zeros(C, cols.dtype) if bias is None else bias.astype(cols.dtype, copy=False)
+    backend.overlap_windows_channel_major(cols.reshape(C, width, B, T), stride, padding, bias, out)
+    return out.transpose(1, 0, 2)
 
 
 def _fold(backend, a, scratch=None, name="fold"):
@@ -51,16 +58,6 @@ def _fold(backend, a, scratch=None, name="fold"):
     out = _array(backend, scratch, name, (R, B, T), a.dtype)
     out[...] = channel_major
     return out.reshape(R, B * T)
-
-
-def _unfold(backend, a, B, scratch=None, name="unfold"):
-    """Inverse of :func:`_fold`: (R, B T) -> a contiguous (B, R, T)."""
-    R = a.shape[0]
-    if B == 1:
-        return a[None]
-    out = _array(backend, scratch, name, (B, R, a.shape[1] // B), a.dtype)
-    out[...] = a.reshape(R, B, -1).transpose(1, 0, 2)
-    return out
 
 
 class Conv1d:
@@ -94,12 +91,7 @@ class Conv1d:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
         B, C, T = x.shape
         T_out = self.output_length(T)
-        # The windows are written channel-major, (C, K, B, T_out), so that the whole batch is one
-        # GEMM's columns without a copy; the output stays channel-major, a (B, C_out, T_out) view
-        # of the GEMM's (C_out, B T_out) result (elementwise layers keep that layout).
-        cols = _array(self.backend, scratch, "cols", (C, self.width, B, T_out), x.dtype)
-        self.backend.strided_windows_channel_major(x.transpose(1, 0, 2), self.width, self.stride, self.padding, cols)
-        cols = cols.reshape(C * self.width, B * T_out)
+        cols = _windows(self.backend, x, self.width, self.stride, self.padding, T_out, scratch)
         W = params["W"].astype(x.dtype, copy=False)
         y = self.backend.xp.matmul(W.reshape(self.out_channels, -1), cols,
                                    out=_array(self.backend, scratch, "y", (self.out_channels, B * T_out), x.dtype))
@@ -123,11 +115,7 @@ class Conv1d:
                      "b": dy.sum(axis=(0, 2))}
         if not need_input:
             return None, grads
-        dcols = (W.T @ dy_folded).reshape(self.in_channels, self.width, B, T_out)
-        dx = self.backend.xp.empty((self.in_channels, B, T), dy.dtype)
-        self.backend.overlap_windows_channel_major(dcols, self.stride, self.padding,
-                                                   self.backend.xp.zeros(self.in_channels, dy.dtype), dx)
-        return dx.transpose(1, 0, 2), grads  # channel-major, as the activations
+        return _overlap(self.backend, W.T @ dy_folded, B, self.width, self.stride, self.padding, T), grads
 
 
 class ConvTranspose1d:
@@ -161,19 +149,18 @@ class ConvTranspose1d:
         B, _, T = x.shape
         W = params["W"].astype(x.dtype, copy=False).reshape(self.in_channels, -1)
         dcols = self.backend.xp.matmul(W.T, _fold(self.backend, x, scratch, "x_folded"),
-                                       out=_array(self.backend, scratch, "cols_folded", (W.shape[1], B * T), x.dtype))
-        dcols = _unfold(self.backend, dcols, B, scratch, "cols").reshape(B, self.out_channels, self.width, T)
-        y = _overlap(self.backend, dcols, self.stride, self.padding, self.output_length(T), params["b"], scratch)
+                                       out=_array(self.backend, scratch, "cols", (W.shape[1], B * T), x.dtype))
+        y = _overlap(self.backend, dcols, B, self.width, self.stride, self.padding, self.output_length(T), params["b"],
+                     scratch)
         return y, x
 
     def backward(self, params, cache, dy):
         """dy (B, C_out, T_out) -> dx (B, C_in, T), grads {W, b}."""
         x = cache
         B, _, T = x.shape
-        cols = _windows(self.backend, dy, self.width, self.stride, self.padding, T).reshape(B, -1, T)  # (B, C_out K, T)
-        cols = _fold(self.backend, cols)
+        cols = _windows(self.backend, dy, self.width, self.stride, self.padding, T)  # (C_out K, B T)
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.in_channels, -1)
-        dx = _unfold(self.backend, W @ cols, B)
+        dx = (W @ cols).reshape(self.in_channels, B, T).transpose(1, 0, 2)
         dW = (_fold(self.backend, x.astype(dy.dtype, copy=False)) @ cols.T).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
         return dx, {"W": dW, "b": db}
