@@ -171,7 +171,7 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
     params, state = to_backend(params, backend), to_backend(state, backend)
     gen, siam, critic = nets
     crop = 3 * arch.frames
-    last = {"generator": np.nan, "identity": np.nan, "travel": np.nan}
+    last = dict.fromkeys(LOSSES[1:], np.nan)  # the generator's losses of its last step
     if resume is not None and resume.step:
         last = dict(zip(LOSSES[1:], resume.history[resume.step - 1, 1:]))
 
@@ -186,7 +186,7 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
         critic.power_iterate(params, state)
         value, critic_grads = critic_loss(nets, params, state, a, b, fake)
         grads.update(critic_grads)
-        return np.array([value, last["generator"], last["identity"], last["travel"]]), grads
+        return np.array([value, *(last[name] for name in LOSSES[1:])]), grads
 
     critic_layers = set(critic.layer_names())
 
