@@ -195,9 +195,8 @@ def run(content, style, output, model_path, method, style_weights, **options):
         output = f"{stem}-stylized{ext if ext else '.wav'}"
     chosen = None if method is None else REGISTRY.get(method)
     if model_path is None and chosen is not None and chosen.needs == "model":
-        raise click.UsageError(f"--method {method} needs --model (a model from `nstaudio train-{chosen.name}`)"
-                               if chosen.model_kind == "gan" else
-                               f"--method {method} needs --model (a style model from `nstaudio train-style`)")
+        raise click.UsageError(f"--method {method} needs --model (a {models.describe_kind(chosen.model_kind)} from "
+                               f"`nstaudio train-{chosen.model_kind}`)")
     if model_path is not None and style:
         raise click.UsageError("a style model carries its style: give STYLE files or --model, not both")
     if model_path is not None and chosen is not None and chosen.needs != "model":
@@ -290,16 +289,17 @@ def _run(content_path, style_paths, output, *, style_weights, model_path, plot_p
                    f"{work}{phase}, backend {result.backend}", err=True)
 
 
-def training_options(func):
-    """The options shared by ``train-lossnet`` and ``train-style``."""
-    options = [
+def _with_options(func, options):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def training_run_options(func):
+    """The options every training command has: where the network goes, the seed, checkpoints, device, quiet."""
+    return _with_options(func, [
         click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
                      help="Network file (.npz); also holds the unfinished run every --checkpoint-every steps."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=24, show_default=True, help="Random crops per step."),
-        click.option("--crop", type=int, default=64, show_default=True,
-                     help="Frames per crop (a multiple of 16; anything else is refused)."),
-        click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam step size."),
-        click.option("--weight-decay", type=float, default=1e-4, show_default=True, help="Adam weight decay."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
                      help="Save the unfinished run to --output every this many steps."),
@@ -307,10 +307,18 @@ def training_options(func):
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the networks train: auto takes cuda when a GPU is usable, else cpu (numba)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ])
+
+
+def training_options(func):
+    """The options of ``train-lossnet`` and ``train-style``: the run's, and the autoencoder's crops and Adam."""
+    return training_run_options(_with_options(func, [
+        click.option("--batch-size", type=click.IntRange(min=1), default=24, show_default=True, help="Random crops per step."),
+        click.option("--crop", type=int, default=64, show_default=True,
+                     help="Frames per crop (a multiple of 16; anything else is refused)."),
+        click.option("--learning-rate", type=float, default=1e-3, show_default=True, help="Adam step size."),
+        click.option("--weight-decay", type=float, default=1e-4, show_default=True, help="Adam weight decay."),
+    ]))
 
 
 @main.command("train-lossnet")
@@ -362,8 +370,6 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
 @main.command("train-gan")
 @click.argument("content_dir", type=click.Path(file_okay=True))
 @click.argument("style_dir", type=click.Path(file_okay=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="Model file (.npz); also holds the unfinished run every --checkpoint-every steps.")
 @click.option("--steps", type=click.IntRange(min=1), default=2500, show_default=True,
               help="Training steps (batches); the generator trains on every (--critic-steps + 1)-th.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -371,13 +377,7 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
 @click.option("--critic-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Critic-only steps between generator steps.")
 @click.option("--learning-rate", type=float, default=1e-4, show_default=True, help="Adam step size (beta1 0.5).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Save the unfinished run to --output every this many steps.")
-@click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --output.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where the networks train: auto takes cuda when a GPU is usable, else cpu (numba).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+@training_run_options
 def train_gan(content_dir, style_dir, output, quiet, **options):
     """Train a MelGAN-VC model that gives recordings like those under CONTENT_DIR the timbre of those
     under STYLE_DIR (unpaired; a few minutes of each)."""
