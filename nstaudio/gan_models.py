@@ -9,15 +9,15 @@ trains the generator, the siamese network and the critic on them. The file holds
 
 import numpy as np
 
-from . import audio, spectral
+from . import spectral
 from .errors import AudioError, ParameterError
 from .kernels import get_backend
 from .methods import gan as gan_method
-from .models import TRAINING_PEAK, _digest, _train, _training_options
+from .models import _digest, _train, _training_options, training_signals
 from .nn.gan_train import GanWeights, train_networks
 from .nn import melgan
 from .nn.melgan import GanArchitecture
-from .validation import as_audio, check_int, check_sample_rate
+from .validation import check_int
 
 MAX_CRITIC_STEPS = 100
 
@@ -63,18 +63,11 @@ def mel_features(clips, sr, *, arch, name, labels=None):
     """
     if not clips:
         raise AudioError(f"no {name} recordings: training needs at least one")
-    rates = sr if isinstance(sr, (list, tuple)) else [sr] * len(clips)
-    if len(rates) != len(clips):
-        raise ParameterError(f"{len(rates)} sample rates for {len(clips)} {name} clips")
     basis = gan_method.mel_basis(melgan.SR, melgan.N_FFT, arch.n_mels)
     out = []
-    for i, (y, rate) in enumerate(zip(clips, rates)):
-        label = labels[i] if labels is not None else f"{name} clip {i + 1}"
-        y = audio.to_mono(as_audio(y, label))
-        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=melgan.SR)[0]
+    for _, y in training_signals(clips, sr, sr_work=melgan.SR, name=name, labels=labels):
         if y.shape[-1] < melgan.N_FFT:
             continue  # too short for one frame: left out (every clip too short is an error below)
-        y = y * np.float32(TRAINING_PEAK / max(float(np.max(np.abs(y))), 1e-12))
         magnitude = np.abs(spectral.stft(y, n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH))
         out.append(gan_method.features(magnitude, basis, melgan.N_FFT))
     crop = 3 * arch.frames

@@ -163,6 +163,36 @@ def default_lossnet():
     return load_model(path, kind="lossnet")
 
 
+def training_signals(clips, sr, *, sr_work, name="corpus", labels=None):
+    """The recordings as networks train on them: each mono, at ``sr_work`` and at peak ``TRAINING_PEAK``.
+
+    Parameters
+    ----------
+    clips : list of np.ndarray, each shape (samples,) or (channels, samples)
+    sr : int or list of int
+        Sample rate of every clip, or of each.
+    name : str
+        What the clips are, for error messages.
+    labels : list of str or None
+        A name per clip for error messages (file paths), default "``name`` clip i".
+
+    Returns
+    -------
+    list of (str, np.ndarray)
+        Each clip's label and signal, shape (samples,), float32.
+    """
+    rates = sr if isinstance(sr, (list, tuple)) else [sr] * len(clips)
+    if len(rates) != len(clips):
+        raise ParameterError(f"{len(rates)} sample rates for {len(clips)} {name} clips")
+    out = []
+    for i, (y, rate) in enumerate(zip(clips, rates)):
+        label = labels[i] if labels is not None else name if len(clips) == 1 else f"{name} clip {i + 1}"
+        y = audio.to_mono(as_audio(y, label))
+        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=sr_work)[0]
+        out.append((label, y * np.float32(TRAINING_PEAK / max(float(np.max(np.abs(y))), 1e-12))))
+    return out
+
+
 def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus", labels=None):
     """Mono working-rate log1p-magnitude spectrograms of a list of recordings, each at peak ``TRAINING_PEAK``.
 
@@ -180,18 +210,11 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus", la
     -------
     list of np.ndarray, each shape (1 + n_fft // 2, frames), float32
     """
-    rates = sr if isinstance(sr, (list, tuple)) else [sr] * len(clips)
-    if len(rates) != len(clips):
-        raise ParameterError(f"{len(rates)} sample rates for {len(clips)} {name} clips")
     out = []
-    for i, (y, rate) in enumerate(zip(clips, rates)):
-        label = labels[i] if labels is not None else name if len(clips) == 1 else f"{name} clip {i + 1}"
-        y = audio.to_mono(as_audio(y, label))
-        y = audio.resample(y, orig_sr=check_sample_rate(rate), target_sr=sr_work)
+    for label, y in training_signals(clips, sr, sr_work=sr_work, name=name, labels=labels):
         if y.shape[-1] < n_fft:
             raise AudioError(f"{label} is too short: {y.shape[-1] / sr_work:.3f} s, one {n_fft}-sample frame needs "
                              f"{n_fft / sr_work:.3f} s")
-        y = y[0] * np.float32(TRAINING_PEAK / np.max(np.abs(y)))  # as_audio refused silence
         out.append(np.log1p(np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))).astype(np.float32))
     return out
 
