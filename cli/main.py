@@ -6,6 +6,7 @@ No math happens here: files are read and written through ``nstaudio.audio`` and
 cause is an ``NstAudioError`` and becomes one line on stderr with exit status 2.
 """
 
+import json
 import os
 import signal
 import sys
@@ -15,8 +16,8 @@ import click
 import numpy as np
 
 import nstaudio
-from nstaudio import audio, files, models
-from nstaudio.api import PHASE_INITS, methods, stylize
+from nstaudio import audio, files, jobs, models
+from nstaudio.api import PHASE_INITS, methods
 from nstaudio.methods import REGISTRY
 from nstaudio.errors import NstAudioError, ParameterError
 from nstaudio.examples import example_path
@@ -121,9 +122,33 @@ def _only(option):
     return ", ".join(name for name in REGISTRY.names() if REGISTRY.get(name).defaults[option] is not None)
 
 
+def _with_options(func, options):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def stylize_options(func):
-    """The options shared by ``run`` and ``demo``."""
-    options = [
+    """The options shared by ``run`` and ``demo``: the method's settings, a plot, quiet."""
+    return _with_options(func, [*_method_options(), *_plot_and_quiet()])
+
+
+def _with_method_options(func):
+    """The method's settings (``batch``): ``stylize_options`` less the plot and quiet."""
+    return _with_options(func, _method_options())
+
+
+def _plot_and_quiet():
+    return [
+        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+                     help="Also save content/style/output spectrograms to this image (needs matplotlib)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
+    ]
+
+
+def _method_options():
+    """The options that set the method and its settings (``run``, ``demo``, ``batch``)."""
+    return [
         click.option("--alpha", type=float, default=None,
                      help=f"Content weight; 0 keeps only the style [default: {_defaults('alpha')}]."),
         click.option("--iterations", type=int, default=300, show_default=True,
@@ -165,13 +190,7 @@ def stylize_options(func):
                           f"--phase-iters 0 is PGHI alone [default: {_defaults('phase_init')}]."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True),
-        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-                     help="Also save content/style/output spectrograms to this image (needs matplotlib)."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @main.command()
@@ -187,8 +206,11 @@ def stylize_options(func):
               + f" [default: {REGISTRY.resolve(None, None).name}, or the model's method with --model].")
 @click.option("--style-weights", callback=_parse_weights, default=None,
               help="Comma-separated weights, one per style file (e.g. 0.7,0.3).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Also print the run's record as one JSON object on stdout (what `nstaudio batch` records), "
+                   "a failed run's too.")
 @stylize_options
-def run(content, style, output, model_path, method, style_weights, **options):
+def run(content, style, output, model_path, method, style_weights, as_json, **options):
     """Stylize CONTENT with the timbre of STYLE (one or more files), or with a trained --model."""
     if output is None:
         stem, ext = os.path.splitext(os.path.basename(content))
@@ -204,7 +226,8 @@ def run(content, style, output, model_path, method, style_weights, **options):
         raise click.UsageError(f"--model is used by the methods that run models ({runs_models}), not by {method}")
     if model_path is None and not style:
         raise click.UsageError("missing STYLE: give one or more style files, or --model")
-    _run(content, list(style), output, style_weights=style_weights, model_path=model_path, method=method, **options)
+    _run(content, list(style), output, style_weights=style_weights, model_path=model_path, method=method,
+         as_json=as_json, **options)
 
 
 @main.command()
@@ -214,6 +237,66 @@ def demo(output, **options):
     """Stylize the bundled example: 4 s of piano with the timbre of a violin."""
     _run(example_path("content"), [example_path("style")], output, style_weights=None, model_path=None, method=None,
          **options)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--outdir", type=click.Path(file_okay=False), required=True,
+              help="Output directory: each output keeps its input's path (relative to the directory or manifest "
+                   "it came from), name and format; the results file nstaudio-batch.jsonl goes here too.")
+@click.option("--style", "styles", multiple=True, type=click.Path(dir_okay=False),
+              help="A style file for every item that names none (repeat for several); without --style or "
+                   "--model the last PATH is the style.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A model from `nstaudio train-style` or `nstaudio train-gan` for every item that names no style.")
+@click.option("--method", type=click.Choice(methods()), default=None,
+              help=f"As for run [default: {REGISTRY.resolve(None, None).name}, or the model's method].")
+@click.option("--style-weights", callback=_parse_weights, default=None,
+              help="Comma-separated weights, one per style file.")
+@click.option("--scheduler", default=None,
+              help="Run on an existing Dask cluster (its scheduler's address, e.g. tcp://10.0.0.5:8786) instead of a "
+                   "local one; its workers must reach the same paths.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local cluster [default: one per core over --threads-per-worker].")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
+              help="Items each local worker runs at once [default: 1].")
+@_with_method_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary (failed items are still listed).")
+def batch(paths, outdir, styles, model_path, quiet, **options):
+    """Stylize many files: PATHS are content files, directories (searched recursively for audio) and manifest
+    CSVs, and, without --style or --model, the last PATH is the style file.
+
+    A manifest has a header row with a content column and any of style (several separated by ;),
+    style_weights, model, output and run's settings (alpha, iterations, filters, seed, ...); an empty cell takes
+    the command line's value. Rerunning the same command skips the items already done with the same settings
+    and redoes the rest. Exit status 0 when every item succeeded, 2 when one failed for a reason of its own
+    (a file that is not audio, too short, silent), 1 when nstaudio or the cluster failed one.
+    """
+    paths = list(paths)
+    if model_path is not None and styles:
+        raise click.UsageError("give --style files or --model, not both")
+    if not styles and model_path is None and len(paths) >= 2:
+        *paths, last = paths
+        styles = (last,)
+    progress = _BatchProgress(quiet)
+    started = time.perf_counter()
+    try:
+        records = nstaudio.batch(paths, list(styles), outdir=outdir, model=model_path, callback=progress, **options)
+    finally:
+        progress.close()
+    failed = [r for r in records if r["status"] == "failed"]
+    for entry in failed:
+        click.echo(f"failed: {entry['error']}" if entry["input"] in entry["error"]
+                   else f"failed: {entry['input']}: {entry['error']}", err=True)
+    if not quiet:
+        counts = {status: sum(r["status"] == status for r in records) for status in ("done", "skipped", "failed")}
+        click.echo(f"batch: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed in "
+                   f"{time.perf_counter() - started:.1f} s; records in "
+                   f"{os.path.join(outdir, nstaudio.batching.LEDGER_NAME)}", err=True)
+    if any(r["internal"] for r in failed):
+        sys.exit(1)
+    if failed:
+        sys.exit(2)
 
 
 @main.command()
@@ -234,65 +317,63 @@ def info():
         click.echo(f"cuda: unavailable: {reason}")
 
 
-def _check_not_input(output, inputs, what="output"):
-    """``output`` names none of ``inputs`` (an input is never overwritten)."""
-    for path in inputs:
-        if audio.same_file(output, path):
-            raise ParameterError(f"{what} {output!r} is one of the inputs; choose another path")
-
-
-def _run(content_path, style_paths, output, *, style_weights, model_path, plot_path, quiet, **options):
-    """Check, load, stylize, save: the steps shared by ``run`` and ``demo``.
+def _run(content_path, style_paths, output, *, style_weights, model_path, plot_path, quiet, as_json=False,
+         **options):
+    """Check, load, stylize, save: the steps shared by ``run`` and ``demo`` (``nstaudio.jobs``).
 
     Everything that could fail at the end (an output that cannot be written in this format,
-    rate and channel count, a plot path matplotlib cannot write) is checked first.
+    rate and channel count, a plot path matplotlib cannot write) is checked first. With
+    ``as_json`` the job's record goes to stdout as one JSON object, a failed job's too.
     """
-    inputs = [content_path, *style_paths, *([model_path] if model_path else [])]
-    _check_not_input(output, inputs)
-    content_info = audio.check_audio_file(content_path)
-    audio.check_output(output, sr=content_info.samplerate, channels=content_info.channels,
-                       subtype=content_info.subtype)
-    if plot_path is not None:
-        from nstaudio.plot import check_plot_path
-
-        _check_not_input(plot_path, [*inputs, output], what="--plot")
-        check_plot_path(plot_path)
-
-    model = None if model_path is None else models.load_model(model_path, kind=("style", "gan"))
-    y, sr, file_info = audio.load(content_path, return_info=True)
-    styles, style_srs = zip(*(audio.load(p) for p in style_paths)) if style_paths else ((), ())
-
-    progress = _Progress(quiet)
+    settings = jobs.settings_hash(content_path, style_paths, model_path, dict(options, style_weights=style_weights))
     started = time.perf_counter()
     try:
-        out, result = stylize(y, list(styles) or None, sr, model=model, style_sr=list(style_srs) or None,
-                              style_weights=style_weights, callback=progress, return_info=True, **options)
-    finally:
-        progress.close()
-    audio.save(output, out, sr, subtype=file_info.subtype)
-    if plot_path is not None:
-        from nstaudio.plot import plot_spectrograms
-
-        style_panel = {"style": (styles[0], style_srs[0])} if styles else {}
-        plot_spectrograms(plot_path, {"content": (y, sr), **style_panel, "output": (out, sr)})
+        job = _run_job(content_path, style_paths, output, style_weights=style_weights, model_path=model_path,
+                       plot_path=plot_path, quiet=quiet, **options)
+    except NstAudioError as exc:
+        if as_json:
+            click.echo(json.dumps(jobs.record(content_path, output, settings, error=str(exc),
+                                              seconds=time.perf_counter() - started)))
+        raise
+    if as_json:
+        click.echo(json.dumps(jobs.record(content_path, output, settings, job=job)))
     if not quiet:
-        elapsed = time.perf_counter() - started
-        method = REGISTRY.get(result.method)
+        info, out, sr = job.info, job.output, job.sr
+        method = REGISTRY.get(info.method)
         if method.needs == "model":
             work = f"one pass of {os.path.basename(model_path)}"
         else:
-            work = (f"{result.iterations} iterations{' (converged)' if result.converged else ''}, "
-                    f"loss {result.initial_loss:.4g} -> {result.loss:.4g} "
-                    f"(style {result.initial_style_loss:.4g} -> {result.style_loss:.4g})")
-        phase = "" if method.output == "waveform" else f", phase {result.phase_convergence_db:.1f} dB"
-        click.echo(f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {elapsed:.1f} s, "
-                   f"{work}{phase}, backend {result.backend}", err=True)
+            work = (f"{info.iterations} iterations{' (converged)' if info.converged else ''}, "
+                    f"loss {info.initial_loss:.4g} -> {info.loss:.4g} "
+                    f"(style {info.initial_style_loss:.4g} -> {info.style_loss:.4g})")
+        phase = "" if method.output == "waveform" else f", phase {info.phase_convergence_db:.1f} dB"
+        click.echo(f"wrote {output}: {out.shape[-1] / sr:.2f} s, {out.shape[0]} ch, {sr} Hz | {job.seconds:.1f} s, "
+                   f"{work}{phase}, backend {info.backend}", err=True)
 
 
-def _with_options(func, options):
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _run_job(content_path, style_paths, output, *, style_weights, model_path, plot_path, quiet, **options):
+    """The job of ``_run``, with its plot; returns the ``nstaudio.jobs.Job``."""
+    inputs = [*style_paths, *([model_path] if model_path else [])]
+    jobs.check_job(content_path, output, inputs)
+    if plot_path is not None:
+        from nstaudio.plot import check_plot_path
+
+        jobs.check_not_input(plot_path, [content_path, *inputs, output], what="--plot")
+        check_plot_path(plot_path)
+
+    model = None if model_path is None else models.load_model(model_path, kind=("style", "gan"))
+    progress = _Progress(quiet)
+    try:
+        job = jobs.stylize_file(content_path, output, style_paths=style_paths, model=model, callback=progress,
+                                style_weights=style_weights, **options)
+    finally:
+        progress.close()
+    if plot_path is not None:
+        from nstaudio.plot import plot_spectrograms
+
+        style_panel = {"style": job.styles[0]} if job.styles else {}
+        plot_spectrograms(plot_path, {"content": (job.content, job.sr), **style_panel, "output": (job.output, job.sr)})
+    return job
 
 
 def training_run_options(func):
@@ -393,13 +474,13 @@ def train_gan(content_dir, style_dir, output, quiet, **options):
 
 def _check_training_output(output, inputs):
     """A network file that is none of the inputs and can be written."""
-    _check_not_input(output, inputs)
+    jobs.check_not_input(output, inputs)
     files.check_can_write(output)
 
 
 def _load_corpus(corpus_dir, output, quiet):
     """Every audio file under ``corpus_dir`` (none of them the output), with a progress bar."""
-    _check_not_input(output, audio.corpus_files(corpus_dir))
+    jobs.check_not_input(output, audio.corpus_files(corpus_dir))
     bar = None
 
     def advance(i, count, path):
@@ -490,6 +571,32 @@ class _Progress:
             self.done = 0
         self.bar.update(step - self.done, value)
         self.done = step
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+class _BatchProgress:
+    """A progress bar over a batch's items, with what the workers report of the items running now."""
+
+    def __init__(self, quiet):
+        self.quiet = quiet
+        self.bar = None
+        self.shown = 0
+
+    def __call__(self, progress):
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=progress.total, label="stylizing ", file=sys.stderr, show_eta=True,
+                                         show_pos=True, item_show_func=lambda text: text)
+            self.bar.__enter__()
+        running = [f"{key}: {stage} {step}/{steps}" for key, (stage, step, steps) in sorted(progress.running.items())]
+        text = ", ".join(running[:2]) + (f" (+{len(running) - 2})" if len(running) > 2 else "")
+        self.bar.update(progress.finished - self.shown, text or None)
+        self.shown = progress.finished
 
     def close(self):
         if self.bar is not None:

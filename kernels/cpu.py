@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from . import fast_fir, threading_layer
+from .thread_share import fft_workers
 from .threading_layer import parallel_kernel
 
 # A thread-safe numba threading layer unless the host chose one (threading_layer.py says why).
@@ -434,8 +435,6 @@ def style_loss_kernel(F, S_hat, target_sq, out=None):
 # stft(istft(.)) does, is the same as zeroing its first and last n_fft // 2 samples,
 # which the normalisation weights below do for free.
 
-_FFT_WORKERS = -1
-
 
 @parallel_kernel()
 def overlap_add_normalized(frames, window, hop, weights, out):
@@ -555,16 +554,16 @@ def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, call
     previous = np.zeros_like(spec)
     history = np.empty(n_iter)
     for i in range(n_iter):
-        inverse = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=_FFT_WORKERS, overwrite_x=False)
+        inverse = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=fft_workers(), overwrite_x=False)
         overlap_add_normalized(inverse, window, hop_length, cut, y)
         frame_windowed(y, window, hop_length, frames)
-        rebuilt = scipy.fft.rfft(frames, axis=-1, workers=_FFT_WORKERS)
+        rebuilt = scipy.fft.rfft(frames, axis=-1, workers=fft_workers())
         err = phase_update(S_tf, rebuilt, previous, coef, i > 0, spec)
         previous = rebuilt
         history[i] = 20.0 * np.log10(max(np.sqrt(err), 1e-30) / max(norm_S, 1e-30))
         if callback is not None:
             callback(i + 1, history[i])
-    inverse = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=_FFT_WORKERS)
+    inverse = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=fft_workers())
     overlap_add_normalized(inverse, window, hop_length, window_sum_weights(window, hop_length, T, 0), y)
     return y, history
 

@@ -11,7 +11,8 @@ from . import _source_tree
 
 _source_tree.install()  # before anything imports nstaudio.kernels: a checkout maps kernels/ and cli/ in
 
-from .api import StylizeInfo, stylize
+from .api import StyleAnalysis, StylizeInfo, analyse_style, stylize
+from .batching import batch
 from .audio import load, load_corpus, resample, save
 from .errors import AudioError, BackendError, NstAudioError, NumericalError, OutputError, ParameterError
 from .features import random_filters
@@ -27,7 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioError", "BackendError", "CheckpointError", "Network", "NstAudioError", "NumericalError", "OutputError",
-    "ParameterError", "StylizeInfo", "available_backends", "check_train_gan", "check_train_lossnet", "check_train_style",
+    "ParameterError", "StyleAnalysis", "StylizeInfo", "analyse_style", "available_backends", "batch", "check_train_gan", "check_train_lossnet", "check_train_style",
     "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
     "load_model", "optimize", "pghi", "random_filters", "resample", "save", "save_model", "stft", "stylize",
     "timedomain", "train_gan", "train_lossnet", "train_style", "__version__",

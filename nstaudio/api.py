@@ -5,6 +5,7 @@ rate -> log1p-magnitude STFT -> a method -> phase reconstruction -> the content'
 rate, length, channels and loudness.
 """
 
+import inspect
 import time
 from dataclasses import dataclass, field
 
@@ -73,6 +74,33 @@ class StylizeInfo:
     history: np.ndarray = field(repr=False)
 
 
+@dataclass(frozen=True)
+class StyleAnalysis:
+    """Style recordings analysed once, for many :func:`stylize` calls (:func:`analyse_style`).
+
+    Read, never written, by the runs it serves: one instance may serve several threads or
+    Dask tasks at once.
+
+    Attributes
+    ----------
+    method : str
+        The method it was made for.
+    settings : dict
+        The settings it depends on (``sr_work``, ``n_fft``, ``hop_length``, ``style_weights``
+        and the method's ``style_settings``); :func:`stylize` refuses it for other values.
+    prepared : object
+        What the method's ``prepare`` made of the styles (for ``optimize``: the seed's random
+        filters and the Gram targets), or the styles' analysed inputs.
+    frames : int
+        Frames of all styles at the working rate (for the memory bound).
+    """
+
+    method: str
+    settings: dict = field(repr=False)
+    prepared: object = field(repr=False)
+    frames: int = 0
+
+
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=None, width=None,
             optimizer=None, init="noise", learning_rate=None, tolerance=None,
@@ -84,8 +112,10 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     ----------
     content : np.ndarray, shape (samples,) or (channels, samples)
         Every channel is stylized (in one batch, with the same network).
-    style : np.ndarray or list of np.ndarray, each shape (samples,) or (channels, samples)
-        One or several style recordings; multichannel styles are mixed to mono. None with ``model``.
+    style : np.ndarray, list of np.ndarray (each shape (samples,) or (channels, samples)), or StyleAnalysis
+        One or several style recordings; multichannel styles are mixed to mono. Or what
+        :func:`analyse_style` made of them for this method and these settings (then
+        ``style_sr`` and ``style_weights`` are the analysis's). None with ``model``.
     sr : int
         Sample rate of ``content``.
     model : Network or None
@@ -173,46 +203,25 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
 
     was_1d = np.ndim(content) == 1
     content = as_audio(content, "content")
-    styles = [] if style is None else style if isinstance(style, (list, tuple)) else [style]
-    if method.needs == "style" and not styles:
-        raise ParameterError("style: at least one style recording is needed")
-    if method.needs == "model" and styles:
-        raise ParameterError("a style model carries its style: give style recordings or a model, not both")
-    style_srs = style_sr if isinstance(style_sr, (list, tuple)) else [style_sr] * len(styles)
-    if len(style_srs) != len(styles):
-        raise ParameterError(f"style_sr has {len(style_srs)} rates for {len(styles)} styles")
-    style_srs = [sr if s_sr is None else check_sample_rate(s_sr, name="style_sr") for s_sr in style_srs]
-    if styles:
-        normalised_weights(style_weights, len(styles))
-    min_frames = method.min_frames(options)
-
-    def analyse(y, name):
-        """The working-rate signal as ``method.input`` (after checking it is long enough), and its STFT."""
-        frames = spectral.n_frames(y.shape[-1], n_fft=n_fft, hop_length=hop_length)
-        if y.shape[-1] < n_fft or frames < min_frames:
-            need = max(n_fft, (min_frames - 1) * hop_length) / sr_work
-            raise AudioError(f"{name} is too short: {y.shape[-1] / sr_work:.3f} s, needs at least {need:.3f} s "
-                             f"(one {n_fft}-sample frame and {min_frames} frames for the filter width)")
-        if method.input == "waveform":
-            return y, None
-        spec = spectral.stft(y, n_fft=n_fft, hop_length=hop_length)
-        return np.log1p(np.abs(spec)), spec
+    analysis = style if isinstance(style, StyleAnalysis) else None
+    if analysis is not None:
+        _check_analysis(analysis, method, options)
+        options["style_weights"] = analysis.settings["style_weights"]
+    else:
+        styles_in, style_frames = _style_inputs(method, options, style, style_sr, sr)
 
     content_work = audio.resample(content, orig_sr=sr, target_sr=sr_work)
     gain = 1.0 if method.input_gain is None else method.input_gain(content_work)
-    content_in, content_spec = analyse(content_work * np.float32(gain), "content")
-    styles_in, style_frames = [], 0
-    for i, (s, s_sr) in enumerate(zip(styles, style_srs)):
-        name = "style" if len(styles) == 1 else f"style {i + 1}"
-        s_work = audio.resample(audio.to_mono(as_audio(s, name)), orig_sr=s_sr, target_sr=sr_work)
-        styles_in.append(analyse(s_work, name)[0][0])
-        style_frames += spectral.n_frames(s_work.shape[-1], n_fft=n_fft, hop_length=hop_length)
+    content_in, content_spec = _analyse(content_work * np.float32(gain), "content", method, options)
     if method.memory is not None:
         frames = spectral.n_frames(content_work.shape[-1], n_fft=n_fft, hop_length=hop_length)
-        _check_memory(method.memory(options, content.shape[0], frames, style_frames))
+        _check_memory(method.memory(options, content.shape[0], frames,
+                                    style_frames if analysis is None else analysis.frames))
+    if analysis is None:
+        analysis = _prepare_styles(method, options, styles_in, style_frames)
 
     report = None if callback is None else (lambda i, loss: callback("optimize", i, iterations, loss))
-    result, run_info = method.run(content_in, styles_in, options, model, report)
+    result, run_info = method.run(content_in, analysis.prepared, options, model, report)
 
     convergence = None
     phase_iters = options["phase_iters"]
@@ -251,6 +260,120 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         history=run_info["history"],
     )
     return y, info
+
+
+def analyse_style(style, sr=None, **settings):
+    """Analyse style recordings once for many :func:`stylize` calls with the same settings.
+
+    ``stylize(content, analyse_style(style, sr, **settings), content_sr, **settings)`` gives
+    exactly what ``stylize(content, style, content_sr, style_sr=sr, **settings)`` gives, but
+    the work that depends on the styles alone (resampling, spectrograms, and for
+    ``optimize`` the random filters and the Gram targets) is done here, once.
+
+    Parameters
+    ----------
+    style : np.ndarray or list of np.ndarray, each shape (samples,) or (channels, samples)
+    sr : int or list of int
+        Sample rate(s) of the style(s).
+    **settings
+        :func:`stylize`'s keyword arguments (``method``, ``style_weights``, ``n_fft``, ``seed``,
+        ...); those the analysis depends on must be given the same to ``stylize``.
+
+    Returns
+    -------
+    StyleAnalysis
+
+    Raises
+    ------
+    AudioError, ParameterError
+        As :func:`stylize` would for these styles and settings.
+    """
+    signature = inspect.signature(stylize).parameters
+    unknown = sorted(set(settings) - set(signature) | set(settings) & {"content", "style", "sr", "style_sr"})
+    if unknown:
+        raise ParameterError(f"analyse_style takes stylize's settings; not {', '.join(unknown)}")
+    if settings.get("model") is not None:
+        raise ParameterError("a style model carries its style: there is nothing to analyse")
+    given = {name: parameter.default for name, parameter in signature.items()}
+    given.update(settings)
+    method = REGISTRY.resolve(given["method"], None)
+    if method.needs != "style":
+        raise ParameterError(f"the {method.name} method needs a model, not style recordings")
+    options = _resolve_options(method, given)
+    styles_in, frames = _style_inputs(method, options, style, sr, None)
+    if method.memory is not None:
+        _check_memory(method.memory(options, 0, 0, frames))
+    return _prepare_styles(method, options, styles_in, frames)
+
+
+def _style_inputs(method, options, style, style_sr, sr):
+    """``style`` (recordings at ``style_sr``, default ``sr``) as ``method.input`` at the working rate,
+    and their frames in all."""
+    styles = [] if style is None else style if isinstance(style, (list, tuple)) else [style]
+    if method.needs == "style" and not styles:
+        raise ParameterError("style: at least one style recording is needed")
+    if method.needs == "model" and styles:
+        raise ParameterError("a style model carries its style: give style recordings or a model, not both")
+    style_srs = style_sr if isinstance(style_sr, (list, tuple)) else [style_sr] * len(styles)
+    if len(style_srs) != len(styles):
+        raise ParameterError(f"style_sr has {len(style_srs)} rates for {len(styles)} styles")
+    if any(s_sr is None for s_sr in style_srs) and sr is None:
+        raise ParameterError("style_sr: the style's sample rate is needed")
+    style_srs = [sr if s_sr is None else check_sample_rate(s_sr, name="style_sr") for s_sr in style_srs]
+    if styles:
+        normalised_weights(options["style_weights"], len(styles))
+    styles_in, frames = [], 0
+    for i, (s, s_sr) in enumerate(zip(styles, style_srs)):
+        name = "style" if len(styles) == 1 else f"style {i + 1}"
+        s_work = audio.resample(audio.to_mono(as_audio(s, name)), orig_sr=s_sr, target_sr=options["sr_work"])
+        styles_in.append(_analyse(s_work, name, method, options)[0][0])
+        frames += spectral.n_frames(s_work.shape[-1], n_fft=options["n_fft"], hop_length=options["hop_length"])
+    return styles_in, frames
+
+
+def _prepare_styles(method, options, styles_in, frames):
+    """The :class:`StyleAnalysis` of the analysed styles ``styles_in``: ``method.prepare``'s work, once."""
+    prepared = method.prepare(styles_in, options) if method.prepare is not None and styles_in else styles_in
+    return StyleAnalysis(method=method.name, settings=_analysis_settings(method, options), prepared=prepared,
+                         frames=frames)
+
+
+def _analysis_settings(method, options):
+    """The settings an analysis for ``method`` depends on, from the resolved ``options``."""
+    names = ("sr_work", "n_fft", "hop_length", "style_weights", *method.style_settings)
+    settings = {name: options[name] for name in names}
+    if settings["style_weights"] is not None:
+        settings["style_weights"] = [float(w) for w in settings["style_weights"]]
+    return settings
+
+
+def _check_analysis(analysis, method, options):
+    """ParameterError unless ``analysis`` was made for ``method`` with these settings."""
+    if analysis.method != method.name:
+        raise ParameterError(f"the style analysis was made for the {analysis.method} method, not {method.name}")
+    if options["style_weights"] is not None:
+        raise ParameterError("style_weights: the style analysis carries its weights; give them to analyse_style")
+    wanted = _analysis_settings(method, dict(options, style_weights=analysis.settings["style_weights"]))
+    differ = [f"{name}={wanted[name]!r} (analysed with {analysis.settings[name]!r})"
+              for name in wanted if wanted[name] != analysis.settings[name]]
+    if differ:
+        raise ParameterError(f"the style analysis does not fit these settings: {', '.join(differ)}")
+
+
+def _analyse(y, name, method, options):
+    """The working-rate signal ``y`` (channels, n) as ``method.input`` (after checking it is long enough),
+    and its STFT (None for waveform methods)."""
+    n_fft, hop_length, sr_work = options["n_fft"], options["hop_length"], options["sr_work"]
+    min_frames = method.min_frames(options)
+    frames = spectral.n_frames(y.shape[-1], n_fft=n_fft, hop_length=hop_length)
+    if y.shape[-1] < n_fft or frames < min_frames:
+        need = max(n_fft, (min_frames - 1) * hop_length) / sr_work
+        raise AudioError(f"{name} is too short: {y.shape[-1] / sr_work:.3f} s, needs at least {need:.3f} s "
+                         f"(one {n_fft}-sample frame and {min_frames} frames for the filter width)")
+    if method.input == "waveform":
+        return y, None
+    spec = spectral.stft(y, n_fft=n_fft, hop_length=hop_length)
+    return np.log1p(np.abs(spec)), spec
 
 
 def _resolve_options(method, given):

@@ -17,6 +17,8 @@ The style term is evaluated in whichever exact form is cheaper (DESIGN.md): the
 N x N Gram form costs ~3 N^2 T' per channel, the kernel form ~3 N T'^2 + 4 N T' Ts.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import ParameterError
@@ -42,6 +44,60 @@ def choose_gram_form(n_filters, t_content, t_style):
     return "kernel" if kernel_cost < nxn_cost else "nxn"
 
 
+@dataclass(frozen=True)
+class StyleTargets:
+    """What the style terms need of the style recordings under one set of filters.
+
+    Computed once by :func:`style_targets` and read, never written, by every objective
+    that uses it, so one instance may serve many runs and threads at once.
+
+    Attributes
+    ----------
+    features : np.ndarray, shape (N, sum_i Ts_i')
+        Each style's features relu(conv1d(Xs_i, W)), scaled by sqrt(w_i / Ts_i') and
+        concatenated over time, so that ``features @ features.T`` is the target Gram G_s.
+    spectral_envelope : np.ndarray, shape (C,)
+        sum_i w_i s(Xs_i): the target of Verma & Smith's spectral-envelope term.
+    """
+
+    features: np.ndarray
+    spectral_envelope: np.ndarray
+
+
+def style_targets(backend, W, styles, *, style_weights=None, dtype=np.float32):
+    """The :class:`StyleTargets` of ``styles`` under the filters ``W``.
+
+    The features come from the direct convolution (no fast FIR split, whose choice follows
+    a content's length), so the targets are the same whatever content they later serve.
+
+    Parameters
+    ----------
+    backend : module
+    W : np.ndarray, shape (N, C, K)
+    styles : list of np.ndarray, each shape (C, Ts_i), Ts_i >= K
+    style_weights : sequence of float or None
+        Relative weights (normalised to sum 1); None weighs the styles equally.
+    dtype : numpy dtype
+
+    Returns
+    -------
+    StyleTargets
+        Host (numpy) arrays of ``dtype``.
+    """
+    dtype = np.dtype(dtype)
+    N, C, K = W.shape
+    weights = normalised_weights(style_weights, len(styles))
+    direct = backend.prepare_weights(backend.asarray(W, dtype))
+    scaled, envelope = [], np.zeros(C, dtype=np.float64)
+    for Xs, w in zip(styles, weights):
+        if Xs.shape[0] != C or Xs.shape[1] < K:
+            raise ParameterError(f"style spectrogram of shape {Xs.shape} needs {C} bins and >= {K} frames")
+        S, _ = backend.relu_content(backend.conv1d(backend.asarray(Xs, dtype), direct), None)
+        scaled.append(backend.to_numpy(S * dtype.type(np.sqrt(w / S.shape[1]))))
+        envelope += w * np.mean(np.asarray(Xs, dtype=np.float64), axis=1)
+    return StyleTargets(features=np.concatenate(scaled, axis=1), spectral_envelope=envelope.astype(dtype))
+
+
 class StyleTransferObjective:
     """Value and gradient of the content + Gram style loss over a batch of channels.
 
@@ -54,10 +110,12 @@ class StyleTransferObjective:
     content : np.ndarray, shape (B, C, T) or None
         Content log-magnitude spectrograms, one per channel; None for style only
         (then ``shape`` must be given).
-    styles : list of np.ndarray, each shape (C, Ts_i)
-        Style log-magnitude spectrograms.
+    styles : list of np.ndarray, each shape (C, Ts_i), or StyleTargets
+        Style log-magnitude spectrograms, or what :func:`style_targets` made of them with
+        these filters (computed once for many objectives).
     style_weights : sequence of float or None
         Relative weights of the styles (normalised to sum 1); None weighs them equally.
+        Not used with StyleTargets, which carry theirs.
     alpha : float
         Content weight; 0 is style only.
     gram_form : {"auto", "nxn", "kernel"}
@@ -92,14 +150,12 @@ class StyleTransferObjective:
         self.W = backend.prepare_weights(backend.asarray(W, self.dtype), frames=self.shape[2])
         self.t_out = self.shape[2] - K + 1
 
-        weights = normalised_weights(style_weights, len(styles))
-        scaled = []
-        for Xs, w in zip(styles, weights):
-            if Xs.shape[0] != C or Xs.shape[1] < K:
-                raise ParameterError(f"style spectrogram of shape {Xs.shape} needs {C} bins and >= {K} frames")
-            S, _ = backend.relu_content(backend.conv1d(backend.asarray(Xs, self.dtype), self.W), None)
-            scaled.append(S * self.dtype.type(np.sqrt(w / S.shape[1])))
-        S_hat = backend.xp.concatenate(scaled, axis=1)
+        if not isinstance(styles, StyleTargets):
+            styles = style_targets(backend, W, styles, style_weights=style_weights, dtype=self.dtype)
+        elif styles.features.shape[0] != N or styles.spectral_envelope.shape[0] != C:
+            raise ParameterError(f"style targets of {styles.features.shape[0]} filters and "
+                                 f"{styles.spectral_envelope.shape[0]} bins for filters of shape {W.shape}")
+        S_hat = backend.asarray(styles.features, self.dtype)
         if gram_form == "auto":
             gram_form = choose_gram_form(N, self.t_out, S_hat.shape[1])
         self.gram_form = gram_form
@@ -121,8 +177,7 @@ class StyleTransferObjective:
         if self.temporal_weight > 0:
             self.temporal_targets = [xp.mean(backend.asarray(Xc, self.dtype), axis=0) for Xc in content]
         if self.spectral_weight > 0:
-            self.spectral_target = sum(w * xp.mean(backend.asarray(Xs, self.dtype), axis=1)
-                                       for Xs, w in zip(styles, weights))
+            self.spectral_target = backend.asarray(styles.spectral_envelope, self.dtype)
         self.last_parts = {"content": np.nan, "style": np.nan, "temporal": 0.0, "spectral": 0.0}
         # Feature and feature-gradient buffers, reused by every evaluation and channel.
         self._F = backend.xp.empty((N, self.t_out), dtype=self.dtype)

@@ -15,12 +15,11 @@ import scipy.signal
 
 from .audio import fix_length
 from .errors import ParameterError
+from .kernels.thread_share import fft_workers
 from .validation import check_choice, check_float, check_floating, check_int
 
 # A window-sum below this is treated as zero (no frame covers the sample).
 _TINY = np.finfo(np.float32).tiny
-# Real-to-complex FFTs use every core; scipy releases the GIL while they run.
-_WORKERS = -1
 # The Gaussian exp(-pi t^2 / gamma) closest to a Hann window of L samples has
 # gamma = 0.25645 L^2 (Prusa, Balazs & Sondergaard 2017, table 1).
 HANN_GAMMA = 0.25645
@@ -92,7 +91,7 @@ def stft(y, *, n_fft=2048, hop_length=None, win_length=None, window="hann", cent
         raise ParameterError(f"signal of {y.shape[-1]} samples is shorter than n_fft={n_fft}")
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[..., ::hop_length, :]
     w = get_window(window, win_length, n_fft)
-    spec = scipy.fft.rfft(frames * w, axis=-1, workers=_WORKERS)
+    spec = scipy.fft.rfft(frames * w, axis=-1, workers=fft_workers())
     return np.swapaxes(spec, -1, -2).astype(np.complex64, copy=False)
 
 
@@ -154,7 +153,7 @@ def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="
     if stft_matrix.shape[-2] != 1 + n_fft // 2:
         raise ParameterError(f"stft_matrix has {stft_matrix.shape[-2]} bins, n_fft={n_fft} needs {1 + n_fft // 2}")
     w = get_window(window, win_length, n_fft)
-    frames = scipy.fft.irfft(np.swapaxes(stft_matrix, -1, -2), n=n_fft, axis=-1, workers=_WORKERS)
+    frames = scipy.fft.irfft(np.swapaxes(stft_matrix, -1, -2), n=n_fft, axis=-1, workers=fft_workers())
     frames = frames.astype(np.float32, copy=False) * w
     y = overlap_add(frames, hop_length)
     wss = window_sum(w, hop_length, stft_matrix.shape[-1])

@@ -9,7 +9,8 @@ import numpy as np
 from .. import optimizers
 from ..features import random_filters
 from ..kernels import get_backend
-from ..objective import StyleTransferObjective
+from ..errors import ParameterError
+from ..objective import StyleTargets, StyleTransferObjective, style_targets
 from ..validation import check_choice, check_float, check_int
 from .registry import Method
 
@@ -25,7 +26,12 @@ DEFAULT_TOLERANCE = 2e-3
 DEFAULT_TOLERANCE_WINDOW = 10
 
 
-def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
+def seeded_filters(n_filters, bins, width, seed):
+    """The random filters (n_filters, bins, width) that :func:`initial_state` draws for ``seed``."""
+    return random_filters(n_filters, bins, width, seed=np.random.default_rng(seed).integers(2**63))
+
+
+def initial_state(shape, *, n_filters, width, init, content=None, seed=0, filters=None):
     """The random filters and starting point a seed gives (shared with the benchmarks' torch runs).
 
     Parameters
@@ -36,6 +42,9 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
     init : {"noise", "content"}
     content : np.ndarray, shape ``shape``, needed for ``init="content"``
     seed : int
+    filters : np.ndarray or None
+        ``seeded_filters(n_filters, C, width, seed)`` drawn before (they are returned as they
+        are, not drawn again); the starting point is the same either way.
 
     Returns
     -------
@@ -43,7 +52,8 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
     x0 : np.ndarray, shape ``shape``, float32
     """
     rng = np.random.default_rng(seed)
-    W = random_filters(n_filters, shape[1], width, seed=rng.integers(2**63))
+    filter_seed = rng.integers(2**63)  # drawn first, as seeded_filters does
+    W = random_filters(n_filters, shape[1], width, seed=filter_seed) if filters is None else filters
     if init == "noise":
         x0 = (rng.random(shape) * 1e-3).astype(np.float32)
     else:
@@ -51,7 +61,7 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0):
     return W, x0
 
 
-def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
+def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
              optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
              tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, seed=0, device="auto",
              gram_form="auto", callback=None):
@@ -61,10 +71,13 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     ----------
     content : np.ndarray, shape (B, C, T)
         log1p-magnitude spectrogram of each content channel.
-    styles : list of np.ndarray, each shape (C, Ts_i)
-        log1p-magnitude spectrograms of the style recordings.
+    styles : list of np.ndarray, each shape (C, Ts_i), or StyleTargets
+        log1p-magnitude spectrograms of the style recordings, or their targets under
+        ``filters`` (:func:`style_analysis`), computed once for many contents.
+    filters : np.ndarray, shape (n_filters, C, width), or None
+        The seed's filters (:func:`seeded_filters`), drawn before; needed with StyleTargets.
     style_weights : sequence of float or None
-        Relative weights of the styles; None weighs them equally.
+        Relative weights of the styles; None weighs them equally (StyleTargets carry theirs).
     alpha : float
         Content weight (0: style only).
     iterations : int
@@ -110,7 +123,13 @@ def optimize(content, styles, *, style_weights=None, alpha=1e-2, iterations=300,
     check_choice("init", init, INITS)
     backend = get_backend(device)
     content = np.asarray(content, dtype=np.float32)
-    W, x0 = initial_state(content.shape, n_filters=n_filters, width=width, init=init, content=content, seed=seed)
+    if isinstance(styles, StyleTargets) and filters is None:
+        raise ParameterError("style targets need the filters they were computed with (filters=)")
+    if filters is not None and filters.shape != (n_filters, content.shape[1], width):
+        raise ParameterError(f"filters of shape {filters.shape} for n_filters={n_filters}, "
+                             f"{content.shape[1]} bins and width={width}")
+    W, x0 = initial_state(content.shape, n_filters=n_filters, width=width, init=init, content=content, seed=seed,
+                          filters=filters)
     objective = StyleTransferObjective(backend, W, content, styles, style_weights=style_weights, alpha=alpha,
                                        gram_form=gram_form, temporal_weight=temporal_weight,
                                        spectral_weight=spectral_weight)
@@ -148,8 +167,29 @@ def conv_memory(options, channels, frames, style_frames, bins):
                 + copies * channels * bins * frames)                   # the optimizer's vectors
 
 
-def _run(content, styles, options, model, callback):
-    return optimize(content, styles, style_weights=options["style_weights"], alpha=options["alpha"],
+def style_analysis(styles, options):
+    """The seed's filters and the styles' targets under them: what every content stylized with
+    these styles and settings shares (``Method.prepare``).
+
+    Parameters
+    ----------
+    styles : list of np.ndarray, each shape (C, Ts_i)
+    options : dict
+        The resolved settings (n_filters, width, seed, style_weights, device).
+
+    Returns
+    -------
+    (filters, StyleTargets)
+    """
+    bins = styles[0].shape[0]
+    W = seeded_filters(options["n_filters"], bins, options["width"], options["seed"])
+    targets = style_targets(get_backend(options["device"]), W, styles, style_weights=options["style_weights"])
+    return W, targets
+
+
+def _run(content, prepared, options, model, callback):
+    filters, targets = prepared
+    return optimize(content, targets, filters=filters, alpha=options["alpha"],
                     iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
                     optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
                     tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
@@ -173,6 +213,7 @@ METHOD = Method(
                   tolerance=DEFAULT_TOLERANCE, tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=16,
                   phase_init="pghi", temporal_weight=0.0, spectral_weight=0.0, hop_divisor=4),
     optimizers=OPTIMIZERS, run=_run, min_frames=lambda options: options["width"],
+    prepare=style_analysis, style_settings=("n_filters", "width", "seed", "device"),
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, options["n_fft"] // 2 + 1),
 )

@@ -47,10 +47,19 @@ class Method:
     optimizers : tuple of str
         The ``optimizer`` values it takes (empty: it optimizes nothing).
     run : callable
-        ``run(content, styles, options, model, callback) -> (result, info)``; ``options`` holds
+        ``run(content, styles, options, model, callback) -> (result, info)``: ``styles`` is what
+        ``prepare`` made of the style inputs (the list of them where it is None); ``options`` holds
         the resolved settings (alpha, iterations, n_filters, width, optimizer, init,
         learning_rate, tolerance, tolerance_window, seed, device, style_weights, n_fft,
         hop_length); ``info`` the keys of :class:`nstaudio.api.StylizeInfo` it knows.
+    prepare : callable or None
+        ``prepare(styles, options) -> prepared``: the part of the work that depends on the
+        styles and settings alone (the random filters and Gram targets of ``optimize``), done
+        once by :func:`nstaudio.analyse_style` for many contents. Its result is only read, so
+        one may serve several runs at once.
+    style_settings : tuple of str
+        The options, besides ``sr_work``, ``n_fft``, ``hop_length`` and ``style_weights``, that
+        ``prepare``'s result depends on: an analysis serves only runs with the same values.
     validate : callable or None
         ``validate(options)``: raise ParameterError for settings this method cannot take.
     min_frames : callable
@@ -76,6 +85,8 @@ class Method:
     defaults: dict
     run: Callable
     optimizers: tuple = ()
+    prepare: Optional[Callable] = None
+    style_settings: tuple = ()
     validate: Optional[Callable] = None
     min_frames: Callable = field(default=lambda options: 1)
     model_kind: Optional[str] = None

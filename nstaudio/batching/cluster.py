@@ -1,0 +1,101 @@
+"""Where a batch runs: a local Dask cluster sized to this machine, or an existing cluster.
+
+A local cluster has one worker process per share of the cores (``workers`` x
+``threads_per_worker`` task slots, each with ``cores // slots`` threads). On any cluster
+every worker gets the :class:`~nstaudio.batching.worker.ThreadShare` plugin, which limits
+BLAS, numba and FFT threads to its task slot's share of its host, so that workers never
+oversubscribe the cores.
+"""
+
+import contextlib
+import logging
+import os
+from collections import Counter
+
+from ..errors import ParameterError
+
+INSTALL_HINT = "pip install 'nstaudio[distributed]'"
+# How long to wait for an existing scheduler to answer before giving up (seconds).
+CONNECT_TIMEOUT = 20
+
+
+def require_distributed():
+    """The ``distributed`` module; ParameterError saying how to install it where it is missing."""
+    try:
+        import distributed
+    except ImportError:
+        raise ParameterError(f"nstaudio batch runs on Dask, which is not installed: {INSTALL_HINT}") from None
+    return distributed
+
+
+def local_size(workers=None, threads_per_worker=None, cores=None):
+    """``(workers, threads_per_worker, threads per task)`` of a local cluster on ``cores`` cores.
+
+    By default one single-threaded worker process per core: separate processes keep each
+    item's Python work (the optimizer's bookkeeping, reading and writing) off the others'
+    cores, and one thread per item wastes nothing on the small matrix products of short clips.
+    """
+    cores = cores or os.cpu_count() or 1
+    threads_per_worker = 1 if threads_per_worker is None else int(threads_per_worker)
+    if threads_per_worker < 1:
+        raise ParameterError(f"threads per worker must be >= 1, got {threads_per_worker}")
+    workers = max(1, cores // threads_per_worker) if workers is None else int(workers)
+    if workers < 1:
+        raise ParameterError(f"workers must be >= 1, got {workers}")
+    return workers, threads_per_worker, max(1, cores // (workers * threads_per_worker))
+
+
+@contextlib.contextmanager
+def connect(scheduler=None, *, workers=None, threads_per_worker=None):
+    """A Dask client on a new local cluster, or on the scheduler at ``scheduler``; closed afterwards.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        An existing cluster's scheduler address (``tcp://host:8786``).
+    workers, threads_per_worker : int or None
+        The local cluster's size (:func:`local_size`); not with ``scheduler``.
+
+    Yields
+    ------
+    distributed.Client
+    """
+    distributed = require_distributed()
+    from .worker import PLUGIN_NAME, ThreadShare
+
+    cluster = None
+    if scheduler is not None:
+        if workers is not None or threads_per_worker is not None:
+            raise ParameterError("--workers and --threads-per-worker size a local cluster; an existing cluster "
+                                 "(--scheduler) keeps its own")
+        try:
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ParameterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    else:
+        n_workers, threads, share = local_size(workers, threads_per_worker)
+        limits = {name: str(share) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        # memory_limit=0: no nanny terminating a worker at a fraction of the machine; nstaudio
+        # refuses a run the memory cannot hold before it starts (nstaudio.limits).
+        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
+                                           dashboard_address=None, memory_limit=0, env=limits,
+                                           silence_logs=logging.ERROR)
+        client = distributed.Client(cluster)
+    try:
+        client.register_plugin(ThreadShare(host_shares(client)), name=PLUGIN_NAME)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def host_shares(client):
+    """Host -> threads per task: each host's cores over the task slots of all its workers."""
+    cores = client.run(os.cpu_count)
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    slots = Counter()
+    for info in workers.values():
+        slots[info["host"]] += info["nthreads"]
+    return {info["host"]: max(1, (cores.get(address) or 1) // slots[info["host"]])
+            for address, info in workers.items()}

@@ -1,0 +1,255 @@
+"""What a batch is made of: its items, found from files, directories and manifests.
+
+An item is one content file, its style files (or model), its settings and its output path
+under the output directory. Everything about the batch's definition that is wrong (an
+unknown manifest column, a number that is not one, two items writing one output, an output
+that is an input) is found here, before any work; what is wrong with one item's files
+(missing, not audio, too short) is that item's failure, found when it runs.
+"""
+
+import csv
+import os
+from dataclasses import dataclass, field
+
+from .. import audio
+from ..errors import ParameterError
+from ..files import TEMP_PREFIX
+from ..jobs import settings_hash
+
+MANIFEST_EXTENSIONS = (".csv",)
+# How a manifest column's text becomes a stylize setting: the setting's name and its type.
+# Columns may be spelled as run's options (``filters``, ``tol``, ``hop``), as the API's
+# parameters (``n_filters``, ``tolerance``, ``hop_length``), with dashes or underscores.
+_FLOAT, _INT, _TEXT = float, int, str
+SETTING_COLUMNS = {
+    "method": ("method", _TEXT),
+    "alpha": ("alpha", _FLOAT),
+    "iterations": ("iterations", _INT),
+    "tol": ("tolerance", _FLOAT), "tolerance": ("tolerance", _FLOAT),
+    "tol_window": ("tolerance_window", _INT), "tolerance_window": ("tolerance_window", _INT),
+    "temporal_weight": ("temporal_weight", _FLOAT),
+    "spectral_weight": ("spectral_weight", _FLOAT),
+    "filters": ("n_filters", _INT), "n_filters": ("n_filters", _INT),
+    "width": ("width", _INT),
+    "n_fft": ("n_fft", _INT),
+    "hop": ("hop_length", _INT), "hop_length": ("hop_length", _INT),
+    "sr": ("sr_work", _INT), "sr_work": ("sr_work", _INT),
+    "optimizer": ("optimizer", _TEXT),
+    "learning_rate": ("learning_rate", _FLOAT),
+    "init": ("init", _TEXT),
+    "phase_iters": ("phase_iters", _INT),
+    "phase_init": ("phase_init", _TEXT),
+    "seed": ("seed", _INT),
+    "device": ("device", _TEXT),
+}
+FILE_COLUMNS = ("content", "style", "style_weights", "model", "output")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One job of a batch.
+
+    Attributes
+    ----------
+    content : str
+        The content file.
+    output : str
+        Where its output goes (absolute).
+    key : str
+        The output's path relative to the output directory: the item's name in the results file.
+    styles : tuple of str
+        Style files (empty with a model).
+    model : str or None
+        A model file.
+    options : dict
+        :func:`nstaudio.stylize`'s settings for this item (``method``, ``style_weights`` among them).
+    """
+
+    content: str
+    output: str
+    key: str
+    styles: tuple = ()
+    model: str = None
+    options: dict = field(default_factory=dict)
+
+    @property
+    def settings(self):
+        """:func:`nstaudio.jobs.settings_hash` of the item, with its files as they are now."""
+        return settings_hash(self.content, self.styles, self.model, self.options)
+
+
+def collect(inputs, outdir, *, styles=(), model=None, options=None):
+    """The items of a batch, in order, with their output paths under ``outdir``.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        Content files, directories (searched recursively for audio, ``outdir`` left out) and
+        manifests (``.csv``: a header row with ``content`` and any of ``style`` (several
+        separated by ``;``), ``style_weights`` (``;``-separated), ``model``, ``output`` and
+        the settings of :data:`SETTING_COLUMNS`; empty cells take the batch's value; relative
+        paths are the manifest's directory's, outputs ``outdir``'s).
+    outdir : str
+    styles : sequence of str
+        Style files for every item that does not name its own.
+    model : str or None
+        A model for every item that names no styles or model of its own.
+    options : dict or None
+        :func:`nstaudio.stylize`'s settings for every item; a manifest's cells override them.
+
+    Returns
+    -------
+    list of Item
+
+    Raises
+    ------
+    ParameterError, AudioError
+        A missing input, a directory without audio, a malformed manifest, an item without
+        style or model, two items with one output, or an output that is one of the inputs.
+    """
+    outdir = os.path.abspath(outdir)
+    options = dict(options or {})
+    items = []
+    for path in inputs:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            for file in _audio_files(path, outdir):
+                items.append(_item(file, os.path.relpath(file, path), outdir, styles, model, options))
+        elif path.lower().endswith(MANIFEST_EXTENSIONS):
+            items.extend(_manifest_items(path, outdir, styles, model, options))
+        elif os.path.exists(path):
+            items.append(_item(path, os.path.basename(path), outdir, styles, model, options))
+        else:
+            raise ParameterError(f"{path}: no such file or directory")
+    if not items:
+        raise ParameterError("nothing to do: no content files among the inputs")
+    _check_outputs(items)
+    return items
+
+
+def _audio_files(directory, outdir):
+    """The audio files under ``directory``, less those under ``outdir`` (a batch's own outputs are not
+    its inputs when it is run again) and unfinished temporary files."""
+    inside = os.path.join(outdir, "")
+    return [path for path in audio.corpus_files(directory)
+            if not os.path.abspath(path).startswith(inside) and not os.path.basename(path).startswith(TEMP_PREFIX)]
+
+
+def _item(content, relative, outdir, styles, model, options, *, row_styles=None, row_model=None, row_options=None):
+    """The Item for ``content``, its output ``outdir/relative``; a manifest row's own styles, model and
+    settings take the place of the batch's."""
+    item_options = dict(options, **(row_options or {}))
+    own_styles, own_model = row_styles or (), row_model
+    if own_styles or own_model:
+        styles, model = own_styles, own_model
+    if not styles and model is None:
+        raise ParameterError(f"{content}: no style files and no --model for it")
+    if styles and model is not None:
+        raise ParameterError(f"{content}: give style files or a model, not both")
+    relative = os.path.normpath(relative)
+    if os.path.isabs(relative) or relative.split(os.sep)[0] == os.pardir:
+        raise ParameterError(f"{content}: output {relative!r} is outside the output directory")
+    output = os.path.join(outdir, relative)
+    return Item(content=content, output=output, key=relative, styles=tuple(styles), model=model,
+                options=item_options)
+
+
+def _manifest_items(path, outdir, styles, model, options):
+    """The items of the manifest CSV ``path``."""
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ParameterError(f"{path}: not a readable CSV manifest ({exc})") from None
+    if not rows:
+        raise ParameterError(f"{path}: empty manifest (needs a header row with a 'content' column)")
+    columns = [_column_name(name) for name in rows[0]]
+    unknown = [name for name, column in zip(rows[0], columns) if column not in FILE_COLUMNS + tuple(SETTING_COLUMNS)]
+    if unknown:
+        raise ParameterError(f"{path}: unknown column {unknown[0]!r}; columns are {', '.join(FILE_COLUMNS)} and "
+                             f"run's settings ({', '.join(sorted(set(SETTING_COLUMNS)))})")
+    if "content" not in columns:
+        raise ParameterError(f"{path}: no 'content' column in the header row")
+    if len(set(columns)) != len(columns):
+        raise ParameterError(f"{path}: a column is named twice in the header row")
+
+    def resolve(name):
+        name = os.path.expanduser(name.strip())
+        return name if os.path.isabs(name) else os.path.join(base, name)
+
+    items = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) > len(columns):
+            raise ParameterError(f"{path}, line {line}: {len(row)} cells for {len(columns)} columns")
+        cells = {column: cell.strip() for column, cell in zip(columns, row) if cell.strip()}
+        where = f"{path}, line {line}"
+        if "content" not in cells:
+            raise ParameterError(f"{where}: no content file")
+        content = resolve(cells["content"])
+        row_options = {}
+        for column, text in cells.items():
+            if column in SETTING_COLUMNS:
+                name, kind = SETTING_COLUMNS[column]
+                row_options[name] = _parse(kind, text, f"{where}: {column}")
+        if "style_weights" in cells:
+            row_options["style_weights"] = [_parse(_FLOAT, w, f"{where}: style_weights")
+                                            for w in cells["style_weights"].split(";")]
+        row_styles = [resolve(s) for s in cells.get("style", "").split(";") if s.strip()]
+        row_model = resolve(cells["model"]) if "model" in cells else None
+        if "output" in cells:
+            relative = cells["output"]
+        else:
+            inside = os.path.relpath(os.path.abspath(content), base)
+            relative = os.path.basename(content) if inside.startswith(os.pardir) else inside
+        try:
+            items.append(_item(content, relative, outdir, styles, model, options, row_styles=row_styles,
+                               row_model=row_model, row_options=row_options))
+        except ParameterError as exc:
+            raise ParameterError(f"{where}: {exc}") from None
+    return items
+
+
+def _column_name(name):
+    return name.strip().lower().replace("-", "_")
+
+
+def _parse(kind, text, where):
+    try:
+        return kind(text)
+    except ValueError:
+        expected = {_FLOAT: "a number", _INT: "an integer"}.get(kind, "text")
+        raise ParameterError(f"{where}: expected {expected}, got {text!r}") from None
+
+
+def _check_outputs(items):
+    """Two items writing one output, or an output that is one of the batch's inputs: refused."""
+    seen = {}
+    for item in items:
+        previous = seen.setdefault(os.path.normcase(item.output), item)
+        if previous is not item:
+            raise ParameterError(f"{previous.content} and {item.content} would both be written to {item.output}; "
+                                 "give them other names (a manifest's output column)")
+    # By real path and by inode (hard links), as nstaudio.audio.same_file, in one pass over each.
+    paths, inodes = set(), set()
+    for item in items:
+        for path in (item.content, *item.styles, *([item.model] if item.model else [])):
+            paths.add(os.path.realpath(path))
+            inode = _inode(path)
+            if inode is not None:
+                inodes.add(inode)
+    for item in items:
+        if os.path.realpath(item.output) in paths or _inode(item.output) in inodes - {None}:
+            raise ParameterError(f"output {item.output!r} is one of the inputs; choose another output directory")
+
+
+def _inode(path):
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino

@@ -1,0 +1,93 @@
+"""A batch's results file: one JSON line per finished item, appended as each finishes.
+
+The file (``nstaudio-batch.jsonl`` in the output directory) is what makes a batch
+resumable: an item whose last line says ``done``, with the settings hash it has now and an
+output of the size recorded, is skipped when the batch runs again; everything else is
+redone. Lines are appended, flushed and synced one at a time, so a batch killed at any
+moment loses at most the line it was writing (a torn last line is ignored when read).
+One batch at a time may write to an output directory: a second is refused while the
+first holds the file's lock.
+"""
+
+import fcntl
+import json
+import os
+
+from ..errors import OutputError, ParameterError
+
+LEDGER_NAME = "nstaudio-batch.jsonl"
+
+
+class Ledger:
+    """The results file of ``outdir``, open for appending and locked against a second batch.
+
+    Parameters
+    ----------
+    outdir : str
+        Created if missing.
+
+    Raises
+    ------
+    OutputError
+        The directory or the file cannot be written.
+    ParameterError
+        Another batch is writing to this directory now.
+    """
+
+    def __init__(self, outdir):
+        self.path = os.path.join(outdir, LEDGER_NAME)
+        try:
+            os.makedirs(outdir, exist_ok=True)
+            self._file = open(self.path, "a+b")
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write it ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise ParameterError(f"{outdir}: another nstaudio batch is writing to this directory now") from None
+        self.records = self._read()
+
+    def _read(self):
+        """The last record of each item (by output key), from the lines that parse."""
+        self._file.seek(0)
+        data = self._file.read()
+        last = {}
+        for line in data.splitlines():
+            try:
+                entry = json.loads(line.decode("utf-8"))
+                last[entry["key"]] = entry
+            except (ValueError, KeyError, TypeError):
+                pass  # a line cut short by a kill: that item was not finished
+        if data and not data.endswith(b"\n"):
+            self._file.write(b"\n")  # what follows starts on a line of its own
+        return last
+
+    def finished(self, item):
+        """The record of ``item``'s earlier run if it is done with these settings and its output is intact."""
+        entry = self.records.get(item.key)
+        if entry is None or entry.get("status") != "done" or entry.get("settings") != item.settings:
+            return None
+        try:
+            size = os.path.getsize(item.output)
+        except OSError:
+            return None
+        return entry if size == entry.get("output_bytes") else None
+
+    def append(self, entry):
+        """Write ``entry`` (a JSON-ready dict with a ``key``) as one line, on disk before returning."""
+        self._file.write((json.dumps(entry, allow_nan=False) + "\n").encode("utf-8"))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records[entry["key"]] = entry
+
+    def close(self):
+        if not self._file.closed:
+            self._file.close()  # releases the lock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+

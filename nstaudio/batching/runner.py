@@ -1,0 +1,225 @@
+"""``nstaudio.batch``: many stylizing jobs on a Dask cluster, each style analysed and each model read once.
+
+The steps: find the items (``items``), skip those the results file says are done with the
+same settings (``ledger``), connect to a cluster (``cluster``), share what items have in
+common (one analysis task per style set and settings, one copy of each model, moved to a
+worker once), run the items (``worker``) and record each one as it finishes.
+"""
+
+import glob
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from .. import models
+from ..errors import NstAudioError, OutputError
+from ..files import TEMP_PREFIX
+from .cluster import connect, require_distributed
+from .items import collect
+from .ledger import Ledger
+
+# The settings a style analysis depends on (nstaudio.api.analyse_style): items that agree on
+# these and on their style files share one analysis.
+ANALYSIS_SETTINGS = ("method", "style_weights", "sr_work", "n_fft", "hop_length", "n_filters", "width", "seed",
+                     "device")
+# How often the progress callback is called while no item finishes (seconds).
+TICK = 0.5
+
+
+@dataclass
+class BatchProgress:
+    """Where a batch stands, for a progress display (the ``callback`` of :func:`batch`).
+
+    Attributes
+    ----------
+    total : int
+        Items in the batch.
+    done, failed, skipped : int
+        Items finished now, failed now, and found done before (not run again).
+    last : dict or None
+        The record of the item that finished last.
+    running : dict
+        Output key -> (stage, step, steps) of the items the workers report on now.
+    """
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    last: dict = None
+    running: dict = field(default_factory=dict)
+
+    @property
+    def finished(self):
+        return self.done + self.failed + self.skipped
+
+
+def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None, threads_per_worker=None,
+          callback=None, **options):
+    """Stylize many files, on a local Dask cluster or an existing one; resumable.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        Content files, directories (searched recursively for audio) and manifest CSVs
+        (:func:`nstaudio.batching.items.collect` says what their columns may be).
+    styles : sequence of str
+        Style files for every item that names none of its own.
+    outdir : str
+        Where the outputs go, each at its input's path relative to the directory or manifest
+        it came from, with its name and format; also holds the results file
+        (``nstaudio-batch.jsonl``).
+    model : str or None
+        A model file (``train-style``, ``train-gan``) for every item that names no styles.
+    scheduler : str or None
+        An existing Dask cluster's scheduler address; None starts a local cluster.
+    workers, threads_per_worker : int or None
+        The local cluster's size (default: one single-threaded worker per core).
+    callback : callable or None
+        ``callback(BatchProgress)`` as items finish, and every half second meanwhile.
+    **options
+        :func:`nstaudio.stylize`'s settings for every item (a manifest's cells override them).
+
+    Returns
+    -------
+    list of dict
+        One record per item, in the order of the inputs: those of :func:`nstaudio.jobs.record`
+        and ``key`` (the output's path under ``outdir``); items done before have status
+        ``"skipped"`` and their earlier record's numbers.
+
+    Raises
+    ------
+    NstAudioError
+        Before any work: Dask missing, a malformed input list or manifest, an unreadable
+        ``model``, an output directory another batch is using. An item's own failure is not
+        raised: its record says ``"failed"`` and why.
+    """
+    require_distributed()
+    items = collect(inputs, outdir, styles=styles, model=model, options=options)
+    if model is not None:
+        models.load_model(model, kind=("style", "gan"))  # a bad --model stops the batch before any work
+    with Ledger(os.path.abspath(outdir)) as ledger:
+        progress = BatchProgress(total=len(items))
+        records, todo = {}, []
+        for item in items:
+            earlier = ledger.finished(item)
+            if earlier is None:
+                todo.append(item)
+            else:
+                records[item.key] = dict(earlier, status="skipped")
+                progress.skipped += 1
+        if callback is not None:
+            callback(progress)
+        for directory in sorted({os.path.dirname(item.output) for item in todo}):
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(f"{directory}: cannot create it ({exc.strerror or exc})") from None
+        if todo:
+            started = time.time()
+            try:
+                with connect(scheduler, workers=workers, threads_per_worker=threads_per_worker) as client:
+                    _run(client, todo, ledger, records, progress, callback)
+            finally:
+                _remove_unfinished(todo, since=started)
+    return [records[item.key] for item in items]
+
+
+def _run(client, items, ledger, records, progress, callback):
+    """Submit ``items`` with their shared analyses and models; record each as it finishes."""
+    import distributed
+
+    from .worker import PROGRESS_TOPIC, run_item
+
+    lock = threading.Lock()
+
+    def on_progress(event):
+        message = event[1]
+        with lock:
+            if message["key"] not in records:
+                progress.running[message["key"]] = (message["stage"], message["step"], message["total"])
+
+    client.subscribe_topic(PROGRESS_TOPIC, on_progress)
+    shared = _shared(client, items)
+    batch_id = uuid.uuid4().hex[:8]
+    futures = {client.submit(run_item, item, shared[index], key=f"nstaudio-{batch_id}-item-{index}", pure=False):
+               item for index, item in enumerate(items)}
+    finished = distributed.as_completed(futures)
+    ticked = time.monotonic()
+    while not finished.is_empty():
+        if not finished.has_ready():
+            time.sleep(0.05)
+            if callback is not None and time.monotonic() - ticked > TICK:
+                ticked = time.monotonic()
+                with lock:
+                    callback(progress)
+            continue
+        for future in finished.next_batch(block=False):
+            item = futures[future]
+            entry = _result(future, item)
+            ledger.append(entry)
+            with lock:
+                records[item.key] = entry
+                progress.running.pop(item.key, None)
+                progress.last = entry
+                if entry["status"] == "done":
+                    progress.done += 1
+                else:
+                    progress.failed += 1
+                if callback is not None:
+                    callback(progress)
+
+
+def _result(future, item):
+    """The record ``future`` returned, or a failed record where Dask gave up on it (its worker died
+    too often, the cluster went away)."""
+    from .. import jobs
+
+    try:
+        return future.result()
+    except Exception as exc:  # KilledWorker, CommClosedError, CancelledError: nstaudio's or the cluster's
+        entry = jobs.record(item.content, item.output, item.settings, internal=True,
+                            error=f"the cluster lost this item: {type(exc).__name__}: {exc}")
+        entry["key"] = item.key
+        return entry
+
+
+def _shared(client, items):
+    """For each item, a future of what it shares with others: its styles' analysis or its model."""
+    from .worker import Failed, analyse_styles
+
+    analyses, networks, shared = {}, {}, []
+    for item in items:
+        if item.model is not None:
+            if item.model not in networks:
+                try:
+                    network = models.load_model(item.model, kind=("style", "gan"))
+                except NstAudioError as exc:
+                    network = Failed(str(exc))
+                networks[item.model] = client.scatter(network, hash=False)
+            shared.append(networks[item.model])
+            continue
+        settings = {name: item.options[name] for name in ANALYSIS_SETTINGS if item.options.get(name) is not None}
+        key = (item.styles, repr(sorted(settings.items())))
+        if key not in analyses:
+            analyses[key] = client.submit(analyse_styles, list(item.styles), settings, pure=False, priority=10)
+        shared.append(analyses[key])
+    return shared
+
+
+def _remove_unfinished(items, since):
+    """Remove the temporary files of outputs a stopped batch left unfinished.
+
+    Workers write each output to a temporary file beside it (``nstaudio.files``); a worker
+    stopped with the batch (Ctrl-C, a lost worker) may leave one. Only files of nstaudio's
+    temporary name, in this batch's output directories and newer than its start, are removed.
+    """
+    for directory in {os.path.dirname(item.output) for item in items}:
+        for path in glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")):
+            try:
+                if os.path.getmtime(path) >= since - 1:
+                    os.unlink(path)
+            except OSError:
+                pass

@@ -1,0 +1,137 @@
+"""What runs on a batch's Dask workers: the shared analyses, the items, and each worker's thread share.
+
+Imported only where Dask is installed (``nstaudio.batching.cluster`` checks first). Task
+functions never raise for an item's own failure: they return its record, with the one-line
+error, so that one bad file cannot stop the batch; Dask itself retries an item whose worker
+died while running it.
+"""
+
+import os
+import time
+from dataclasses import dataclass
+
+import distributed
+
+from .. import audio, jobs
+from ..api import analyse_style
+from ..errors import NstAudioError
+from ..kernels.thread_share import limit_threads
+
+PLUGIN_NAME = "nstaudio-thread-share"
+PROGRESS_TOPIC = "nstaudio-batch-progress"
+# A worker reports an item's progress at most this often (seconds): enough for a progress bar,
+# few enough messages for a scheduler serving many workers.
+PROGRESS_INTERVAL = 0.5
+
+
+class ThreadShare(distributed.WorkerPlugin):
+    """Each worker's share of its host's cores: BLAS limited to it once, numba and FFTs per task.
+
+    Parameters
+    ----------
+    shares : dict
+        Host -> threads per task, computed from the cores and task slots of each host. A worker
+        on a host not listed (one that joined later) takes its host's cores over its own slots.
+    """
+
+    def __init__(self, shares):
+        self.shares = dict(shares)
+        self.share = 1
+
+    def setup(self, worker):
+        host = distributed.comm.get_address_host(worker.address)
+        self.share = self.shares.get(host) or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # BLAS keeps the limit the worker's environment gave it
+            return
+        self._blas = threadpool_limits(limits=self.share, user_api="blas")
+
+
+def thread_share():
+    """The share of the worker running the calling task (all cores outside a worker)."""
+    try:
+        worker = distributed.get_worker()
+    except ValueError:
+        return os.cpu_count() or 1
+    plugin = worker.plugins.get(PLUGIN_NAME)
+    return 1 if plugin is None else plugin.share
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A shared analysis that failed: the items that needed it fail with its message."""
+
+    error: str
+
+
+def analyse_styles(style_paths, settings):
+    """Read the style files and analyse them once for every item that shares them.
+
+    Returns
+    -------
+    StyleAnalysis, or Failed with the one-line reason (a missing style, not audio, too short).
+    """
+    try:
+        styles = [audio.load(path) for path in style_paths]
+        with limit_threads(thread_share()):
+            return analyse_style([y for y, _ in styles], [sr for _, sr in styles], **settings)
+    except NstAudioError as exc:
+        return Failed(str(exc))
+
+
+def run_item(item, shared):
+    """Stylize one item on this worker; its record (done or failed), never an exception.
+
+    Parameters
+    ----------
+    item : nstaudio.batching.items.Item
+    shared : StyleAnalysis, Network or Failed
+        The item's styles analysed, or its model, as the batch shared them.
+    """
+    started = time.perf_counter()
+    settings = item.settings
+    reporter = _Reporter(item.key)
+    try:
+        if isinstance(shared, Failed):
+            raise _SharedFailure(shared.error)
+        options = dict(item.options)
+        if item.model is not None:
+            options["model"] = shared
+        else:
+            options.pop("style_weights", None)  # the analysis carries them
+            options["style"] = shared
+        with limit_threads(thread_share()):
+            job = jobs.stylize_file(item.content, item.output, callback=reporter, **options)
+        entry = jobs.record(item.content, item.output, settings, job=job)
+    except (NstAudioError, _SharedFailure) as exc:
+        entry = jobs.record(item.content, item.output, settings, error=str(exc),
+                            seconds=time.perf_counter() - started)
+    except Exception as exc:  # a bug, not the input: recorded as such, and the batch goes on
+        entry = jobs.record(item.content, item.output, settings, error=f"{type(exc).__name__}: {exc}",
+                            internal=True, seconds=time.perf_counter() - started)
+    entry["key"] = item.key
+    return entry
+
+
+class _SharedFailure(Exception):
+    """The item's shared analysis or model failed."""
+
+
+class _Reporter:
+    """stylize's progress callback on a worker: an event for the batch's progress bar, now and then."""
+
+    def __init__(self, key):
+        self.key = key
+        self.last = 0.0
+
+    def __call__(self, stage, step, total, value):
+        now = time.monotonic()
+        if now - self.last < PROGRESS_INTERVAL and step < total:
+            return
+        self.last = now
+        try:
+            distributed.get_worker().log_event(PROGRESS_TOPIC, {"key": self.key, "stage": stage, "step": step,
+                                                                "total": total})
+        except ValueError:  # not on a worker
+            pass
