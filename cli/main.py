@@ -1,9 +1,10 @@
 """The ``nstaudio`` command: click parses, the library computes, this module reports.
 
-No math happens here: files are read and written through ``nstaudio.audio`` and
-``nstaudio.models``, and the work is one call to ``nstaudio.stylize``,
-``nstaudio.train_lossnet`` or ``nstaudio.train_style``. Every error a user can
-cause is an ``NstAudioError`` and becomes one line on stderr with exit status 2.
+No math happens here: files are read and written through ``nstaudio.audio``,
+``nstaudio.models`` and ``nstaudio.jobs``, and the work is one call to
+``nstaudio.jobs.stylize_file`` (``run``, ``demo``), ``nstaudio.batch``, or a trainer
+(``train_lossnet``, ``train_style``, ``train_gan``). Every error a user can cause is an
+``NstAudioError`` and becomes one line on stderr with exit status 2.
 """
 
 import json
@@ -19,7 +20,7 @@ import nstaudio
 from nstaudio import audio, files, jobs, models
 from nstaudio.api import PHASE_INITS, methods
 from nstaudio.methods import REGISTRY
-from nstaudio.errors import NstAudioError, ParameterError
+from nstaudio.errors import NstAudioError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, OPTIMIZERS

@@ -93,12 +93,15 @@ class StyleAnalysis:
         filters and the Gram targets), or the styles' analysed inputs.
     frames : int
         Frames of all styles at the working rate (for the memory bound).
+    styles : int
+        How many style recordings.
     """
 
     method: str
     settings: dict = field(repr=False)
     prepared: object = field(repr=False)
     frames: int = 0
+    styles: int = 0
 
 
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
@@ -115,7 +118,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     style : np.ndarray, list of np.ndarray (each shape (samples,) or (channels, samples)), or StyleAnalysis
         One or several style recordings; multichannel styles are mixed to mono. Or what
         :func:`analyse_style` made of them for this method and these settings (then
-        ``style_sr`` and ``style_weights`` are the analysis's). None with ``model``.
+        ``style_sr`` is left out and ``style_weights`` is the analysis's). None with ``model``.
     sr : int
         Sample rate of ``content``.
     model : Network or None
@@ -205,6 +208,8 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     content = as_audio(content, "content")
     analysis = style if isinstance(style, StyleAnalysis) else None
     if analysis is not None:
+        if style_sr is not None:
+            raise ParameterError("style_sr: a style analysis was made at its styles' rates; leave it out")
         _check_analysis(analysis, method, options)
         options["style_weights"] = analysis.settings["style_weights"]
     else:
@@ -335,7 +340,7 @@ def _prepare_styles(method, options, styles_in, frames):
     """The :class:`StyleAnalysis` of the analysed styles ``styles_in``: ``method.prepare``'s work, once."""
     prepared = method.prepare(styles_in, options) if method.prepare is not None and styles_in else styles_in
     return StyleAnalysis(method=method.name, settings=_analysis_settings(method, options), prepared=prepared,
-                         frames=frames)
+                         frames=frames, styles=len(styles_in))
 
 
 def _analysis_settings(method, options):
@@ -348,14 +353,17 @@ def _analysis_settings(method, options):
 
 
 def _check_analysis(analysis, method, options):
-    """ParameterError unless ``analysis`` was made for ``method`` with these settings."""
+    """ParameterError unless ``analysis`` was made for ``method`` with these settings; ``style_weights``
+    may be left out (the analysis carries them) or given in any scale."""
     if analysis.method != method.name:
         raise ParameterError(f"the style analysis was made for the {analysis.method} method, not {method.name}")
-    if options["style_weights"] is not None:
-        raise ParameterError("style_weights: the style analysis carries its weights; give them to analyse_style")
-    wanted = _analysis_settings(method, dict(options, style_weights=analysis.settings["style_weights"]))
+    wanted = _analysis_settings(method, options)
     differ = [f"{name}={wanted[name]!r} (analysed with {analysis.settings[name]!r})"
-              for name in wanted if wanted[name] != analysis.settings[name]]
+              for name in wanted if name != "style_weights" and wanted[name] != analysis.settings[name]]
+    weights = options["style_weights"]
+    if weights is not None and (normalised_weights(weights, len(weights)) != normalised_weights(
+            analysis.settings["style_weights"], analysis.styles) or len(weights) != analysis.styles):
+        differ.append(f"style_weights={weights!r} (analysed with {analysis.settings['style_weights']!r})")
     if differ:
         raise ParameterError(f"the style analysis does not fit these settings: {', '.join(differ)}")
 

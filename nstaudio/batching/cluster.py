@@ -15,6 +15,10 @@ from collections import Counter
 from ..errors import ParameterError
 
 INSTALL_HINT = "pip install 'nstaudio[distributed]'"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
+# The Dask configuration that keeps them out of a nanny's environment (connect() says why).
+NANNY_UNSET = {f"distributed.nanny.pre-spawn-environ.{name}": None for name in (*THREAD_VARIABLES, MALLOC_TRIM)}
 # How long to wait for an existing scheduler to answer before giving up (seconds).
 CONNECT_TIMEOUT = 20
 
@@ -26,6 +30,15 @@ def require_distributed():
     except ImportError:
         raise ParameterError(f"nstaudio batch runs on Dask, which is not installed: {INSTALL_HINT}") from None
     return distributed
+
+
+def check_options(scheduler, workers, threads_per_worker):
+    """ParameterError for a cluster's options that cannot go together, before anything is started."""
+    if scheduler is not None and (workers is not None or threads_per_worker is not None):
+        raise ParameterError("--workers and --threads-per-worker size a local cluster; an existing cluster "
+                             "(--scheduler) keeps its own")
+    if scheduler is None:
+        local_size(workers, threads_per_worker)
 
 
 def local_size(workers=None, threads_per_worker=None, cores=None):
@@ -63,23 +76,29 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
     distributed = require_distributed()
     from .worker import PLUGIN_NAME, ThreadShare
 
+    check_options(scheduler, workers, threads_per_worker)
     cluster = None
     if scheduler is not None:
-        if workers is not None or threads_per_worker is not None:
-            raise ParameterError("--workers and --threads-per-worker size a local cluster; an existing cluster "
-                                 "(--scheduler) keeps its own")
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, ValueError, TypeError) as exc:
             raise ParameterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     else:
+        import dask
+
         n_workers, threads, share = local_size(workers, threads_per_worker)
-        limits = {name: str(share) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        limits = {name: str(share) for name in THREAD_VARIABLES}
+        # Dask's nanny sets these in its own process (this one) and its workers' before they start.
+        # Not the thread counts (the workers get theirs below, this process keeps its own), and not
+        # MALLOC_TRIM_THRESHOLD_: setting it turns off glibc's adaptive mmap threshold, so every
+        # large temporary array is a fresh mmap, and a lone worker stylizes 15-24 % slower
+        # (measured on 1 and 2 threads; RESULTS.md, "batch (issue 17)").
         # memory_limit=0: no nanny terminating a worker at a fraction of the machine; nstaudio
         # refuses a run the memory cannot hold before it starts (nstaudio.limits).
-        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
-                                           dashboard_address=None, memory_limit=0, env=limits,
-                                           silence_logs=logging.ERROR)
+        with dask.config.set(NANNY_UNSET):
+            cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
+                                               dashboard_address=None, memory_limit=0, env=limits,
+                                               silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     try:
         client.register_plugin(ThreadShare(host_shares(client)), name=PLUGIN_NAME)

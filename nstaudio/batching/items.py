@@ -128,11 +128,16 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
 
 
 def _audio_files(directory, outdir):
-    """The audio files under ``directory``, less those under ``outdir`` (a batch's own outputs are not
-    its inputs when it is run again) and unfinished temporary files."""
-    inside = os.path.join(outdir, "")
+    """The audio files under ``directory``, less unfinished temporary files and, where ``outdir`` is
+    inside it, those under ``outdir`` (a batch's own outputs are not its inputs when it runs again)."""
+    if os.path.realpath(directory) == os.path.realpath(outdir):
+        raise ParameterError(f"the output directory is the input directory {directory}: every output would "
+                             "replace its input; choose another output directory")
+    real_outdir = os.path.realpath(outdir)
+    nested = real_outdir.startswith(os.path.join(os.path.realpath(directory), ""))
     return [path for path in audio.corpus_files(directory)
-            if not os.path.abspath(path).startswith(inside) and not os.path.basename(path).startswith(TEMP_PREFIX)]
+            if not os.path.basename(path).startswith(TEMP_PREFIX)
+            and not (nested and os.path.realpath(path).startswith(os.path.join(real_outdir, "")))]
 
 
 def _item(content, relative, outdir, styles, model, options, *, row_styles=None, row_model=None, row_options=None):

@@ -52,13 +52,7 @@ class Ledger:
         """The last record of each item (by output key), from the lines that parse."""
         self._file.seek(0)
         data = self._file.read()
-        last = {}
-        for line in data.splitlines():
-            try:
-                entry = json.loads(line.decode("utf-8"))
-                last[entry["key"]] = entry
-            except (ValueError, KeyError, TypeError):
-                pass  # a line cut short by a kill: that item was not finished
+        last = {entry["key"]: entry for entry in _entries(data)}
         if data and not data.endswith(b"\n"):
             self._file.write(b"\n")  # what follows starts on a line of its own
         return last
@@ -91,3 +85,20 @@ class Ledger:
     def __exit__(self, *exc):
         self.close()
 
+
+
+def read_entries(outdir):
+    """Every whole record in ``outdir``'s results file, oldest first (for scripts and tests)."""
+    with open(os.path.join(outdir, LEDGER_NAME), "rb") as f:
+        return list(_entries(f.read()))
+
+
+def _entries(data):
+    """The records of the bytes ``data`` of a results file, skipping lines a kill cut short."""
+    for line in data.splitlines():
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "key" in entry:
+            yield entry

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .. import models
 from ..errors import NstAudioError, OutputError
 from ..files import TEMP_PREFIX
-from .cluster import connect, require_distributed
+from .cluster import check_options, connect, require_distributed
 from .items import collect
 from .ledger import Ledger
 
@@ -97,9 +97,10 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
         raised: its record says ``"failed"`` and why.
     """
     require_distributed()
+    check_options(scheduler, workers, threads_per_worker)
     items = collect(inputs, outdir, styles=styles, model=model, options=options)
-    if model is not None:
-        models.load_model(model, kind=("style", "gan"))  # a bad --model stops the batch before any work
+    # A bad --model stops the batch before any work (a manifest row's bad model fails its items).
+    networks = {} if model is None else {model: models.load_model(model, kind=("style", "gan"))}
     with Ledger(os.path.abspath(outdir)) as ledger:
         progress = BatchProgress(total=len(items))
         records, todo = {}, []
@@ -118,17 +119,18 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
             except OSError as exc:
                 raise OutputError(f"{directory}: cannot create it ({exc.strerror or exc})") from None
         if todo:
-            started = time.time()
+            _remove_unfinished(todo)  # of a batch killed outright before
             try:
                 with connect(scheduler, workers=workers, threads_per_worker=threads_per_worker) as client:
-                    _run(client, todo, ledger, records, progress, callback)
+                    _run(client, todo, networks, ledger, records, progress, callback)
             finally:
-                _remove_unfinished(todo, since=started)
+                _remove_unfinished(todo)
     return [records[item.key] for item in items]
 
 
-def _run(client, items, ledger, records, progress, callback):
-    """Submit ``items`` with their shared analyses and models; record each as it finishes."""
+def _run(client, items, networks, ledger, records, progress, callback):
+    """Submit ``items`` with their shared analyses and models (``networks``: path -> the models read
+    already); record each as it finishes."""
     import distributed
 
     from .worker import PROGRESS_TOPIC, run_item
@@ -142,7 +144,7 @@ def _run(client, items, ledger, records, progress, callback):
                 progress.running[message["key"]] = (message["stage"], message["step"], message["total"])
 
     client.subscribe_topic(PROGRESS_TOPIC, on_progress)
-    shared = _shared(client, items)
+    shared = _shared(client, items, networks)
     batch_id = uuid.uuid4().hex[:8]
     futures = {client.submit(run_item, item, shared[index], key=f"nstaudio-{batch_id}-item-{index}", pure=False):
                item for index, item in enumerate(items)}
@@ -186,20 +188,23 @@ def _result(future, item):
         return entry
 
 
-def _shared(client, items):
-    """For each item, a future of what it shares with others: its styles' analysis or its model."""
+def _shared(client, items, networks):
+    """For each item, a future of what it shares with others: its styles' analysis or its model, read
+    here once (or found in ``networks``) and moved to each worker that needs it once."""
     from .worker import Failed, analyse_styles
 
-    analyses, networks, shared = {}, {}, []
+    analyses, scattered, shared = {}, {}, []
     for item in items:
         if item.model is not None:
-            if item.model not in networks:
-                try:
-                    network = models.load_model(item.model, kind=("style", "gan"))
-                except NstAudioError as exc:
-                    network = Failed(str(exc))
-                networks[item.model] = client.scatter(network, hash=False)
-            shared.append(networks[item.model])
+            if item.model not in scattered:
+                network = networks.get(item.model)
+                if network is None:
+                    try:
+                        network = models.load_model(item.model, kind=("style", "gan"))
+                    except NstAudioError as exc:
+                        network = Failed(str(exc))
+                scattered[item.model] = client.scatter(network, hash=False)
+            shared.append(scattered[item.model])
             continue
         settings = {name: item.options[name] for name in ANALYSIS_SETTINGS if item.options.get(name) is not None}
         key = (item.styles, repr(sorted(settings.items())))
@@ -209,17 +214,18 @@ def _shared(client, items):
     return shared
 
 
-def _remove_unfinished(items, since):
-    """Remove the temporary files of outputs a stopped batch left unfinished.
+def _remove_unfinished(items):
+    """Remove the temporary files of outputs that stopped workers left unfinished.
 
     Workers write each output to a temporary file beside it (``nstaudio.files``); a worker
-    stopped with the batch (Ctrl-C, a lost worker) may leave one. Only files of nstaudio's
-    temporary name, in this batch's output directories and newer than its start, are removed.
+    stopped with the batch (Ctrl-C, a lost worker, the batch killed outright) may leave one.
+    While this batch holds the results file's lock no other batch writes here and no worker
+    of its own runs (before the cluster starts, after it stops), so every file of nstaudio's
+    temporary name in the items' output directories is such a leftover.
     """
     for directory in {os.path.dirname(item.output) for item in items}:
         for path in glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")):
             try:
-                if os.path.getmtime(path) >= since - 1:
-                    os.unlink(path)
+                os.unlink(path)
             except OSError:
                 pass
