@@ -271,13 +271,17 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
     style_weights, model, output and run's settings (alpha, iterations, filters, seed, ...); an empty cell takes
     the command line's value. Rerunning the same command skips the items already done with the same settings
     and redoes the rest. Exit status 0 when every item succeeded, 2 when one failed for a reason of its own
-    (a file that is not audio, too short, silent), 1 when nstaudio or the cluster failed one.
+    (a file that is not audio, too short, silent), else 1 when nstaudio or the cluster failed one.
     """
     paths = list(paths)
     if model_path is not None and styles:
         raise click.UsageError("give --style files or --model, not both")
     if not styles and model_path is None and len(paths) >= 2:
         *paths, last = paths
+        if os.path.isdir(last) or last.lower().endswith(".csv"):
+            raise click.UsageError(f"without --style or --model the last PATH is the style, but {last} is a "
+                                   f"{'directory' if os.path.isdir(last) else 'manifest'}; give the style "
+                                   "with --style")
         styles = (last,)
     progress = _BatchProgress(quiet)
     started = time.perf_counter()
@@ -294,10 +298,10 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
         click.echo(f"batch: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed in "
                    f"{time.perf_counter() - started:.1f} s; records in "
                    f"{os.path.join(outdir, nstaudio.batching.LEDGER_NAME)}", err=True)
-    if any(r["internal"] for r in failed):
-        sys.exit(1)
-    if failed:
+    if any(not r["internal"] for r in failed):
         sys.exit(2)
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

@@ -267,6 +267,54 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     return y, info
 
 
+# stylize's parameters that are data or plumbing, not settings.
+_NOT_SETTINGS = ("content", "style", "sr", "style_sr", "model", "callback", "return_info")
+
+
+def resolve_settings(settings, *, styles=0, model=None):
+    """:func:`stylize`'s settings as a run would use them: checked, with the method's defaults filled in.
+
+    What ``nstaudio batch`` checks once for many items before any work, and what their
+    results file's settings hash is taken of.
+
+    Parameters
+    ----------
+    settings : dict
+        :func:`stylize`'s keyword arguments (``method``, ``alpha``, ``style_weights``, ...).
+    styles : int
+        How many style recordings the run will have (for ``style_weights``).
+    model : Network or None
+
+    Returns
+    -------
+    dict
+        Every setting by name, JSON-ready, ``device`` as given (``"auto"`` is not looked up).
+
+    Raises
+    ------
+    ParameterError
+        An unknown setting, a value out of range, a method that does not take a setting, a
+        model method without a model (or the reverse), weights that do not fit the styles.
+    """
+    signature = inspect.signature(stylize).parameters
+    unknown = sorted(set(settings) - set(signature) | set(settings) & set(_NOT_SETTINGS))
+    if unknown:
+        raise ParameterError(f"unknown settings: {', '.join(unknown)}")
+    given = {name: parameter.default for name, parameter in signature.items()}
+    given.update(settings, model=model)
+    method = REGISTRY.resolve(given["method"], model)
+    if method.needs == "model" and model is None:
+        raise ParameterError(f"the {method.name} method needs a model")
+    if method.needs == "style" and model is not None:
+        raise ParameterError(f"the {method.name} method takes style recordings, not a model")
+    options = _resolve_options(method, given)
+    if styles:
+        normalised_weights(options["style_weights"], styles)
+    resolved = {name: value for name, value in options.items() if name not in _NOT_SETTINGS}
+    resolved.update(method=method.name, match_loudness=bool(given["match_loudness"]))
+    return resolved
+
+
 def analyse_style(style, sr=None, **settings):
     """Analyse style recordings once for many :func:`stylize` calls with the same settings.
 
@@ -361,8 +409,9 @@ def _check_analysis(analysis, method, options):
     differ = [f"{name}={wanted[name]!r} (analysed with {analysis.settings[name]!r})"
               for name in wanted if name != "style_weights" and wanted[name] != analysis.settings[name]]
     weights = options["style_weights"]
-    if weights is not None and (normalised_weights(weights, len(weights)) != normalised_weights(
-            analysis.settings["style_weights"], analysis.styles) or len(weights) != analysis.styles):
+    if weights is not None and (len(weights) != analysis.styles or not np.allclose(
+            normalised_weights(weights, len(weights)), normalised_weights(analysis.settings["style_weights"],
+                                                                          analysis.styles), rtol=1e-12, atol=0)):
         differ.append(f"style_weights={weights!r} (analysed with {analysis.settings['style_weights']!r})")
     if differ:
         raise ParameterError(f"the style analysis does not fit these settings: {', '.join(differ)}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import audio
-from .api import StylizeInfo, stylize
+from .api import _NOT_SETTINGS, StylizeInfo, resolve_settings, stylize
 from .errors import ParameterError
 
 
@@ -109,10 +109,6 @@ def stylize_file(content_path, output, *, style_paths=(), style=None, model=None
     return Job(content=y, sr=sr, output=out, styles=styles, info=info, seconds=time.perf_counter() - started)
 
 
-# stylize's parameters that are data or plumbing, not settings of the output.
-_NOT_SETTINGS = ("content", "style", "sr", "style_sr", "model", "callback", "return_info")
-
-
 def file_identity(path):
     """What tells a changed input from the same one: its absolute path, size and modification time."""
     if path is None:
@@ -126,21 +122,29 @@ def file_identity(path):
 
 def settings_hash(content_path, style_paths, model_path, options):
     """A short hash of everything a job's output depends on: the input files as they are now, the
-    settings (``options``, :func:`nstaudio.stylize`'s keyword arguments, with its defaults for
-    those not given, so that the API and the CLI agree) and nstaudio's version.
+    settings and nstaudio's version.
+
+    The settings are hashed as a run resolves them (:func:`nstaudio.api.resolve_settings`: the
+    method's defaults filled in), so that ``--alpha 0.01`` and no ``--alpha`` agree; a model
+    job's (whose model gives some of them), or settings that do not resolve, as given, with
+    :func:`nstaudio.stylize`'s defaults for those left out.
     """
     from . import __version__
 
     settings = {name: parameter.default for name, parameter in inspect.signature(stylize).parameters.items()
                 if name not in _NOT_SETTINGS}
     settings.update(options)
-    given = {name: value for name, value in sorted(settings.items()) if value is not None}
+    if model_path is None:
+        try:
+            settings = resolve_settings(options, styles=len(style_paths))
+        except ParameterError:
+            pass
     described = {
         "nstaudio": __version__,
         "content": file_identity(content_path),
         "styles": [file_identity(path) for path in style_paths],
         "model": file_identity(model_path),
-        "settings": given,
+        "settings": {name: value for name, value in sorted(settings.items()) if value is not None},
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -99,8 +99,9 @@ def test_manifest_rows_name_their_styles_outputs_and_settings(corpus):
 def test_a_malformed_manifest_is_refused_before_any_work(tmp_path, text, message):
     manifest = tmp_path / "m.csv"
     manifest.write_text(text)
+    style = write(str(tmp_path / "s.wav"), harmonic_tone(0.5))
     with pytest.raises(ParameterError, match=message):
-        collect([str(manifest)], str(tmp_path / "out"), styles=["s.wav"])
+        collect([str(manifest)], str(tmp_path / "out"), styles=[style])
 
 
 def test_an_output_that_is_an_input_or_an_item_without_style_is_refused(corpus):
@@ -129,15 +130,15 @@ def test_results_file_skips_only_what_is_done_with_the_same_settings(corpus):
     with open(os.path.join(outdir, LEDGER_NAME), "a") as f:
         f.write('{"key": "st.wav", "status": "do')  # a line torn by a kill
     with Ledger(outdir) as ledger:
-        assert ledger.finished(a) is not None and ledger.finished(b) is None
+        assert ledger.finished(a, a.settings) is not None and ledger.finished(b, b.settings) is None
         changed = collect([os.path.join(songs, "a.wav")], outdir, styles=[style], options={"seed": 1})[0]
-        assert ledger.finished(changed) is None  # other settings
+        assert ledger.finished(changed, changed.settings) is None  # other settings
         ledger.append({"key": "later", "status": "failed"})
     assert [entry["key"] for entry in read_entries(outdir)[-1:]] == ["later"]  # on a line of its own
     with open(a.output, "ab") as f:
         f.write(b"\0")  # the output changed since
     with Ledger(outdir) as ledger:
-        assert ledger.finished(a) is None
+        assert ledger.finished(a, a.settings) is None
 
 
 # --- real clusters -------------------------------------------------------------------------------------
@@ -175,7 +176,8 @@ def test_batch_outputs_equal_run_outputs_and_a_corrupt_file_fails_alone(corpus):
         assert records[key]["status"] == "done" and records[key]["settings"] == summary["settings"]
         assert records[key]["loss"] == summary["loss"] and records[key]["iterations"] == summary["iterations"]
 
-    rerun = run_cli(["batch", songs, style, "-o", outdir, "--workers", "2", "--seed", "4", *TINY])
+    # the same settings spelled out (alpha is the default's): nothing is done again
+    rerun = run_cli(["batch", songs, style, "-o", outdir, "--workers", "2", "--seed", "4", "--alpha", "0.01", *TINY])
     assert rerun.returncode == 2 and "0 done, 3 skipped, 1 failed" in rerun.stderr
     assert not [name for _, _, names in os.walk(outdir) for name in names if name.startswith(".nstaudio-")]
 
@@ -301,14 +303,22 @@ def test_run_json_prints_the_record_of_a_run_and_of_a_failure(corpus):
 @pytest.mark.parametrize("args, message", [
     (["--style", "s.wav", "--model", "m.npz"], "give --style files or --model, not both"),
     ([], "no style files and no --model"),
-    (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2", "--style", "s.wav"], "size a local cluster"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2", "--style", "{style}"], "size a local cluster"),
+    (["--style", "{tmp}/missing.wav"], "missing.wav: no such file"),
+    (["{tmp}"], "the last PATH is the style, but"),
+    (["{style}", "--n-fft", "8"], "n_fft must be >= 16"),
+    (["{style}", "--style-weights", "1,2"], "style_weights has 2 values for 1 styles"),
+    (["{style}", "--method", "feedforward"], "needs a model"),
+    (["--model", "{tmp}/nothing.npz"], "nothing.npz"),
 ])
 def test_batch_usage_mistakes_get_one_line_before_any_work(corpus, args, message):
     tmp, songs, style = corpus
-    result = CliRunner().invoke(cli.main, ["batch", songs, "-o", str(tmp / "out"), *args])
+    args = [arg.format(tmp=tmp, style=style) for arg in args]
+    result = CliRunner().invoke(cli.main, ["batch", songs, *args, "-o", str(tmp / "out")])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
+    assert not os.path.exists(tmp / "out")  # nothing started
 
 
 def test_local_workers_get_their_thread_share_and_glibcs_adaptive_malloc(monkeypatch):
@@ -316,11 +326,15 @@ def test_local_workers_get_their_thread_share_and_glibcs_adaptive_malloc(monkeyp
     for name in names:  # as in a fresh `nstaudio batch` (a Dask cluster started here before sets them here)
         monkeypatch.delenv(name, raising=False)
     before = {name: os.environ.get(name) for name in names}
-    with connect(workers=1) as client:
-        (seen,) = client.run(lambda: ({name: os.environ.get(name) for name in names}, thread_share())).values()
-    share = local_size(1, 1)[2]
-    assert seen == ({"OMP_NUM_THREADS": str(share), "OPENBLAS_NUM_THREADS": str(share),
-                     "MKL_NUM_THREADS": str(share), "MALLOC_TRIM_THRESHOLD_": None}, share)
+    def environment_and_share():
+        return {name: os.environ.get(name) for name in names}, thread_share()
+
+    with connect(workers=2) as client:
+        seen = [client.submit(environment_and_share, workers=[address], pure=False).result()
+                for address in client.scheduler_info(n_workers=-1)["workers"]]
+    share = local_size(2, 1)[2]  # the machine's cores over 2 task slots
+    assert seen == [({"OMP_NUM_THREADS": str(share), "OPENBLAS_NUM_THREADS": str(share),
+                      "MKL_NUM_THREADS": str(share), "MALLOC_TRIM_THRESHOLD_": None}, share)] * 2
     assert {name: os.environ.get(name) for name in names} == before  # this process keeps its own
 
 

@@ -32,6 +32,14 @@ def require_distributed():
     return distributed
 
 
+def usable_cores():
+    """The cores this process may run on (its CPU affinity, which containers and schedulers set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def check_options(scheduler, workers, threads_per_worker):
     """ParameterError for a cluster's options that cannot go together, before anything is started."""
     if scheduler is not None and (workers is not None or threads_per_worker is not None):
@@ -48,7 +56,7 @@ def local_size(workers=None, threads_per_worker=None, cores=None):
     item's Python work (the optimizer's bookkeeping, reading and writing) off the others'
     cores, and one thread per item wastes nothing on the small matrix products of short clips.
     """
-    cores = cores or os.cpu_count() or 1
+    cores = cores or usable_cores()
     threads_per_worker = 1 if threads_per_worker is None else int(threads_per_worker)
     if threads_per_worker < 1:
         raise ParameterError(f"threads per worker must be >= 1, got {threads_per_worker}")
@@ -83,6 +91,12 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, ValueError, TypeError) as exc:
             raise ParameterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):
+            client.close()
+            raise ParameterError(f"the Dask scheduler at {scheduler} has no workers (waited {CONNECT_TIMEOUT} s); "
+                                 "start some with `dask worker`") from None
     else:
         import dask
 
@@ -99,11 +113,20 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
                                                dashboard_address=None, memory_limit=0, env=limits,
                                                silence_logs=logging.ERROR)
-        client = distributed.Client(cluster)
+        try:
+            client = distributed.Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     try:
         client.register_plugin(ThreadShare(host_shares(client)), name=PLUGIN_NAME)
         yield client
     finally:
+        if cluster is None:  # a cluster of others: take the thread limits away again
+            try:
+                client.unregister_worker_plugin(PLUGIN_NAME)
+            except Exception:  # the cluster may be gone; the limits go with it
+                pass
         client.close()
         if cluster is not None:
             cluster.close()
@@ -111,7 +134,7 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
 
 def host_shares(client):
     """Host -> threads per task: each host's cores over the task slots of all its workers."""
-    cores = client.run(os.cpu_count)
+    cores = client.run(usable_cores)
     workers = client.scheduler_info(n_workers=-1)["workers"]
     slots = Counter()
     for info in workers.values():

@@ -104,10 +104,16 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
     Raises
     ------
     ParameterError, AudioError
-        A missing input, a directory without audio, a malformed manifest, an item without
-        style or model, two items with one output, or an output that is one of the inputs.
+        A missing input, a directory without audio, a malformed manifest, a style in
+        ``styles`` that is not a readable audio file, an item without style or model, two
+        items with one output, or an output that is one of the inputs.
     """
     outdir = os.path.abspath(outdir)
+    # Absolute paths: workers elsewhere (an existing cluster) have working directories of their own.
+    styles = [os.path.abspath(path) for path in styles]
+    for path in styles:  # the batch's own styles serve every item: a bad one stops it before any work
+        audio.check_audio_file(path)
+    model = None if model is None else os.path.abspath(model)
     options = dict(options or {})
     items = []
     for path in inputs:
@@ -155,7 +161,7 @@ def _item(content, relative, outdir, styles, model, options, *, row_styles=None,
     if os.path.isabs(relative) or relative.split(os.sep)[0] == os.pardir:
         raise ParameterError(f"{content}: output {relative!r} is outside the output directory")
     output = os.path.join(outdir, relative)
-    return Item(content=content, output=output, key=relative, styles=tuple(styles), model=model,
+    return Item(content=os.path.abspath(content), output=output, key=relative, styles=tuple(styles), model=model,
                 options=item_options)
 
 

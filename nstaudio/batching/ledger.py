@@ -57,10 +57,11 @@ class Ledger:
             self._file.write(b"\n")  # what follows starts on a line of its own
         return last
 
-    def finished(self, item):
-        """The record of ``item``'s earlier run if it is done with these settings and its output is intact."""
+    def finished(self, item, settings):
+        """The record of ``item``'s earlier run if it is done with ``settings`` (its settings hash now)
+        and its output is intact."""
         entry = self.records.get(item.key)
-        if entry is None or entry.get("status") != "done" or entry.get("settings") != item.settings:
+        if entry is None or entry.get("status") != "done" or entry.get("settings") != settings:
             return None
         try:
             size = os.path.getsize(item.output)
@@ -70,9 +71,12 @@ class Ledger:
 
     def append(self, entry):
         """Write ``entry`` (a JSON-ready dict with a ``key``) as one line, on disk before returning."""
-        self._file.write((json.dumps(entry, allow_nan=False) + "\n").encode("utf-8"))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write((json.dumps(entry, allow_nan=False) + "\n").encode("utf-8"))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:  # a full disk: one line, and the items done so far stay recorded
+            raise OutputError(f"{self.path}: cannot write it ({exc.strerror or exc})") from None
         self.records[entry["key"]] = entry
 
     def close(self):

@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from .. import models
-from ..errors import NstAudioError, OutputError
+from ..api import resolve_settings
+from ..errors import NstAudioError, OutputError, ParameterError
 from ..files import TEMP_PREFIX
 from .cluster import check_options, connect, require_distributed
 from .items import collect
@@ -100,12 +101,15 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
     check_options(scheduler, workers, threads_per_worker)
     items = collect(inputs, outdir, styles=styles, model=model, options=options)
     # A bad --model stops the batch before any work (a manifest row's bad model fails its items).
-    networks = {} if model is None else {model: models.load_model(model, kind=("style", "gan"))}
+    networks = {} if model is None else {os.path.abspath(model): models.load_model(model, kind=("style", "gan"))}
+    networks = _read_models(items, networks)
+    _check_settings(items, networks)
+    settings = {item.key: item.settings for item in items}  # the inputs as they are now, before any work
     with Ledger(os.path.abspath(outdir)) as ledger:
         progress = BatchProgress(total=len(items))
         records, todo = {}, []
         for item in items:
-            earlier = ledger.finished(item)
+            earlier = ledger.finished(item, settings[item.key])
             if earlier is None:
                 todo.append(item)
             else:
@@ -122,15 +126,49 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
             _remove_unfinished(todo)  # of a batch killed outright before
             try:
                 with connect(scheduler, workers=workers, threads_per_worker=threads_per_worker) as client:
-                    _run(client, todo, networks, ledger, records, progress, callback)
+                    _run(client, todo, settings, networks, ledger, records, progress, callback)
             finally:
                 _remove_unfinished(todo)
     return [records[item.key] for item in items]
 
 
-def _run(client, items, networks, ledger, records, progress, callback):
-    """Submit ``items`` with their shared analyses and models (``networks``: path -> the models read
-    already); record each as it finishes."""
+def _read_models(items, networks):
+    """Path -> the model (or the Failed reason) of every model the items name, each read once, here."""
+    from .worker import Failed
+
+    networks = dict(networks)
+    for path in dict.fromkeys(item.model for item in items if item.model is not None):
+        if path not in networks:
+            try:
+                networks[path] = models.load_model(path, kind=("style", "gan"))
+            except NstAudioError as exc:
+                networks[path] = Failed(str(exc))
+    return networks
+
+
+def _check_settings(items, networks):
+    """ParameterError, before any work, for the first item whose settings no run could take (each
+    distinct set of settings checked once)."""
+    from .worker import Failed
+
+    checked = set()
+    for item in items:
+        network = networks.get(item.model)
+        if isinstance(network, Failed):
+            continue  # its items fail with the model's reason
+        key = (repr(sorted(item.options.items())), len(item.styles), item.model)
+        if key in checked:
+            continue
+        try:
+            resolve_settings(item.options, styles=len(item.styles), model=network)
+        except ParameterError as exc:
+            raise ParameterError(f"{item.content}: {exc}") from None
+        checked.add(key)
+
+
+def _run(client, items, settings, networks, ledger, records, progress, callback):
+    """Submit ``items`` with their settings hashes, shared analyses and models (``networks``: path ->
+    the models read already); record each as it finishes."""
     import distributed
 
     from .worker import PROGRESS_TOPIC, run_item
@@ -146,8 +184,8 @@ def _run(client, items, networks, ledger, records, progress, callback):
     client.subscribe_topic(PROGRESS_TOPIC, on_progress)
     shared = _shared(client, items, networks)
     batch_id = uuid.uuid4().hex[:8]
-    futures = {client.submit(run_item, item, shared[index], key=f"nstaudio-{batch_id}-item-{index}", pure=False):
-               item for index, item in enumerate(items)}
+    futures = {client.submit(run_item, item, settings[item.key], shared[index], pure=False,
+                             key=f"nstaudio-{batch_id}-item-{index}"): item for index, item in enumerate(items)}
     finished = distributed.as_completed(futures)
     ticked = time.monotonic()
     while not finished.is_empty():
@@ -160,7 +198,7 @@ def _run(client, items, networks, ledger, records, progress, callback):
             continue
         for future in finished.next_batch(block=False):
             item = futures[future]
-            entry = _result(future, item)
+            entry = _result(future, item, settings[item.key])
             ledger.append(entry)
             with lock:
                 records[item.key] = entry
@@ -174,7 +212,7 @@ def _run(client, items, networks, ledger, records, progress, callback):
                     callback(progress)
 
 
-def _result(future, item):
+def _result(future, item, settings):
     """The record ``future`` returned, or a failed record where Dask gave up on it (its worker died
     too often, the cluster went away)."""
     from .. import jobs
@@ -182,28 +220,22 @@ def _result(future, item):
     try:
         return future.result()
     except Exception as exc:  # KilledWorker, CommClosedError, CancelledError: nstaudio's or the cluster's
-        entry = jobs.record(item.content, item.output, item.settings, internal=True,
+        entry = jobs.record(item.content, item.output, settings, internal=True,
                             error=f"the cluster lost this item: {type(exc).__name__}: {exc}")
         entry["key"] = item.key
         return entry
 
 
 def _shared(client, items, networks):
-    """For each item, a future of what it shares with others: its styles' analysis or its model, read
-    here once (or found in ``networks``) and moved to each worker that needs it once."""
-    from .worker import Failed, analyse_styles
+    """For each item, a future of what it shares with others: its styles' analysis, or its model
+    (``networks``: read here once), moved to each worker that needs it once."""
+    from .worker import analyse_styles
 
     analyses, scattered, shared = {}, {}, []
     for item in items:
         if item.model is not None:
             if item.model not in scattered:
-                network = networks.get(item.model)
-                if network is None:
-                    try:
-                        network = models.load_model(item.model, kind=("style", "gan"))
-                    except NstAudioError as exc:
-                        network = Failed(str(exc))
-                scattered[item.model] = client.scatter(network, hash=False)
+                scattered[item.model] = client.scatter(networks[item.model], hash=False)
             shared.append(scattered[item.model])
             continue
         settings = {name: item.options[name] for name in ANALYSIS_SETTINGS if item.options.get(name) is not None}
@@ -220,8 +252,10 @@ def _remove_unfinished(items):
     Workers write each output to a temporary file beside it (``nstaudio.files``); a worker
     stopped with the batch (Ctrl-C, a lost worker, the batch killed outright) may leave one.
     While this batch holds the results file's lock no other batch writes here and no worker
-    of its own runs (before the cluster starts, after it stops), so every file of nstaudio's
-    temporary name in the items' output directories is such a leftover.
+    of a local cluster runs (before the cluster starts, after it stops), so every file of nstaudio's
+    temporary name in the items' output directories is taken for such a leftover (a plain
+    ``nstaudio run`` writing into the same directory at that moment would lose its output's
+    temporary file and fail with an error, never a broken output).
     """
     for directory in {os.path.dirname(item.output) for item in items}:
         for path in glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")):

@@ -6,7 +6,6 @@ error, so that one bad file cannot stop the batch; Dask itself retries an item w
 died while running it.
 """
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from .. import audio, jobs
 from ..api import analyse_style
 from ..errors import NstAudioError
 from ..kernels.thread_share import limit_threads
+from .cluster import usable_cores
 
 PLUGIN_NAME = "nstaudio-thread-share"
 PROGRESS_TOPIC = "nstaudio-batch-progress"
@@ -40,7 +40,7 @@ class ThreadShare(distributed.WorkerPlugin):
 
     def setup(self, worker):
         host = distributed.comm.get_address_host(worker.address)
-        self.share = self.shares.get(host) or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
+        self.share = self.shares.get(host) or max(1, usable_cores() // max(1, worker.state.nthreads))
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:  # BLAS keeps the limit the worker's environment gave it
@@ -53,7 +53,7 @@ def thread_share():
     try:
         worker = distributed.get_worker()
     except ValueError:
-        return os.cpu_count() or 1
+        return usable_cores()
     plugin = worker.plugins.get(PLUGIN_NAME)
     return 1 if plugin is None else plugin.share
 
@@ -80,17 +80,18 @@ def analyse_styles(style_paths, settings):
         return Failed(str(exc))
 
 
-def run_item(item, shared):
+def run_item(item, settings, shared):
     """Stylize one item on this worker; its record (done or failed), never an exception.
 
     Parameters
     ----------
     item : nstaudio.batching.items.Item
+    settings : str
+        Its settings hash, taken when the batch started (the styles were read then too).
     shared : StyleAnalysis, Network or Failed
         The item's styles analysed, or its model, as the batch shared them.
     """
     started = time.perf_counter()
-    settings = item.settings
     reporter = _Reporter(item.key)
     try:
         if isinstance(shared, Failed):
@@ -131,7 +132,7 @@ class _Reporter:
             return
         self.last = now
         try:
-            distributed.get_worker().log_event(PROGRESS_TOPIC, {"key": self.key, "stage": stage, "step": step,
-                                                                "total": total})
-        except ValueError:  # not on a worker
+            distributed.get_worker().log_event(PROGRESS_TOPIC, {"key": self.key, "stage": str(stage),
+                                                                "step": int(step), "total": int(total)})
+        except Exception:  # not on a worker, or the scheduler gone: progress is never worth an item
             pass

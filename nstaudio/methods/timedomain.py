@@ -272,6 +272,7 @@ METHOD = Method(
                   tolerance_window=20, phase_iters=None, phase_init=None, temporal_weight=None, spectral_weight=None,
                   hop_divisor=8),
     optimizers=OPTIMIZERS, run=_run, validate=_validate, min_frames=lambda options: options["width"],
+    style_settings=("width",),  # the styles were checked long enough for this width
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, 3 * (options["n_fft"] // 2 + 1)),
 )
