@@ -387,8 +387,21 @@ def _style_inputs(method, options, style, style_sr, sr):
 def _prepare_styles(method, options, styles_in, frames):
     """The :class:`StyleAnalysis` of the analysed styles ``styles_in``: ``method.prepare``'s work, once."""
     prepared = method.prepare(styles_in, options) if method.prepare is not None and styles_in else styles_in
+    _read_only(prepared)  # shared by runs in several threads: a write would be a bug, and now an error
     return StyleAnalysis(method=method.name, settings=_analysis_settings(method, options), prepared=prepared,
                          frames=frames, styles=len(styles_in))
+
+
+def _read_only(value):
+    """Mark every numpy array in ``value`` (nested tuples, lists and dataclasses) read-only."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _read_only(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            _read_only(getattr(value, name))
 
 
 def _analysis_settings(method, options):

@@ -100,6 +100,8 @@ def test_style_targets_need_their_filters(clips):
 def test_two_threads_sharing_one_analysis_equal_one_serial_run(clips):
     content, styles = clips
     analysis = nst.analyse_style(styles[0], SR, **SMALL)
+    filters, targets = analysis.prepared
+    assert not filters.flags.writeable and not targets.features.flags.writeable  # shared: read only
     serial = [nst.stylize(content[i], analysis, SR, **SMALL) for i in range(2)]
     results = [None, None]
 
