@@ -61,8 +61,8 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0, filter
     return W, x0
 
 
-def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=11,
-             optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
+def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096,
+             width=11, optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
              tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, seed=0, device="auto",
              gram_form="auto", callback=None):
     """Find log-magnitude spectrograms with the content of ``content`` and the style of ``styles``.
