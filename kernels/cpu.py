@@ -187,55 +187,14 @@ def col2im_add(cols, K, t0, out):
 
 
 @parallel_kernel()
-def strided_windows(x, K, stride, padding, out):
-    """``out[b, c, k, t] = x[b, c, t*stride + k - padding]`` (zero outside x); see ``numpy_backend``.
-
-    x (B, C, T), out (B, C, K, T_out). Parallel over the (b, c) rows; no padded copy of x.
-    """
-    B, C, T = x.shape
-    T_out = out.shape[3]
-    for row in numba.prange(B * C):
-        b = row // C
-        c = row - b * C
-        for k in range(K):
-            # the windows t whose tap k lands inside x: t*stride + k - padding in [0, T)
-            lo = min(max(0, -((k - padding) // stride)), T_out)
-            hi = max(min(T_out, (T - 1 + padding - k) // stride + 1), lo)
-            for t in range(lo):
-                out[b, c, k, t] = 0
-            for t in range(lo, hi):
-                out[b, c, k, t] = x[b, c, t * stride + k - padding]
-            for t in range(hi, T_out):
-                out[b, c, k, t] = 0
-
-
-@parallel_kernel()
-def overlap_windows(cols, stride, padding, bias, out):
-    """``out[b, c, s] = bias[c] + sum of cols[b, c, k, t] over t*stride + k - padding = s``.
-
-    cols (B, C, K, T), bias (C,), out (B, C, length); see ``numpy_backend``. Each (b, c) row
-    is written by one thread, so the scatter has no races.
-    """
-    B, C, K, T = cols.shape
-    length = out.shape[2]
-    for row in numba.prange(B * C):
-        b = row // C
-        c = row - b * C
-        for s in range(length):
-            out[b, c, s] = bias[c]
-        for k in range(K):
-            lo = max(0, -((k - padding) // stride))  # the t with t*stride + k - padding in [0, length)
-            hi = min(T, (length - 1 + padding - k) // stride + 1)
-            for t in range(lo, hi):
-                out[b, c, t * stride + k - padding] += cols[b, c, k, t]
-
-
-@parallel_kernel()
 def strided_windows_channel_major(x, K, stride, padding, out):
-    """:func:`strided_windows` with channels first: ``out[c, k, b, t] = x[c, b, t*stride + k - padding]``.
+    """Windows of a strided, zero-padded 1-D convolution, channels first (``numpy_backend.strided_windows``
+    with the layout of a channel-major activation): ``out[c, k, b, t] = x[c, b, t*stride + k - padding]``,
+    zero outside x.
 
     x (C, B, T) (a channel-major activation, contiguous as such), out (C, K, B, T_out) C-contiguous:
-    the whole batch's im2col matrix, (C K, B T_out), for one GEMM. Parallel over (c, k) rows.
+    the whole batch's im2col matrix, (C K, B T_out), for one GEMM. Parallel over (c, k) rows; no
+    padded copy of x.
     """
     C, B, T = x.shape
     T_out = out.shape[3]
@@ -255,9 +214,9 @@ def strided_windows_channel_major(x, K, stride, padding, out):
 
 @parallel_kernel()
 def overlap_windows_channel_major(cols, stride, padding, bias, out):
-    """:func:`overlap_windows` with channels first: ``out[c, b, s] = bias[c] + sum of cols[c, k, b, t]``
-    over ``t*stride + k - padding = s``; cols (C, K, B, T), out (C, B, length). Each channel is
-    written by one thread."""
+    """The adjoint of :func:`strided_windows_channel_major` plus a bias: ``out[c, b, s] = bias[c] +
+    sum of cols[c, k, b, t]`` over ``t*stride + k - padding = s``; cols (C, K, B, T), out (C, B, length).
+    Each channel is written by one thread, so the scatter has no races."""
     C, K, B, T = cols.shape
     length = out.shape[2]
     for c in numba.prange(C):

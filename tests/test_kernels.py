@@ -83,23 +83,24 @@ def test_gram_forms_agree(backend, N, T, Ts):
        padding=st.integers(0, 3), T=st.integers(1, 12), extra=st.integers(0, 2),
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_strided_windows_and_their_overlap_match_reference(B, C, K, stride, padding, T, extra, dtype):
-    """The feedforward layers' im2col / col2im, and that one is the other's adjoint."""
+    """The conv layers' im2col / col2im (channels first), and that one is the other's adjoint."""
     rng = np.random.default_rng(T)
     T_out = (T + 2 * padding - K) // stride + 1 + extra  # extra: windows past the padded end read zeros
     if T_out < 1:
         return
-    x = rng.standard_normal((B, C, T)).astype(dtype)
-    cols = np.empty((B, C, K, T_out), dtype)
-    cpu.strided_windows(x, K, stride, padding, cols)
-    np.testing.assert_array_equal(cols, ref.strided_windows(x, K, stride, padding, np.full_like(cols, np.nan)))
-    z = rng.standard_normal((B, C, K, T_out)).astype(dtype)
+    x = rng.standard_normal((C, B, T)).astype(dtype)
+    cols = np.empty((C, K, B, T_out), dtype)
+    cpu.strided_windows_channel_major(x, K, stride, padding, cols)
+    np.testing.assert_array_equal(cols, ref.strided_windows_channel_major(x, K, stride, padding,
+                                                                          np.full_like(cols, np.nan)))
+    z = rng.standard_normal((C, K, B, T_out)).astype(dtype)
     bias = rng.standard_normal(C).astype(dtype)
-    out = np.empty((B, C, T), dtype)
-    cpu.overlap_windows(z, stride, padding, bias, out)
+    out = np.empty((C, B, T), dtype)
+    cpu.overlap_windows_channel_major(z, stride, padding, bias, out)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    expected = ref.overlap_windows(z, stride, padding, bias, np.full((B, C, T), np.nan, dtype))
+    expected = ref.overlap_windows_channel_major(z, stride, padding, bias, np.full((C, B, T), np.nan, dtype))
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
-    cpu.overlap_windows(z, stride, padding, np.zeros(C, dtype), out)
+    cpu.overlap_windows_channel_major(z, stride, padding, np.zeros(C, dtype), out)
     np.testing.assert_allclose(np.sum(out * x), np.sum(z * cols), rtol=tol, atol=tol)
 
 
