@@ -271,6 +271,15 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
 _NOT_SETTINGS = ("content", "style", "sr", "style_sr", "model", "callback", "return_info")
 
 
+def with_defaults(settings):
+    """``settings`` (:func:`stylize`'s keyword arguments) with stylize's own defaults for the settings
+    not given (None for those the method decides); data and plumbing (content, callback, ...) left out."""
+    given = {name: parameter.default for name, parameter in inspect.signature(stylize).parameters.items()
+             if name not in _NOT_SETTINGS}
+    given.update(settings)
+    return given
+
+
 def resolve_settings(settings, *, styles=0, model=None):
     """:func:`stylize`'s settings as a run would use them: checked, with the method's defaults filled in.
 
@@ -300,8 +309,7 @@ def resolve_settings(settings, *, styles=0, model=None):
     unknown = sorted(set(settings) - set(signature) | set(settings) & set(_NOT_SETTINGS))
     if unknown:
         raise ParameterError(f"unknown settings: {', '.join(unknown)}")
-    given = {name: parameter.default for name, parameter in signature.items()}
-    given.update(settings, model=model)
+    given = dict(with_defaults(settings), model=model)
     method = REGISTRY.resolve(given["method"], model)
     if method.needs == "model" and model is None:
         raise ParameterError(f"the {method.name} method needs a model")
@@ -347,12 +355,8 @@ def analyse_style(style, sr=None, **settings):
         raise ParameterError(f"analyse_style takes stylize's settings; not {', '.join(unknown)}")
     if settings.get("model") is not None:
         raise ParameterError("a style model carries its style: there is nothing to analyse")
-    given = {name: parameter.default for name, parameter in signature.items()}
-    given.update(settings)
-    method = REGISTRY.resolve(given["method"], None)
-    if method.needs != "style":
-        raise ParameterError(f"the {method.name} method needs a model, not style recordings")
-    options = _resolve_options(method, given)
+    options = resolve_settings({name: value for name, value in settings.items() if name != "model"})
+    method = REGISTRY.get(options["method"])
     styles_in, frames = _style_inputs(method, options, style, sr, None)
     if method.memory is not None:
         _check_memory(method.memory(options, 0, 0, frames))

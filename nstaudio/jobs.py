@@ -7,7 +7,6 @@ reads the content and the styles, stylizes, and writes the output atomically
 """
 
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import audio
-from .api import _NOT_SETTINGS, StylizeInfo, resolve_settings, stylize
+from .api import StylizeInfo, resolve_settings, stylize, with_defaults
 from .errors import ParameterError
 
 
@@ -131,9 +130,7 @@ def settings_hash(content_path, style_paths, model_path, options):
     """
     from . import __version__
 
-    settings = {name: parameter.default for name, parameter in inspect.signature(stylize).parameters.items()
-                if name not in _NOT_SETTINGS}
-    settings.update(options)
+    settings = with_defaults(options)
     if model_path is None:
         try:
             settings = resolve_settings(options, styles=len(style_paths))

@@ -87,7 +87,7 @@ def run_item(item, settings, shared):
     ----------
     item : nstaudio.batching.items.Item
     settings : str
-        Its settings hash, taken when the batch started (the styles were read then too).
+        Its settings hash, taken when the batch started (before any style was read).
     shared : StyleAnalysis, Network or Failed
         The item's styles analysed, or its model, as the batch shared them.
     """
@@ -100,7 +100,6 @@ def run_item(item, settings, shared):
         if item.model is not None:
             options["model"] = shared
         else:
-            options.pop("style_weights", None)  # the analysis carries them
             options["style"] = shared
         with limit_threads(thread_share()):
             job = jobs.stylize_file(item.content, item.output, callback=reporter, **options)
