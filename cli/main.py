@@ -305,6 +305,87 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 
 
 @main.command()
+@click.argument("input_path", metavar="INPUT", required=False, type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A style model from `nstaudio train-style`.")
+@click.option("-o", "--output", default=None,
+              help="The output file (same rate, channels, format and length as INPUT, the stream's latency "
+                   "removed); with --live, the output device (an index or part of a name) [default: the "
+                   "system's].")
+@click.option("--block-size", type=int, default=512, show_default=True,
+              help="Samples per channel in each block the stream takes (64 or more).")
+@click.option("--lookahead", type=click.IntRange(0, 1), default=1, show_default=True,
+              help="Frames of phase look-ahead: 1 (better phase) or 0 (one hop less latency).")
+@click.option("--input-gain", type=float, default=None,
+              help="Gain before the network, undone after it [default: -1 dB, for input that peaks at full "
+                   "scale].")
+@click.option("--live", is_flag=True,
+              help="A live effect between audio devices (needs `pip install 'nstaudio[live]'`): --input and "
+                   "--output name them; stop with Ctrl-C.")
+@click.option("--input", "input_device", default=None,
+              help="With --live: the input device (an index or part of a name) [default: the system's].")
+@click.option("--channels", type=int, default=1, show_default=True, help="With --live: channels in and out.")
+@click.option("--sr", type=int, default=None, help="With --live: the devices' sample rate [default: the model's].")
+@click.option("--seconds", type=float, default=None, help="With --live: stop after this long.")
+@click.option("--list-devices", is_flag=True, help="List the audio devices (for --live) and exit.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def stream(input_path, model_path, output, block_size, lookahead, input_gain, live, input_device, channels, sr,
+           seconds, list_devices, quiet):
+    """Stylize INPUT block by block with a style --model, as a real-time effect would.
+
+    The stream runs the model frame by frame at a constant latency (printed); the output
+    file is aligned with INPUT. With --live, the effect runs between audio devices instead.
+    """
+    from nstaudio.streaming import files as stream_files, live as stream_live
+
+    if list_devices:
+        click.echo(stream_live.list_devices())
+        return
+    if model_path is None:
+        raise click.UsageError("missing --model (a style model from `nstaudio train-style`)")
+    model = models.load_model(model_path, kind="style")
+    settings = dict(block_size=block_size, lookahead=lookahead, input_gain=input_gain)
+    if live:
+        if input_path is not None:
+            raise click.UsageError("--live takes no INPUT file: --input names the input device")
+        if not quiet:
+            click.echo("live: Ctrl-C stops", err=True)
+        report = stream_live.run_live(model, input_device=input_device, output_device=output, channels=channels,
+                                      sr=sr, seconds=seconds, **settings)
+        if not quiet:
+            click.echo(f"{report['blocks']} blocks, latency {report['latency']} samples"
+                       + (f", {len(report['status'])} device warnings" if report["status"] else ""), err=True)
+        return
+    if input_path is None:
+        raise click.UsageError("missing INPUT (an audio file), or --live")
+    if output is None:
+        raise click.UsageError("missing -o/--output (the output file)")
+    unused = [name for name, value in (("--input", input_device), ("--sr", sr), ("--seconds", seconds))
+              if value is not None]
+    if unused or channels != 1:
+        raise click.UsageError(f"{(unused or ['--channels'])[0]} is for --live; a file keeps its own")
+    jobs.check_not_input(output, [model_path])
+    bar = []  # made at the first block: the checks before it print nothing but their error
+
+    def progress(done, total):
+        if not bar:
+            bar.append(click.progressbar(length=total, label="streaming", file=sys.stderr, show_eta=True))
+            bar[0].__enter__()
+        bar[0].update(done - bar[0].pos)
+
+    try:
+        summary = stream_files.stream_file(model, input_path, output, callback=None if quiet else progress,
+                                           **settings)
+    finally:
+        if bar:
+            bar[0].__exit__(None, None, None)
+    if not quiet:
+        click.echo(f"wrote {output}: {summary.frames / summary.sr:.2f} s, {summary.channels} ch, {summary.sr} Hz | "
+                   f"latency {summary.latency} samples ({1000 * summary.latency / summary.sr:.0f} ms), "
+                   f"{summary.seconds:.1f} s ({summary.real_time_factor:.2f}x real time)", err=True)
+
+
+@main.command()
 def info():
     """Versions and available compute backends."""
     from importlib.metadata import version

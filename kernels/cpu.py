@@ -598,3 +598,50 @@ def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
                 done[kk * frames + tt] = True
                 size = _heap_push(heap, size, flat, kk * frames + tt)
     return phase
+
+
+@numba.njit(cache=True)
+def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
+    """Real-time PGHI of one frame (Prusa & Holighaus 2017): the new frame's phase from the one before.
+
+    Parameters and visiting order as ``numpy_backend.heap_integrate_frame``.
+    """
+    bins = magnitude.shape[0]
+    flat = magnitude.ravel()  # flat index = bin * 2 + column
+    done = np.empty(2 * bins, dtype=np.bool_)
+    heap = np.empty(2 * bins, dtype=np.int64)
+    size = 0
+    for k in range(bins):
+        done[2 * k] = True  # the previous frame's phases are known
+        done[2 * k + 1] = flat[2 * k + 1] <= threshold
+        if flat[2 * k] > threshold:
+            size = _heap_push(heap, size, flat, 2 * k)
+    order = np.argsort(-flat[1::2], kind="mergesort")
+    next_seed = 0
+    while True:
+        if size == 0:  # an island the previous frame does not reach: it starts at phase 0
+            while next_seed < bins and done[2 * order[next_seed] + 1]:
+                next_seed += 1
+            if next_seed == bins:
+                break
+            k = order[next_seed]
+            done[2 * k + 1] = True
+            phase[k, 1] = 0.0
+            size = _heap_push(heap, size, flat, 2 * k + 1)
+        index, size = _heap_pop(heap, size, flat)
+        k, column = index // 2, index % 2
+        if column == 0:
+            if not done[2 * k + 1]:
+                phase[k, 1] = phase[k, 0] + 0.5 * (time_step[k, 0] + time_step[k, 1])
+                done[2 * k + 1] = True
+                size = _heap_push(heap, size, flat, 2 * k + 1)
+            continue
+        for dk in (1, -1):
+            kk = k + dk
+            if kk < 0 or kk >= bins or done[2 * kk + 1]:
+                continue
+            step = 0.5 * (freq_step[k] + freq_step[kk]) + np.pi
+            phase[kk, 1] = phase[k, 1] + step if dk > 0 else phase[k, 1] - step
+            done[2 * kk + 1] = True
+            size = _heap_push(heap, size, flat, 2 * kk + 1)
+    return phase

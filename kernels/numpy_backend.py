@@ -324,3 +324,67 @@ def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
 
 strided_windows_channel_major, overlap_windows_channel_major = channel_major_windows(strided_windows,
                                                                                      overlap_windows)
+
+
+def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
+    """Real-time Phase Gradient Heap Integration of one frame (Prusa & Holighaus 2017), on ``heapq``.
+
+    The previous frame's coefficients above ``threshold`` seed the heap with their known
+    phase; from the largest coefficient on the heap, phase spreads forward in time (a
+    previous-frame coefficient to its bin in the new frame) or along the new frame's bins,
+    each step adding the mean of the two coefficients' phase increments. When the heap runs
+    dry the largest new-frame coefficient not yet reached starts an island at phase 0. Ties
+    go to the lower flat index (``bin * 2 + column``), so every backend visits in one order.
+
+    Parameters
+    ----------
+    magnitude : np.ndarray, shape (bins, 2)
+        Column 0 the previous frame, column 1 the new one.
+    time_step : np.ndarray, shape (bins, 2), float64
+        Phase advance per frame at each coefficient.
+    freq_step : np.ndarray, shape (bins,), float64
+        The new frame's phase advance per bin, without the pi every bin adds.
+    threshold : float
+        Coefficients at or below it take no part; new-frame ones keep the phase in ``phase``.
+    phase : np.ndarray, shape (bins, 2), float64
+        In: column 0 the previous frame's phase, column 1 the phase for coefficients below
+        ``threshold``; out: column 1 filled in.
+
+    Returns
+    -------
+    np.ndarray
+        ``phase``.
+    """
+    import heapq
+
+    bins = magnitude.shape[0]
+    flat = magnitude.ravel()
+    done = np.ones(2 * bins, dtype=bool)
+    done[1::2] = flat[1::2] <= threshold
+    heap = [(-flat[2 * k], 2 * k) for k in range(bins) if flat[2 * k] > threshold]
+    heapq.heapify(heap)
+    seeds = iter(np.argsort(-flat[1::2], kind="stable"))
+    while True:
+        if not heap:
+            k = next((k for k in seeds if not done[2 * k + 1]), None)
+            if k is None:
+                break
+            done[2 * k + 1] = True
+            phase[k, 1] = 0.0
+            heapq.heappush(heap, (-flat[2 * k + 1], 2 * k + 1))
+        _, index = heapq.heappop(heap)
+        k, column = divmod(int(index), 2)
+        if column == 0:
+            if not done[2 * k + 1]:
+                phase[k, 1] = phase[k, 0] + 0.5 * (time_step[k, 0] + time_step[k, 1])
+                done[2 * k + 1] = True
+                heapq.heappush(heap, (-flat[2 * k + 1], 2 * k + 1))
+            continue
+        for kk in (k + 1, k - 1):
+            if not 0 <= kk < bins or done[2 * kk + 1]:
+                continue
+            step = 0.5 * (freq_step[k] + freq_step[kk]) + np.pi
+            phase[kk, 1] = phase[k, 1] + step if kk > k else phase[k, 1] - step
+            done[2 * kk + 1] = True
+            heapq.heappush(heap, (-flat[2 * kk + 1], 2 * kk + 1))
+    return phase

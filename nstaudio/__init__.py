@@ -23,12 +23,13 @@ from .methods.timedomain import timedomain
 from .models import Network, check_train_lossnet, check_train_style, default_lossnet, load_model, save_model, train_lossnet, train_style
 from .nn.checkpoint import CheckpointError
 from .spectral import griffin_lim, istft, pghi, stft
+from .streaming import Stream
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AudioError", "BackendError", "CheckpointError", "Network", "NstAudioError", "NumericalError", "OutputError",
-    "ParameterError", "StyleAnalysis", "StylizeInfo", "analyse_style", "available_backends", "batch", "check_train_gan", "check_train_lossnet", "check_train_style",
+    "ParameterError", "Stream", "StyleAnalysis", "StylizeInfo", "analyse_style", "available_backends", "batch", "check_train_gan", "check_train_lossnet", "check_train_style",
     "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
     "load_model", "optimize", "pghi", "random_filters", "resample", "save", "save_model", "stft", "stylize",
     "timedomain", "train_gan", "train_lossnet", "train_style", "__version__",

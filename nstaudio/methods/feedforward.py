@@ -8,7 +8,12 @@ from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
 
 
-def feedforward(content, model, *, chunk=1024, overlap=64):
+# Frames of context on each side of the chunks the network runs on; the first frame is repeated
+# that many times before the start (nstaudio.Stream does the same, so its frames agree).
+CONTEXT_FRAMES = 64
+
+
+def feedforward(content, model, *, chunk=1024, overlap=CONTEXT_FRAMES):
     """Stylize log-magnitude spectrograms with a trained transformation network.
 
     Parameters

@@ -1,0 +1,202 @@
+"""The model-rate half of a stream: samples to stylized magnitude frames, and magnitude frames back to samples.
+
+:class:`StyleFrames` cuts the incoming samples into the frames of a centered STFT (frame
+``f`` covers samples ``f hop - n_fft/2 .. f hop + n_fft/2``, zeros before the start, as
+:func:`nstaudio.stft` pads) and runs the style network on their log1p magnitudes as they
+come. :class:`PhaseSynthesis` gives each stylized frame a phase by real-time Phase Gradient
+Heap Integration (Prusa & Holighaus 2017) and overlap-adds it into samples.
+"""
+
+import numpy as np
+import scipy.fft
+
+from ..spectral import _TINY, HANN_GAMMA, PGHI_TOLERANCE, get_window
+from .network import IncrementalNetwork
+
+
+class StyleFrames:
+    """Samples in, the style network's output frames out, equal to the offline pipeline's.
+
+    Parameters
+    ----------
+    arch, params, state
+        The trained style network.
+    n_fft, hop_length : int
+        The spectrogram settings it was trained with (Hann window of ``n_fft``).
+    batch : int
+        Audio channels, run side by side.
+    context : int
+        Copies of the first frame fed before it, as the offline network pads a spectrogram's
+        start (:func:`nstaudio.nn.train.apply_network`), so that the first frames agree too.
+    backend : module
+        Whose kernels the network's layers run (numpy or cpu).
+    """
+
+    def __init__(self, arch, params, state, *, n_fft, hop_length, batch, context, backend):
+        self.n_fft, self.hop_length, self.batch, self.context = n_fft, hop_length, batch, context
+        self.window = get_window("hann", n_fft, n_fft)
+        self.network = IncrementalNetwork(arch, params, state, batch, backend=backend)
+        self.reset()
+
+    def reset(self):
+        self.samples = np.zeros((self.batch, self.n_fft // 2), np.float32)
+        self.samples_start = -(self.n_fft // 2)  # the index of samples[:, 0]
+        self.received = self.frames = 0
+        self.unseen_context = self.context
+        self.network.reset()
+
+    def frames_available(self, received):
+        """Frames complete after ``received`` samples (frame f needs samples up to f hop + n_fft/2 - 1)."""
+        received = np.asarray(received)
+        return np.where(received >= self.n_fft // 2, (received - self.n_fft // 2) // self.hop_length + 1, 0)
+
+    def available(self, received):
+        """Stylized frames out after ``received`` samples (vectorised)."""
+        frames = self.frames_available(received)
+        fed = np.where(frames > 0, frames + self.context, 0)
+        return np.maximum(0, self.network.available(fed) - self.context)
+
+    def process(self, x):
+        """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
+        (batch, 1 + n_fft // 2, m) float32."""
+        self.samples = np.concatenate([self.samples, x], axis=1)
+        self.received += x.shape[1]
+        end = int(self.frames_available(self.received))
+        if end == self.frames:
+            return np.zeros((self.batch, self.network.n_bins, 0), np.float32)
+        first = self.frames * self.hop_length - self.n_fft // 2 - self.samples_start
+        span = self.samples[:, first:first + (end - self.frames - 1) * self.hop_length + self.n_fft]
+        frames = np.lib.stride_tricks.sliding_window_view(span, self.n_fft, axis=1)[:, ::self.hop_length]
+        # as nstaudio.stft computes them: float32 frames, complex64 spectra
+        spectra = scipy.fft.rfft(frames * self.window, axis=-1).astype(np.complex64, copy=False)
+        log_magnitude = np.log1p(np.abs(spectra)).transpose(0, 2, 1)
+        if self.frames == 0:
+            log_magnitude = np.concatenate([np.repeat(log_magnitude[:, :, :1], self.context, axis=2),
+                                            log_magnitude], axis=2)
+        self.frames = end
+        drop = end * self.hop_length - self.n_fft // 2 - self.samples_start
+        self.samples = self.samples[:, drop:]
+        self.samples_start += drop
+        out = self.network.process(np.ascontiguousarray(log_magnitude))
+        skip = min(self.unseen_context, out.shape[2])  # the outputs of the repeated first frame
+        self.unseen_context -= skip
+        return np.maximum(out[:, :, skip:], 0)  # a log1p magnitude is never negative (as feedforward)
+
+
+class PhaseSynthesis:
+    """Magnitude frames in, samples out: real-time PGHI and overlap-add.
+
+    Frame ``f``'s phase grows from frame ``f - 1``'s along the phase gradient the
+    log-magnitudes give (a Gaussian-window approximation of the Hann window, as
+    :func:`nstaudio.pghi`), and is fixed once frame ``f + lookahead`` is there: the time
+    derivative of the log-magnitude is a centred difference with one frame of look-ahead, a
+    backward one without.
+
+    Parameters
+    ----------
+    n_fft, hop_length : int
+    batch : int
+    lookahead : {0, 1}
+        Frames of look-ahead.
+    tolerance : float
+        Coefficients below ``tolerance`` times the loudest so far get random phase.
+    seed : int
+        Seeds that random phase.
+    backend : module
+        Whose ``heap_integrate_frame`` runs.
+    """
+
+    def __init__(self, *, n_fft, hop_length, batch, lookahead=1, tolerance=PGHI_TOLERANCE, seed=0, backend):
+        self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
+        self.lookahead, self.tolerance, self.seed, self.backend = lookahead, tolerance, seed, backend
+        self.window = get_window("hann", n_fft, n_fft)
+        gamma = HANN_GAMMA * n_fft ** 2
+        bins = np.arange(1 + n_fft // 2)
+        self.time_base = hop_length * 2 * np.pi * bins / n_fft
+        self.time_scale = hop_length * n_fft / gamma
+        self.freq_scale = -gamma / (n_fft * hop_length)
+        self.reset()
+
+    def reset(self):
+        bins = 1 + self.n_fft // 2
+        self.rng = np.random.default_rng(self.seed)
+        self.pending = np.zeros((self.batch, bins, 0), np.float64)  # magnitudes waiting for their look-ahead
+        self.previous = np.zeros((self.batch, bins), np.float64)  # the last synthesized frame's magnitude
+        self.previous_time_step = np.zeros((self.batch, bins))
+        self.previous_phase = np.zeros((self.batch, bins))
+        self.peak = np.zeros(self.batch)
+        self.frames = 0  # frames synthesized
+        # output[:, i] and weight[i] (the summed squared windows) are sample output_start + i
+        self.output = np.zeros((self.batch, 0), np.float64)
+        self.weight = np.zeros(0, np.float64)
+        self.output_start = -(self.n_fft // 2)
+        self.emitted = 0  # samples returned (those before 0, half of frame 0, never are)
+
+    def available(self, frames):
+        """Samples final after ``frames`` magnitude frames came in (vectorised)."""
+        done = np.maximum(0, np.asarray(frames) - self.lookahead)
+        return np.maximum(0, done * self.hop_length - self.n_fft // 2)
+
+    def process(self, log_magnitude, until=None):
+        """Take log1p-magnitude frames (batch, bins, n); return the samples now final, (batch, m) float32.
+
+        ``until`` (a sample count) stops once the samples returned in all reach it: frames wait
+        until their samples are due, so that work that arrives in bursts (a strided network
+        completes several frames at once) is spread over the calls. None: all there is.
+        """
+        magnitude = np.expm1(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
+        self.pending = np.concatenate([self.pending, magnitude], axis=2)
+        while self.pending.shape[2] > self.lookahead and (until is None or self._final() < until):
+            self._synthesize(self.pending[:, :, 0], self.pending[:, :, 1] if self.lookahead else None)
+            self.pending = self.pending[:, :, 1:]
+        final = self._final()
+        out = self.output[:, self.emitted - self.output_start:final - self.output_start]
+        weight = self.weight[self.emitted - self.output_start:final - self.output_start]
+        out = np.where(weight > _TINY, out / np.where(weight > _TINY, weight, 1.0), out).astype(np.float32)
+        self.emitted = max(self.emitted, final)
+        drop = max(0, final - self.output_start)
+        self.output, self.weight = self.output[:, drop:], self.weight[drop:]
+        self.output_start += drop
+        return out
+
+    def _final(self):
+        """Samples before this get no more frames."""
+        return self.frames * self.hop_length - self.n_fft // 2
+
+    def _log(self, magnitude):
+        floor = np.log(np.maximum(self.peak, _TINY))[:, None] - 11.0  # as nstaudio.pghi clamps
+        return np.maximum(np.log(np.maximum(magnitude, _TINY)), floor)
+
+    def _synthesize(self, magnitude, following):
+        """Give frame ``self.frames`` (magnitude (batch, bins)) its phase and overlap-add it."""
+        # the loudest coefficient up to the look-ahead: what this frame sees, however the frames came in
+        self.peak = np.maximum(self.peak, magnitude.max(axis=1))
+        if following is not None:
+            self.peak = np.maximum(self.peak, following.max(axis=1))
+        log_magnitude = self._log(magnitude)
+        d_bin = np.gradient(log_magnitude, axis=1)
+        d_bin[:, 0] = d_bin[:, -1] = 0.0  # the spectrum is symmetric about DC and Nyquist
+        time_step = self.time_base + self.time_scale * d_bin
+        if following is not None:
+            after = self._log(following)
+            d_frame = after - log_magnitude if self.frames == 0 else 0.5 * (after - self._log(self.previous))
+        else:
+            d_frame = np.zeros_like(log_magnitude) if self.frames == 0 else log_magnitude - self._log(self.previous)
+        freq_step = self.freq_scale * d_frame
+        phase = np.empty_like(magnitude)
+        for b in range(self.batch):
+            pair_phase = np.stack([self.previous_phase[b], 2 * np.pi * self.rng.random(magnitude.shape[1])], axis=1)
+            self.backend.heap_integrate_frame(
+                np.stack([self.previous[b], magnitude[b]], axis=1), np.stack([self.previous_time_step[b], time_step[b]], axis=1),
+                np.ascontiguousarray(freq_step[b]), self.tolerance * self.peak[b], pair_phase)
+            phase[b] = pair_phase[:, 1]
+        frame = scipy.fft.irfft(magnitude * np.exp(1j * phase), n=self.n_fft, axis=-1) * self.window
+        offset = self.frames * self.hop_length - self.n_fft // 2 - self.output_start
+        grow = offset + self.n_fft - self.weight.shape[0]
+        if grow > 0:
+            self.output = np.concatenate([self.output, np.zeros((self.batch, grow))], axis=1)
+            self.weight = np.concatenate([self.weight, np.zeros(grow)])
+        self.output[:, offset:offset + self.n_fft] += frame
+        self.weight[offset:offset + self.n_fft] += self.window.astype(np.float64) ** 2
+        self.previous, self.previous_time_step, self.previous_phase = magnitude, time_step, phase
+        self.frames += 1

@@ -1,0 +1,63 @@
+"""A :class:`~nstaudio.streaming.Stream` between audio devices, through sounddevice (the ``live`` extra)."""
+
+import threading
+
+import numpy as np
+
+from ..errors import ParameterError
+from .stream import Stream
+
+
+def require_sounddevice():
+    """The sounddevice module, or a ParameterError saying how to get it."""
+    try:
+        import sounddevice
+    except ImportError:
+        raise ParameterError("live audio needs sounddevice: pip install 'nstaudio[live]'") from None
+    except OSError as exc:  # sounddevice is there but PortAudio is not
+        raise ParameterError(f"live audio needs the PortAudio library ({exc})") from None
+    return sounddevice
+
+
+def list_devices():
+    """The audio devices sounddevice sees, as it prints them."""
+    return str(require_sounddevice().query_devices())
+
+
+def run_live(model, *, input_device=None, output_device=None, channels=1, block_size=512, sr=None, seconds=None,
+             stop=None, **stream_options):
+    """Stylize an input device into an output device until ``stop`` is set or ``seconds`` have passed.
+
+    Parameters
+    ----------
+    model : Network or str
+    input_device, output_device : int or str or None
+        sounddevice's device (an index or part of a name); None: the default device.
+    channels, block_size, sr
+        As :class:`Stream` (``sr`` None: the model's rate).
+    seconds : float or None
+        Stop after this long; None: run until ``stop`` is set (or Ctrl-C).
+    stop : threading.Event or None
+    **stream_options
+        :class:`Stream`'s other settings.
+
+    Returns
+    -------
+    dict
+        ``latency`` (samples), ``blocks`` processed, ``status`` (the device's xrun reports, as text).
+    """
+    sd = require_sounddevice()
+    stream = Stream(model, channels=channels, block_size=block_size, sr=sr, **stream_options)
+    stop = threading.Event() if stop is None else stop
+    report = {"latency": stream.latency, "blocks": 0, "status": []}
+
+    def callback(indata, outdata, frames, time, status):
+        if status:
+            report["status"].append(str(status))
+        outdata[:] = stream.process(np.asarray(indata, dtype=np.float32).T).T
+        report["blocks"] += 1
+
+    with sd.Stream(device=(input_device, output_device), samplerate=stream.sr, blocksize=stream.block_size,
+                   channels=channels, dtype="float32", callback=callback):
+        stop.wait(seconds)
+    return report

@@ -1,0 +1,149 @@
+"""A trained autoencoder run frame by frame: each new output frame from cached activations.
+
+Every layer keeps the input frames its future outputs still need (its receptive field) and
+computes an output frame as soon as the input frames under its filter are there, with the
+layer's own forward over just those frames. Frames before the stream began are the zeros
+the offline network's padding gives, so a stream of frames yields exactly the frames one
+pass over the whole spectrogram would, only later: :meth:`IncrementalNetwork.available`
+says how much later (the look-ahead the architecture needs).
+"""
+
+import numpy as np
+
+from ..nn.autoencoder import Autoencoder
+from ..nn.layers import Conv1d, ConvTranspose1d
+
+
+class _IncrementalConv:
+    """A strided convolution with ``padding`` zeros before frame 0, run as its input grows."""
+
+    def __init__(self, layer):
+        self.stride, self.width, self.padding = layer.stride, layer.width, layer.padding
+        self.valid = Conv1d(layer.in_channels, layer.out_channels, layer.width, stride=layer.stride,
+                            backend=layer.backend)
+
+    def available(self, received):
+        """Outputs computable from ``received`` input frames (output j needs input j s - p + K - 1)."""
+        return np.maximum(0, (np.asarray(received) + self.padding - self.width) // self.stride + 1)
+
+    def start(self, batch, channels, dtype):
+        self.history = np.zeros((batch, channels, self.padding), dtype)
+        self.history_start = -self.padding
+        self.received = self.produced = 0
+
+    def process(self, params, x):
+        self.history = np.concatenate([self.history, x], axis=2)
+        self.received += x.shape[2]
+        end = int(self.available(self.received))
+        first = self.produced * self.stride - self.padding - self.history_start
+        window = self.history[:, :, first:first + (end - self.produced - 1) * self.stride + self.width]
+        y = self.valid.forward(params, window)[0] if end > self.produced else None
+        self.produced = end
+        # the next output's first input (which, with a stride above the width, may not be here yet)
+        drop = min(end * self.stride - self.padding - self.history_start, self.history.shape[2])
+        self.history = self.history[:, :, drop:]
+        self.history_start += drop
+        return y
+
+
+class _IncrementalTransposed:
+    """A transposed convolution whose first ``padding`` output frames are cut, run as its input grows."""
+
+    def __init__(self, layer):
+        self.stride, self.width, self.padding = layer.stride, layer.width, layer.padding
+        self.full = ConvTranspose1d(layer.in_channels, layer.out_channels, layer.width, stride=layer.stride,
+                                    backend=layer.backend)
+        self.reach = -(-self.width // self.stride)  # input frames that meet one output frame, at most
+
+    def available(self, received):
+        """Outputs computable from ``received`` input frames (output i needs input (i + p) // s)."""
+        return np.maximum(0, np.asarray(received) * self.stride - self.padding)
+
+    def start(self, batch, channels, dtype):
+        self.history = np.zeros((batch, channels, self.reach), dtype)
+        self.history_start = -self.reach
+        self.received = self.produced = 0
+
+    def process(self, params, x):
+        self.history = np.concatenate([self.history, x], axis=2)
+        self.received += x.shape[2]
+        end = int(self.available(self.received))
+        if end == self.produced:
+            return None
+        # full (uncut) output frames f0..f1 take input frames ceil((f0 - K + 1) / s)..f1 // s
+        f0, f1 = self.produced + self.padding, end - 1 + self.padding
+        low = -(-(f0 - self.width + 1) // self.stride)
+        window = self.history[:, :, low - self.history_start:f1 // self.stride + 1 - self.history_start]
+        # one zero frame more: with a filter narrower than the stride, the last output frames meet
+        # no input at all (the bias alone), and the pass must still reach them
+        window = np.concatenate([window, np.zeros(window.shape[:2] + (1,), window.dtype)], axis=2)
+        y_full = self.full.forward(params, window)[0]
+        y = y_full[:, :, f0 - low * self.stride:f1 + 1 - low * self.stride]
+        self.produced = end
+        drop = min(-(-(end + self.padding - self.width + 1) // self.stride) - self.history_start, self.history.shape[2])
+        if drop > 0:
+            self.history = self.history[:, :, drop:]
+            self.history_start += drop
+        return y
+
+
+class IncrementalNetwork:
+    """An :class:`~nstaudio.nn.autoencoder.Autoencoder` in inference mode, fed frames as they come.
+
+    Parameters
+    ----------
+    arch : Architecture
+    params, state : dict
+        The trained network's parameters and BatchNorm statistics (numpy arrays).
+    batch : int
+        Spectrograms run side by side (audio channels).
+    backend : module or None
+        Whose kernels the layers run (``nstaudio.kernels.get_backend``: numpy or cpu); None: cpu.
+    """
+
+    def __init__(self, arch, params, state, batch, *, backend=None):
+        net = Autoencoder(arch, backend)
+        net.train(False)
+        self.params, self.state, self.batch = params, state, batch
+        self.n_bins = arch.n_bins
+        self.layers = []  # (name, incremental layer, its BatchNorm or None, its input channels)
+        for name, layer, bn in net.layers:
+            step = _IncrementalConv(layer) if isinstance(layer, Conv1d) else _IncrementalTransposed(layer)
+            self.layers.append((name, step, net.norms[name] if bn else None, layer.in_channels))
+        self.relu = net.relu
+        self.reset()
+
+    def reset(self):
+        """Forget every frame: the next one is the stream's first."""
+        for _, step, _, channels in self.layers:
+            step.start(self.batch, channels, np.float32)
+
+    def available(self, received):
+        """Output frames computable from ``received`` input frames (vectorised); ``received - available``
+        is the look-ahead at that point."""
+        count = np.asarray(received)
+        for _, step, _, _ in self.layers:
+            count = step.available(count)
+        return count
+
+    def process(self, frames):
+        """Feed input frames; return the output frames they complete.
+
+        Parameters
+        ----------
+        frames : np.ndarray, shape (batch, n_bins, n), float32
+
+        Returns
+        -------
+        np.ndarray, shape (batch, n_bins, m), float32
+            ``m`` frames, those after the ones already returned, equal to one pass's.
+        """
+        h = np.asarray(frames, dtype=np.float32)
+        for name, step, norm, _ in self.layers:
+            h = step.process(self.params[name], h)
+            if h is None:
+                return np.zeros((self.batch, self.n_bins, 0), np.float32)
+            if norm is not None:
+                h = self.relu.forward({}, h)[0]
+                h = norm.forward(self.params[f"bn_{name}"], h, self.state[f"bn_{name}"])[0]
+        return h

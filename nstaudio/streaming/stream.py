@@ -1,0 +1,199 @@
+"""``nstaudio.Stream``: a trained style model as an effect, fixed blocks in, the same blocks out."""
+
+import numpy as np
+
+from ..errors import AudioError, ParameterError
+from ..kernels import get_backend
+from ..limits import MAX_CHANNELS
+from ..methods.feedforward import CONTEXT_FRAMES
+from ..models import TRAINING_PEAK, Network, load_model
+from ..validation import check_choice, check_float, check_int, check_sample_rate
+from .frames import PhaseSynthesis, StyleFrames
+from .resample import StreamingResampler
+
+MIN_BLOCK = 64
+MAX_BLOCK = 2 ** 20
+
+
+class Stream:
+    """Stylize audio as it comes: block in, block out, at a constant latency.
+
+    The blocks are resampled to the model's rate by a polyphase filter with kept state, cut
+    into STFT frames, run through the style network frame by frame (each new frame from
+    cached activations, with the look-ahead the architecture needs), given phase by
+    real-time Phase Gradient Heap Integration and overlap-added back into samples, then
+    resampled back. The network's output frames equal the offline ``stylize(model=...)``'s
+    for the same input; each output sample is exactly :attr:`latency` samples behind its
+    input sample, whatever the block size.
+
+    Parameters
+    ----------
+    model : Network or str or os.PathLike
+        A trained style model (``nstaudio.train_style``, ``nstaudio.load_model``) or its file.
+    channels : int
+        Audio channels of every block (each runs through the model on its own).
+    block_size : int
+        Samples per channel in every block, at least 64.
+    sr : int or None
+        The blocks' sample rate; None: the model's.
+    device : {"auto", "cpu", "numpy"}
+        The kernels: numba's (``"auto"``, ``"cpu"``) or the numpy reference. One frame's work
+        is a few small matrix products, so the stream runs on the CPU.
+    input_gain : float or None
+        The gain the input takes before the network, undone after it: the network was trained
+        on recordings peaking at ``TRAINING_PEAK`` (-1 dBFS). None: ``TRAINING_PEAK``, right for
+        input that peaks at full scale; raise it for a quieter source (offline, ``stylize``
+        measures the whole recording's peak, which a stream cannot).
+    lookahead : {1, 0}
+        Frames of look-ahead of the phase reconstruction: 1 (centred phase-gradient estimate)
+        or 0 (causal, one hop less latency).
+    seed : int
+        Seeds the random phase of the quietest coefficients.
+
+    Attributes
+    ----------
+    latency : int
+        Samples (at ``sr``) by which the output trails the input.
+    latency_parts : dict
+        What the latency is made of, in samples at ``sr``: ``window`` (one STFT frame), ``network``
+        (the architecture's look-ahead, at its worst), ``phase`` (the phase look-ahead),
+        ``resampling`` (both filters' delay) and ``alignment`` (the rest: the hop and the stride
+        grid that blocks fall on).
+
+    Examples
+    --------
+    >>> stream = nstaudio.Stream("violin.npz", channels=2, block_size=512, sr=44100)
+    >>> out = [stream.process(block) for block in blocks]   # each (2, 512) float32
+    >>> tail = stream.flush()                               # (2, stream.latency)
+    """
+
+    def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=1,
+                 seed=0):
+        if not isinstance(model, Network):
+            model = load_model(model, kind="style")
+        elif model.kind != "style":
+            raise ParameterError(f"Stream runs style models (nstaudio.train_style), got a {model.kind} model")
+        self.model = model
+        sr_model, n_fft, hop_length = model.spectrogram_settings
+        self.channels = check_int("channels", channels, minimum=1, maximum=MAX_CHANNELS)
+        self.block_size = check_int("block_size", block_size, minimum=MIN_BLOCK, maximum=MAX_BLOCK)
+        self.sr = sr_model if sr is None else check_sample_rate(sr)
+        check_choice("device", device, ("auto", "cpu", "numpy"))
+        backend = get_backend("cpu" if device == "auto" else device)
+        self.input_gain = np.float32(TRAINING_PEAK if input_gain is None else
+                                     check_float("input_gain", input_gain, minimum=1e-6, maximum=1e6))
+        self.lookahead = int(check_choice("lookahead", lookahead, (0, 1)))
+        m = model.arch.stride ** 4
+        context = -(-CONTEXT_FRAMES // m) * m  # as apply_network rounds its overlap
+        self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
+                                   context=context, backend=backend)
+        self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
+                                         lookahead=self.lookahead, seed=seed, backend=backend)
+        self._to_model = self._from_model = None
+        resampling = 0
+        if self.sr != sr_model:
+            self._to_model = StreamingResampler(self.sr, sr_model, self.channels)
+            up = self._to_model.up
+            back = StreamingResampler(sr_model, self.sr, self.channels)
+            # shift the way back by under one sample so that the two filters delay by whole samples
+            offset = (self._to_model.half + back.half) % up
+            self._from_model = StreamingResampler(sr_model, self.sr, self.channels, offset=offset)
+            resampling = (self._to_model.half + back.half - offset) // up
+        self._padding = self._worst_shortfall()  # silence the output starts with
+        self.latency = self._padding + resampling
+        ratio = self.sr / sr_model
+        window = int(round(n_fft * ratio))
+        network = int(round(self._network_lookahead() * hop_length * ratio))
+        phase = int(round(self.lookahead * hop_length * ratio))
+        self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
+                                  alignment=self.latency - window - network - phase - resampling)
+        self.reset()
+        # compile and load every kernel now, not in the first blocks of a live stream
+        self._run(np.zeros((self.channels, self.latency + self.sr * n_fft // sr_model), np.float32), 0)
+        self.reset()
+
+    def reset(self):
+        """Forget all input: the next block is a stream's first."""
+        for stage in (self._to_model, self._frames, self._synthesis, self._from_model):
+            if stage is not None:
+                stage.reset()
+        self._pending = np.zeros((self.channels, self._padding), np.float32)
+        self._emitted = 0
+
+    def process(self, block):
+        """Stylize the next block.
+
+        Parameters
+        ----------
+        block : np.ndarray, shape (channels, block_size), or (block_size,) for one channel
+            Finite floating-point samples at ``sr``.
+
+        Returns
+        -------
+        np.ndarray, same shape, float32
+            The output :attr:`latency` samples behind (silence until the first input comes through).
+        """
+        x = self._check_block(block)
+        out = self._run(x, self.block_size)
+        return out[0] if np.ndim(block) == 1 else out
+
+    def flush(self):
+        """The output still owed after the last block, as if silence followed; then :meth:`reset`.
+
+        Returns
+        -------
+        np.ndarray, shape (channels, latency) float32
+        """
+        out = self._run(np.zeros((self.channels, self.latency), np.float32), self.latency)
+        self.reset()
+        return out
+
+    def _run(self, x, n):
+        y = x * self.input_gain
+        if self._to_model is not None:
+            y = self._to_model.process(y)
+        # synthesize only what this call's output needs: frames that come in bursts are spread
+        due = self._emitted + n - self._padding  # output samples due by the end of this call
+        due = due if self._from_model is None else self._from_model.needed(due)
+        y = self._synthesis.process(self._frames.process(y), until=due)
+        if self._from_model is not None:
+            y = self._from_model.process(y)
+        self._pending = np.concatenate([self._pending, y / self.input_gain], axis=1)
+        self._emitted += n
+        if self._pending.shape[1] < n:  # the latency is the worst case over every input length: never
+            raise AssertionError(f"stream underrun: {self._pending.shape[1]} samples ready, {n} due")
+        out, self._pending = self._pending[:, :n], self._pending[:, n:]
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _check_block(self, block):
+        x = np.asarray(block)
+        shape = (self.channels, self.block_size)
+        if x.ndim == 1 and self.channels == 1:
+            x = x[np.newaxis]
+        if x.shape != shape:
+            raise ParameterError(f"block must have shape {shape} (channels, block_size), got {np.shape(block)}")
+        if x.dtype.kind != "f":
+            raise ParameterError(f"block must hold floating-point samples (full scale 1.0), got {x.dtype}")
+        if not np.all(np.isfinite(x)):
+            raise AudioError("block holds NaN or infinite samples")
+        return x.astype(np.float32)
+
+    def _produced(self, received):
+        """Output samples (at ``sr``, before the latency's padding) ready after ``received`` input samples."""
+        y = received if self._to_model is None else self._to_model.available(received)
+        y = self._synthesis.available(self._frames.available(y))
+        return y if self._from_model is None else self._from_model.available(y)
+
+    def _worst_shortfall(self):
+        """The most the ready output ever trails the input, over every input length: the blocks land on
+        the hop and stride grids in every way, so every length is tried up to where it repeats."""
+        sr_model, n_fft, hop_length = self.model.spectrogram_settings
+        period = hop_length * self.model.arch.stride ** 4
+        horizon = (n_fft + (self._frames.context + 4 * period // hop_length + 8) * hop_length + 4 * period)
+        received = np.arange(int(horizon * self.sr / sr_model) + 64 * self.sr // sr_model + 1)
+        return int(np.max(received - self._produced(received)))
+
+    def _network_lookahead(self):
+        """The network's worst look-ahead, in frames, once past the start."""
+        fed = np.arange(self._frames.context, self._frames.context + 8 * self.model.arch.stride ** 4)
+        return int(np.max(fed - self._frames.network.available(fed)))

@@ -1,0 +1,369 @@
+"""nstaudio.Stream and its parts: each against the offline computation it streams, for any block sizes."""
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
+
+import nstaudio as nst
+from nstaudio.cli.main import main
+from nstaudio.kernels import cpu, numpy_backend
+from nstaudio.methods.feedforward import feedforward
+from nstaudio.models import Network
+from nstaudio.nn.autoencoder import Architecture, Autoencoder
+from nstaudio.streaming import Stream
+from nstaudio.streaming.frames import PhaseSynthesis, StyleFrames
+from nstaudio.streaming.network import IncrementalNetwork
+from nstaudio.streaming.resample import StreamingResampler, polyphase_filter
+
+from conftest import harmonic_tone
+
+SR, N_FFT, HOP = 8000, 64, 16
+
+
+def random_network(arch, seed=0):
+    """An untrained network with BatchNorm statistics that are not the identity's."""
+    params, state = Autoencoder(arch).init_params(seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for values in state.values():
+        values["running_mean"][:] = 0.1 * rng.standard_normal(values["running_mean"].shape)
+        values["running_var"][:] = 0.5 + rng.random(values["running_var"].shape)
+    return params, state
+
+
+@pytest.fixture(scope="module")
+def model():
+    arch = Architecture(n_bins=1 + N_FFT // 2, channels=(12, 10, 8, 6), width=5, stride=2)
+    params, state = random_network(arch)
+    return Network(arch, params, state, {"kind": "style", "sr": SR, "n_fft": N_FFT, "hop_length": HOP})
+
+
+def in_blocks(x, sizes, step):
+    """Feed ``x`` (..., n) to ``step`` in blocks of the given sizes (cycled); the outputs joined on the last axis."""
+    out, start, i = [], 0, 0
+    while start < x.shape[-1]:
+        size = sizes[i % len(sizes)]
+        out.append(step(x[..., start:start + size]))
+        start += size
+        i += 1
+    return np.concatenate(out, axis=-1)
+
+
+@settings(max_examples=15, deadline=None)
+@given(rates=st.sampled_from([(44100, 22050), (22050, 44100), (48000, 22050), (16000, 22050), (8000, 8001)]),
+       sizes=st.lists(st.integers(1, 300), min_size=1, max_size=5))
+def test_resampler_equals_the_whole_signal_filtered(rates, sizes):
+    x = np.random.default_rng(0).standard_normal((2, 1500)).astype(np.float32)
+    resampler = StreamingResampler(*rates, 2)
+    y = in_blocks(x, sizes, resampler.process)
+    reference = scipy.signal.upfirdn(polyphase_filter(resampler.up, resampler.down), x, resampler.up, resampler.down,
+                                     axis=1)
+    assert y.shape[1] == resampler.available(x.shape[1]) > 0
+    np.testing.assert_allclose(y, reference[:, :y.shape[1]], atol=2e-6)
+
+
+def test_resampler_filter_is_resample_polys():
+    """resample_poly is the same filter, centred: its output is ours ``half / down`` samples earlier."""
+    x = harmonic_tone(0.2, 22050)[np.newaxis]
+    resampler = StreamingResampler(22050, 44100, 1)
+    y = resampler.process(np.concatenate([x, np.zeros((1, 100), np.float32)], axis=1))
+    offline = nst.resample(x, orig_sr=22050, target_sr=44100)
+    delay = int(resampler.delay)
+    assert delay == resampler.delay == 20
+    np.testing.assert_allclose(y[:, delay:delay + offline.shape[1]], offline, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(stride=st.integers(1, 3), width=st.sampled_from([1, 3, 5, 7]), sizes=st.lists(st.integers(1, 9), min_size=1,
+                                                                                       max_size=4))
+def test_incremental_network_equals_one_pass(stride, width, sizes):
+    arch = Architecture(n_bins=9, channels=(7, 6, 5, 4), width=width, stride=stride)
+    params, state = random_network(arch, seed=stride + width)
+    net = Autoencoder(arch)
+    net.train(False)
+    multiple = stride ** 4
+    x = np.random.default_rng(1).random((2, 9, multiple * (4 + -(-60 // multiple)))).astype(np.float32)
+    whole = net.forward(params, state, x, keep_caches=False)[0]
+    incremental = IncrementalNetwork(arch, params, state, 2)
+    y = in_blocks(x, sizes, incremental.process)
+    assert y.shape[2] == incremental.available(x.shape[2])
+    assert y.shape[2] >= x.shape[2] - 8 * (width // 2) * multiple  # at most the layers' reach
+    np.testing.assert_allclose(y, whole[:, :, :y.shape[2]], atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(sizes=st.lists(st.integers(1, 200), min_size=1, max_size=5))
+def test_style_frames_equal_the_offline_feedforward(model, sizes):
+    """The frames the stream stylizes are offline feedforward's (the stylize(model=...) step), start included."""
+    x = np.random.default_rng(2).standard_normal((2, 3000)).astype(np.float32) * np.float32(0.3)
+    x[:, -1200:] = 0.0  # what follows the end is silence in both
+    offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), model.triple)
+    frames = StyleFrames(*model.triple, n_fft=N_FFT, hop_length=HOP, batch=2, context=64,
+                         backend=nst.get_backend("cpu"))
+    y = in_blocks(x, sizes, frames.process)
+    assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
+    np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(bins=st.integers(1, 40), seed=st.integers(0, 1000), tolerance=st.sampled_from([0.0, 0.1, 0.5]))
+def test_frame_heap_integration_matches_the_reference(bins, seed, tolerance):
+    rng = np.random.default_rng(seed)
+    magnitude = rng.random((bins, 2))
+    magnitude[rng.random((bins, 2)) < 0.2] = 0.0  # islands and gaps
+    time_step, freq_step = rng.standard_normal((bins, 2)), rng.standard_normal(bins)
+    phase = rng.random((bins, 2))
+    expected = numpy_backend.heap_integrate_frame(magnitude, time_step, freq_step, tolerance, phase.copy())
+    got = cpu.heap_integrate_frame(magnitude, time_step, freq_step, tolerance, phase.copy())
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got[:, 0], phase[:, 0])  # the previous frame is only read
+    quiet = magnitude[:, 1] <= tolerance
+    np.testing.assert_array_equal(got[quiet, 1], phase[quiet, 1])
+
+
+def test_frame_heap_integration_follows_a_stationary_sinusoid():
+    """A steady bin's phase advances by exactly its time step; its neighbours' by the frequency steps."""
+    bins = 9
+    magnitude = np.tile(np.array([0.1, 0.2, 0.5, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02])[:, None], (1, 2))
+    time_step = np.tile(np.linspace(0, 3, bins)[:, None], (1, 2))
+    freq_step = np.zeros(bins)
+    phase = np.zeros((bins, 2))
+    cpu.heap_integrate_frame(magnitude, time_step, freq_step, 0.0, phase)
+    assert phase[3, 1] == pytest.approx(time_step[3, 0])
+    assert phase[4, 1] == pytest.approx(phase[3, 1] + np.pi)  # from the peak, the new frame's own gradient
+
+
+def test_phase_synthesis_rebuilds_a_true_spectrogram():
+    """Real-time PGHI alone, on the magnitudes of a real signal, rebuilds a signal with close to its magnitudes."""
+    x = harmonic_tone(1.0, SR, f0=300.0)[np.newaxis]
+    magnitude = np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))
+    synthesis = PhaseSynthesis(n_fft=N_FFT, hop_length=HOP, batch=1, backend=nst.get_backend("cpu"))
+    y = synthesis.process(np.log1p(magnitude))
+    rebuilt = nst.stft(y, n_fft=N_FFT, hop_length=HOP)
+    frames = rebuilt.shape[-1] - 4  # the last frames lack the samples the look-ahead withholds
+    random = nst.stft(nst.istft(magnitude * np.exp(2j * np.pi * np.random.default_rng(0).random(magnitude.shape)),
+                                hop_length=HOP), n_fft=N_FFT, hop_length=HOP)
+    pghi_db = nst.spectral.spectral_convergence(magnitude[..., :frames], rebuilt[..., :frames])
+    random_db = nst.spectral.spectral_convergence(magnitude[..., :frames], random[..., :frames])
+    assert pghi_db < -12.0 and pghi_db < random_db - 6.0
+
+
+def run_stream(stream, x, block):
+    """The stream's output for ``x`` (channels, n) in blocks of ``block`` (the last zero-padded), then its tail."""
+    n = -(-x.shape[1] // block) * block
+    padded = np.zeros((x.shape[0], n), np.float32)
+    padded[:, :x.shape[1]] = x
+    out = [stream.process(padded[:, i:i + block]) for i in range(0, n, block)]
+    return np.concatenate(out + [stream.flush()], axis=1)
+
+
+@pytest.mark.parametrize("sr", [SR, 2 * SR, 11025])
+def test_stream_output_is_the_processed_input_exactly_latency_behind(model, sr):
+    """Any block size gives the same output (no seams at block borders, one latency), and that output is
+    the offline chain's: network frames, then the same phase synthesis, delayed by ``latency``."""
+    x = (harmonic_tone(1.0, sr, f0=250.0)[np.newaxis] * np.float32(0.8))
+    outputs = {}
+    for block in (64, 100, 513):
+        stream = Stream(model, block_size=block, sr=sr)
+        outputs[block] = run_stream(stream, x, block)
+    latency = stream.latency
+    for block, y in outputs.items():
+        assert np.all(np.isfinite(y))
+        # equal but for float32 rounding: blocks change the size of the matrix products, not the frames
+        np.testing.assert_allclose(y[:, :latency + x.shape[1]], outputs[64][:, :latency + x.shape[1]], atol=1e-4)
+    y = outputs[64]
+    assert np.all(y[:, :latency - stream.latency_parts["window"]] == 0)  # nothing before the first frame
+    if sr != SR:
+        return
+    gain = np.float32(nst.models.TRAINING_PEAK)
+    padded = np.concatenate([x, np.zeros((1, latency + 64), np.float32)], axis=1)
+    frames = feedforward(np.log1p(np.abs(nst.stft(padded * gain, n_fft=N_FFT, hop_length=HOP))), model.triple)
+    synthesis = PhaseSynthesis(n_fft=N_FFT, hop_length=HOP, batch=1, backend=nst.get_backend("cpu"))
+    expected = synthesis.process(frames) / gain
+    np.testing.assert_allclose(y[:, latency:latency + x.shape[1]], expected[:, :x.shape[1]], atol=1e-4)
+
+
+def test_stream_latency_parts_and_the_default_model_look_ahead(model):
+    stream = Stream(model, block_size=64)
+    parts = stream.latency_parts
+    assert sum(parts.values()) == stream.latency
+    assert parts["window"] == N_FFT and parts["phase"] == HOP and parts["resampling"] == 0
+    # a stride-2, width-5 autoencoder sees 60 frames ahead (4 encoder and 4 decoder layers)
+    assert parts["network"] == 60 * HOP
+    assert Stream(model, block_size=64, lookahead=0).latency == stream.latency - HOP
+    resampled = Stream(model, block_size=64, sr=2 * SR)
+    assert resampled.latency_parts["resampling"] == 40  # both filters: half their 41 taps each, at 16 kHz
+    assert resampled.latency == 2 * stream.latency + 40
+
+
+def test_stream_stereo_channels_are_independent_and_reset_restarts(model):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 2000)).astype(np.float32) * np.float32(0.2)
+    stereo = Stream(model, channels=2, block_size=128)
+    y = run_stream(stereo, x, 128)
+    again = run_stream(stereo, x, 128)  # flush reset it
+    np.testing.assert_array_equal(y, again)
+    for c in range(2):
+        np.testing.assert_allclose(y[c], run_stream(Stream(model, block_size=128), x[c:c + 1], 128)[0], atol=1e-4)
+    stereo.process(x[:, :128])
+    stereo.reset()
+    np.testing.assert_array_equal(run_stream(stereo, x, 128), y)
+
+
+def test_streams_in_threads_equal_serial_runs(model):
+    x = np.random.default_rng(4).standard_normal((1, 3000)).astype(np.float32) * np.float32(0.2)
+    serial = run_stream(Stream(model, block_size=64), x, 64)
+    results = [None, None]
+
+    def work(i):
+        results[i] = run_stream(Stream(model, block_size=64), x, 64)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in results:
+        np.testing.assert_array_equal(result, serial)
+
+
+def test_numpy_and_cpu_streams_agree(model):
+    x = np.random.default_rng(5).standard_normal((1, 1500)).astype(np.float32) * np.float32(0.2)
+    y_cpu = run_stream(Stream(model, block_size=64, device="cpu"), x, 64)
+    y_numpy = run_stream(Stream(model, block_size=64, device="numpy"), x, 64)
+    np.testing.assert_allclose(y_numpy, y_cpu, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, block, message", [
+    (dict(block_size=32), None, "block_size"),
+    (dict(channels=0), None, "channels"),
+    (dict(lookahead=2), None, "lookahead"),
+    (dict(device="cuda"), None, "device"),
+    (dict(input_gain=0.0), None, "input_gain"),
+    (dict(sr=10), None, "sr"),
+    (dict(block_size=64), np.zeros((1, 65), np.float32), "shape"),
+    (dict(block_size=64), np.zeros((2, 64), np.float32), "shape"),
+    (dict(block_size=64), np.zeros(64, np.int16), "floating"),
+    (dict(block_size=64), np.full(64, np.nan, np.float32), "NaN"),
+])
+def test_stream_refuses_bad_settings_and_blocks(model, kwargs, block, message):
+    with pytest.raises(nst.NstAudioError, match=message):
+        Stream(model, **kwargs).process(block)
+
+
+def test_stream_refuses_other_models(model):
+    other = Network(model.arch, model.params, model.state, dict(model.meta, kind="lossnet"))
+    with pytest.raises(nst.ParameterError, match="style models"):
+        Stream(other)
+
+
+@pytest.fixture(scope="module")
+def model_file(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("stream") / "model.npz"
+    nst.save_model(path, model)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_cli_streams_a_file_aligned_with_it(model, model_file, tmp_path):
+    x = np.stack([harmonic_tone(0.5, 16000), harmonic_tone(0.5, 16000, f0=330.0)])
+    source = tmp_path / "in.wav"
+    sf.write(source, x.T, 16000, subtype="PCM_24")
+    out = tmp_path / "out.wav"
+    result = invoke("stream", "--model", model_file, source, "-o", out, "--block-size", "100")
+    assert result.exit_code == 0, result.output
+    assert "latency" in result.output
+    info = sf.info(out)
+    assert (info.frames, info.channels, info.samplerate, info.subtype) == (x.shape[1], 2, 16000, "PCM_24")
+    y, _ = sf.read(out, always_2d=True, dtype="float32")
+    stream = Stream(model, channels=2, block_size=100, sr=16000)
+    expected = run_stream(stream, sf.read(source, always_2d=True, dtype="float32")[0].T, 100)
+    np.testing.assert_allclose(y.T, expected[:, stream.latency:stream.latency + x.shape[1]], atol=2 ** -22)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+
+
+@pytest.mark.parametrize("case", ["missing input", "silent", "nan", "not audio", "output is input", "output is model",
+                                  "small block", "no model", "gan model", "no output", "live option"])
+def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case):
+    good = tmp_path / "good.wav"
+    sf.write(good, harmonic_tone(0.3, SR), SR)
+    source, out, extra, model_arg = good, tmp_path / "out.wav", [], ["--model", model_file]
+    if case == "missing input":
+        source = tmp_path / "missing.wav"
+    elif case == "silent":
+        source = tmp_path / "silent.wav"
+        sf.write(source, np.zeros(4000, np.float32), SR)
+    elif case == "nan":
+        source = tmp_path / "nan.wav"
+        sf.write(source, np.full(4000, np.nan, np.float32), SR, subtype="FLOAT")
+    elif case == "not audio":
+        source = tmp_path / "text.wav"
+        source.write_text("not audio")
+    elif case == "output is input":
+        out = good
+    elif case == "output is model":
+        out = model_file
+    elif case == "small block":
+        extra = ["--block-size", "8"]
+    elif case == "no model":
+        model_arg = []
+    elif case == "gan model":
+        model_arg = ["--model", good]
+    elif case == "no output":
+        out = None
+    elif case == "live option":
+        extra = ["--seconds", "1"]
+    args = ["stream", *model_arg, source, *([] if out is None else ["-o", out]), *extra]
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error:"), result.output
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before  # nothing written or touched
+
+
+def test_live_without_sounddevice_says_how_to_get_it(model_file, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
+    for args in (["--list-devices"], ["--model", model_file, "--live", "--seconds", "0"]):
+        result = invoke("stream", *args)
+        assert result.exit_code == 2 and "nstaudio[live]" in result.output, result.output
+
+
+def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
+    """A stand-in for sounddevice calls the callback as PortAudio would: the output is the stream's."""
+    import sys
+    import types
+
+    from nstaudio.streaming.live import run_live
+
+    x = np.random.default_rng(6).standard_normal((6 * 64, 1)).astype(np.float32) * np.float32(0.2)
+    played = []
+
+    class FakeStream:
+        def __init__(self, *, device, samplerate, blocksize, channels, dtype, callback):
+            assert (samplerate, blocksize, channels, dtype) == (SR, 64, 1, "float32")
+            self.callback = callback
+
+        def __enter__(self):
+            for i in range(0, len(x), 64):
+                outdata = np.empty((64, 1), np.float32)
+                self.callback(x[i:i + 64], outdata, 64, None, None)
+                played.append(outdata)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(Stream=FakeStream))
+    report = run_live(model, block_size=64, seconds=0)
+    assert report["blocks"] == 6
+    expected = run_stream(Stream(model, block_size=64), x.T, 64)[:, :len(x)]
+    np.testing.assert_allclose(np.concatenate(played).T, expected, atol=1e-6)
