@@ -601,47 +601,88 @@ def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
 
 
 @numba.njit(cache=True)
+def _keyed_push(keys, indices, size, key, index):
+    """Push ``index`` with ``key`` on a max-heap kept as two arrays (no lookups through the magnitudes)."""
+    position = size
+    while position > 0:
+        parent = (position - 1) >> 1
+        if keys[parent] > key or (keys[parent] == key and indices[parent] < index):
+            break
+        keys[position], indices[position] = keys[parent], indices[parent]
+        position = parent
+    keys[position], indices[position] = key, index
+    return size + 1
+
+
+@numba.njit(cache=True)
+def _keyed_pop(keys, indices, size):
+    """Pop the largest key's index (ties: the lower index) from :func:`_keyed_push`'s heap."""
+    top = indices[0]
+    size -= 1
+    key, index = keys[size], indices[size]
+    position = 0
+    while True:
+        child = 2 * position + 1
+        if child >= size:
+            break
+        if child + 1 < size and (keys[child + 1] > keys[child] or
+                                 (keys[child + 1] == keys[child] and indices[child + 1] < indices[child])):
+            child += 1
+        if not (keys[child] > key or (keys[child] == key and indices[child] < index)):
+            break
+        keys[position], indices[position] = keys[child], indices[child]
+        position = child
+    keys[position], indices[position] = key, index
+    return top, size
+
+
+@numba.njit(cache=True)
 def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
     """Real-time PGHI of one frame (Prusa & Holighaus 2017): the new frame's phase from the one before.
 
-    Parameters and visiting order as ``numpy_backend.heap_integrate_frame``.
+    Parameters and visiting order as ``numpy_backend.heap_integrate_frame`` (a heap entry is
+    ``bin * 2 + column``). It runs once per frame and channel of a live stream, so the heap
+    keeps its keys beside the indices and the islands' order is sorted only if one is needed.
     """
     bins = magnitude.shape[0]
-    flat = magnitude.ravel()  # flat index = bin * 2 + column
-    done = np.empty(2 * bins, dtype=np.bool_)
-    heap = np.empty(2 * bins, dtype=np.int64)
-    size = 0
+    done = np.empty(bins, dtype=np.bool_)  # the new frame's coefficients that have their phase
+    keys = np.empty(2 * bins, dtype=np.float64)
+    indices = np.empty(2 * bins, dtype=np.int64)
+    size = remaining = 0
     for k in range(bins):
-        done[2 * k] = True  # the previous frame's phases are known
-        done[2 * k + 1] = flat[2 * k + 1] <= threshold
-        if flat[2 * k] > threshold:
-            size = _heap_push(heap, size, flat, 2 * k)
-    order = np.argsort(-flat[1::2], kind="mergesort")
+        done[k] = magnitude[k, 1] <= threshold
+        remaining += not done[k]
+        if magnitude[k, 0] > threshold:  # the previous frame's phases are known
+            size = _keyed_push(keys, indices, size, magnitude[k, 0], 2 * k)
+    order = np.empty(0, dtype=np.int64)
     next_seed = 0
-    while True:
+    while remaining > 0:
         if size == 0:  # an island the previous frame does not reach: it starts at phase 0
-            while next_seed < bins and done[2 * order[next_seed] + 1]:
+            if order.shape[0] == 0:
+                order = np.argsort(-magnitude[:, 1], kind="mergesort")
+            while done[order[next_seed]]:
                 next_seed += 1
-            if next_seed == bins:
-                break
             k = order[next_seed]
-            done[2 * k + 1] = True
+            done[k] = True
+            remaining -= 1
             phase[k, 1] = 0.0
-            size = _heap_push(heap, size, flat, 2 * k + 1)
-        index, size = _heap_pop(heap, size, flat)
-        k, column = index // 2, index % 2
-        if column == 0:
-            if not done[2 * k + 1]:
+            size = _keyed_push(keys, indices, size, magnitude[k, 1], 2 * k + 1)
+        index, size = _keyed_pop(keys, indices, size)
+        k = index >> 1
+        if index & 1 == 0:
+            if not done[k]:
                 phase[k, 1] = phase[k, 0] + 0.5 * (time_step[k, 0] + time_step[k, 1])
-                done[2 * k + 1] = True
-                size = _heap_push(heap, size, flat, 2 * k + 1)
+                done[k] = True
+                remaining -= 1
+                size = _keyed_push(keys, indices, size, magnitude[k, 1], 2 * k + 1)
             continue
         for dk in (1, -1):
             kk = k + dk
-            if kk < 0 or kk >= bins or done[2 * kk + 1]:
+            if kk < 0 or kk >= bins or done[kk]:
                 continue
             step = 0.5 * (freq_step[k] + freq_step[kk]) + np.pi
             phase[kk, 1] = phase[k, 1] + step if dk > 0 else phase[k, 1] - step
-            done[2 * kk + 1] = True
-            size = _heap_push(heap, size, flat, 2 * kk + 1)
+            done[kk] = True
+            remaining -= 1
+            size = _keyed_push(keys, indices, size, magnitude[kk, 1], 2 * kk + 1)
     return phase

@@ -93,6 +93,12 @@ def test_incremental_network_equals_one_pass(stride, width, sizes):
     assert y.shape[2] == incremental.available(x.shape[2])
     assert y.shape[2] >= x.shape[2] - 8 * (width // 2) * multiple  # at most the layers' reach
     np.testing.assert_allclose(y, whole[:, :, :y.shape[2]], atol=1e-5)
+    # pulled: never more than a limit that grows by fits and starts, then all that is left
+    pulled, limits = IncrementalNetwork(arch, params, state, 2), iter(range(0, 10 ** 6, 3))
+    parts = [pulled.process(block, next(limits)) for block in np.array_split(x, 7, axis=2)]
+    assert sum(p.shape[2] for p in parts) <= 18
+    parts.append(pulled.process(x[:, :, :0]))
+    np.testing.assert_allclose(np.concatenate(parts, axis=2), y, atol=1e-5)
 
 
 @settings(max_examples=15, deadline=None)

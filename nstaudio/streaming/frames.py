@@ -56,14 +56,17 @@ class StyleFrames:
         fed = np.where(frames > 0, frames + self.context, 0)
         return np.maximum(0, self.network.available(fed) - self.context)
 
-    def process(self, x):
+    def process(self, x, limit=None):
         """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
-        (batch, 1 + n_fft // 2, m) float32."""
+        (batch, 1 + n_fft // 2, m) float32: no more than ``limit`` frames in all, if given (the
+        network's work waits until its frames are due)."""
         self.samples = np.concatenate([self.samples, x], axis=1)
         self.received += x.shape[1]
         end = int(self.frames_available(self.received))
+        network_limit = None if limit is None else limit + self.context
         if end == self.frames:
-            return np.zeros((self.batch, self.network.n_bins, 0), np.float32)
+            return self._trim(self.network.process(np.zeros((self.batch, self.network.n_bins, 0), np.float32),
+                                                   network_limit))
         first = self.frames * self.hop_length - self.n_fft // 2 - self.samples_start
         span = self.samples[:, first:first + (end - self.frames - 1) * self.hop_length + self.n_fft]
         frames = np.lib.stride_tricks.sliding_window_view(span, self.n_fft, axis=1)[:, ::self.hop_length]
@@ -77,7 +80,9 @@ class StyleFrames:
         drop = end * self.hop_length - self.n_fft // 2 - self.samples_start
         self.samples = self.samples[:, drop:]
         self.samples_start += drop
-        out = self.network.process(np.ascontiguousarray(log_magnitude))
+        return self._trim(self.network.process(np.ascontiguousarray(log_magnitude), network_limit))
+
+    def _trim(self, out):
         skip = min(self.unseen_context, out.shape[2])  # the outputs of the repeated first frame
         self.unseen_context -= skip
         return np.maximum(out[:, :, skip:], 0)  # a log1p magnitude is never negative (as feedforward)
@@ -110,6 +115,7 @@ class PhaseSynthesis:
         self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
         self.lookahead, self.tolerance, self.seed, self.backend = lookahead, tolerance, seed, backend
         self.window = get_window("hann", n_fft, n_fft)
+        self.window_squared = self.window.astype(np.float64) ** 2
         gamma = HANN_GAMMA * n_fft ** 2
         bins = np.arange(1 + n_fft // 2)
         self.time_base = hop_length * 2 * np.pi * bins / n_fft
@@ -121,9 +127,12 @@ class PhaseSynthesis:
         bins = 1 + self.n_fft // 2
         self.rng = np.random.default_rng(self.seed)
         self.pending = np.zeros((self.batch, bins, 0), np.float64)  # magnitudes waiting for their look-ahead
-        self.previous = np.zeros((self.batch, bins), np.float64)  # the last synthesized frame's magnitude
-        self.previous_time_step = np.zeros((self.batch, bins))
-        self.previous_phase = np.zeros((self.batch, bins))
+        # the heap integration's (bins, 2) inputs per channel, column 0 the last frame synthesized:
+        # magnitude, phase advance per frame, phase
+        self.pairs = tuple(np.zeros((self.batch, bins, 2)) for _ in range(3))
+        self.previous_log = np.zeros((self.batch, bins))  # the last frame's log-magnitude, before clamping
+        self.job = None  # the frame being synthesized, a generator from _synthesize
+        self.received = 0  # frames pushed
         self.peak = np.zeros(self.batch)
         self.frames = 0  # frames synthesized
         # output[:, i] and weight[i] (the summed squared windows) are sample output_start + i
@@ -144,11 +153,38 @@ class PhaseSynthesis:
         until their samples are due, so that work that arrives in bursts (a strided network
         completes several frames at once) is spread over the calls. None: all there is.
         """
+        self.push(log_magnitude)
+        while (until is None or self._final() < until) and self.step():
+            pass
+        return self.take()
+
+    def push(self, log_magnitude):
+        """Queue log1p-magnitude frames (batch, bins, n) for :meth:`step`."""
         magnitude = np.expm1(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
         self.pending = np.concatenate([self.pending, magnitude], axis=2)
-        while self.pending.shape[2] > self.lookahead and (until is None or self._final() < until):
-            self._synthesize(self.pending[:, :, 0], self.pending[:, :, 1] if self.lookahead else None)
+        self.received += magnitude.shape[2]
+
+    def ready(self):
+        """Whether :meth:`step` has work: a frame begun, or one whose look-ahead is here."""
+        return self.job is not None or self.pending.shape[2] > self.lookahead
+
+    def step(self):
+        """Do one piece of a frame's work (one channel's phase, or the overlap-add); False if there is none.
+
+        A live stream does a few pieces per block ahead of need, so that no block does a whole
+        frame's work for all its channels at once.
+        """
+        if self.job is None:
+            if self.pending.shape[2] <= self.lookahead:
+                return False
+            self.job = self._synthesize(self.pending[:, :, 0], self.pending[:, :, 1] if self.lookahead else None)
             self.pending = self.pending[:, :, 1:]
+        if next(self.job, None) is None:  # the generator ended: the frame is overlap-added
+            self.job = None
+        return True
+
+    def take(self):
+        """The samples that became final since the last call, (batch, m) float32."""
         final = self._final()
         out = self.output[:, self.emitted - self.output_start:final - self.output_start]
         weight = self.weight[self.emitted - self.output_start:final - self.output_start]
@@ -159,44 +195,54 @@ class PhaseSynthesis:
         self.output_start += drop
         return out
 
+    def frames_for(self, samples):
+        """Magnitude frames (look-ahead included) that ``samples`` final samples take."""
+        return -(-(samples + self.n_fft // 2) // self.hop_length) + self.lookahead
+
     def _final(self):
         """Samples before this get no more frames."""
         return self.frames * self.hop_length - self.n_fft // 2
 
-    def _log(self, magnitude):
-        floor = np.log(np.maximum(self.peak, _TINY))[:, None] - 11.0  # as nstaudio.pghi clamps
-        return np.maximum(np.log(np.maximum(magnitude, _TINY)), floor)
-
     def _synthesize(self, magnitude, following):
-        """Give frame ``self.frames`` (magnitude (batch, bins)) its phase and overlap-add it."""
+        """Give frame ``self.frames`` (magnitude (batch, bins)) its phase and overlap-add it: a generator
+        that stops after each channel's phase (:meth:`step`)."""
         # the loudest coefficient up to the look-ahead: what this frame sees, however the frames came in
         self.peak = np.maximum(self.peak, magnitude.max(axis=1))
         if following is not None:
             self.peak = np.maximum(self.peak, following.max(axis=1))
-        log_magnitude = self._log(magnitude)
-        d_bin = np.gradient(log_magnitude, axis=1)
-        d_bin[:, 0] = d_bin[:, -1] = 0.0  # the spectrum is symmetric about DC and Nyquist
-        time_step = self.time_base + self.time_scale * d_bin
+        # log-magnitudes clamped 11 nepers below the peak, as nstaudio.pghi does
+        floor = np.log(np.maximum(self.peak, _TINY))[:, None] - 11.0
+        raw_log = np.log(np.maximum(magnitude, _TINY))
+        log_magnitude = np.maximum(raw_log, floor)
+        d_bin = np.zeros_like(log_magnitude)  # zero at DC and Nyquist: the spectrum is symmetric about them
+        d_bin[:, 1:-1] = 0.5 * (log_magnitude[:, 2:] - log_magnitude[:, :-2])
         if following is not None:
-            after = self._log(following)
-            d_frame = after - log_magnitude if self.frames == 0 else 0.5 * (after - self._log(self.previous))
+            after = np.maximum(np.log(np.maximum(following, _TINY)), floor)
+            d_frame = (after - log_magnitude if self.frames == 0 else
+                       0.5 * (after - np.maximum(self.previous_log, floor)))
         else:
-            d_frame = np.zeros_like(log_magnitude) if self.frames == 0 else log_magnitude - self._log(self.previous)
+            d_frame = (np.zeros_like(log_magnitude) if self.frames == 0 else
+                       log_magnitude - np.maximum(self.previous_log, floor))
         freq_step = self.freq_scale * d_frame
-        phase = np.empty_like(magnitude)
+        # (batch, bins, 2) pairs: column 0 the previous frame, column 1 this one
+        pair_magnitude, pair_time_step, pair_phase = self.pairs
+        pair_magnitude[:, :, 1] = magnitude
+        pair_time_step[:, :, 1] = self.time_base + self.time_scale * d_bin
+        pair_phase[:, :, 1] = 2 * np.pi * self.rng.random(magnitude.shape)
         for b in range(self.batch):
-            pair_phase = np.stack([self.previous_phase[b], 2 * np.pi * self.rng.random(magnitude.shape[1])], axis=1)
-            self.backend.heap_integrate_frame(
-                np.stack([self.previous[b], magnitude[b]], axis=1), np.stack([self.previous_time_step[b], time_step[b]], axis=1),
-                np.ascontiguousarray(freq_step[b]), self.tolerance * self.peak[b], pair_phase)
-            phase[b] = pair_phase[:, 1]
-        frame = scipy.fft.irfft(magnitude * np.exp(1j * phase), n=self.n_fft, axis=-1) * self.window
+            self.backend.heap_integrate_frame(pair_magnitude[b], pair_time_step[b], freq_step[b],
+                                              self.tolerance * self.peak[b], pair_phase[b])
+            yield True  # a piece of work done: :meth:`step` returns here
+        frame = scipy.fft.irfft(magnitude * np.exp(1j * pair_phase[:, :, 1]), n=self.n_fft, axis=-1)
+        frame *= self.window
         offset = self.frames * self.hop_length - self.n_fft // 2 - self.output_start
         grow = offset + self.n_fft - self.weight.shape[0]
         if grow > 0:
             self.output = np.concatenate([self.output, np.zeros((self.batch, grow))], axis=1)
             self.weight = np.concatenate([self.weight, np.zeros(grow)])
         self.output[:, offset:offset + self.n_fft] += frame
-        self.weight[offset:offset + self.n_fft] += self.window.astype(np.float64) ** 2
-        self.previous, self.previous_time_step, self.previous_phase = magnitude, time_step, phase
+        self.weight[offset:offset + self.n_fft] += self.window_squared
+        for pair in self.pairs:
+            pair[:, :, 0] = pair[:, :, 1]
+        self.previous_log = raw_log
         self.frames += 1

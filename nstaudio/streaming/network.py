@@ -26,18 +26,23 @@ class _IncrementalConv:
         """Outputs computable from ``received`` input frames (output j needs input j s - p + K - 1)."""
         return np.maximum(0, (np.asarray(received) + self.padding - self.width) // self.stride + 1)
 
+    def needed(self, outputs):
+        """Input frames that the first ``outputs`` outputs take."""
+        return 0 if outputs <= 0 else (outputs - 1) * self.stride - self.padding + self.width
+
     def start(self, batch, channels, dtype):
         self.history = np.zeros((batch, channels, self.padding), dtype)
         self.history_start = -self.padding
         self.received = self.produced = 0
 
-    def process(self, params, x):
+    def process(self, params, x, limit):
         self.history = np.concatenate([self.history, x], axis=2)
         self.received += x.shape[2]
-        end = int(self.available(self.received))
+        end = max(self.produced, min(int(self.available(self.received)), limit))
         first = self.produced * self.stride - self.padding - self.history_start
         window = self.history[:, :, first:first + (end - self.produced - 1) * self.stride + self.width]
-        y = self.valid.forward(params, window)[0] if end > self.produced else None
+        y = (self.valid.forward(params, window)[0] if end > self.produced else
+             np.zeros((x.shape[0], self.valid.out_channels, 0), x.dtype))
         self.produced = end
         # the next output's first input (which, with a stride above the width, may not be here yet)
         drop = min(end * self.stride - self.padding - self.history_start, self.history.shape[2])
@@ -59,20 +64,24 @@ class _IncrementalTransposed:
         """Outputs computable from ``received`` input frames (output i needs input (i + p) // s)."""
         return np.maximum(0, np.asarray(received) * self.stride - self.padding)
 
+    def needed(self, outputs):
+        """Input frames that the first ``outputs`` outputs take."""
+        return 0 if outputs <= 0 else (outputs - 1 + self.padding) // self.stride + 1
+
     def start(self, batch, channels, dtype):
         self.history = np.zeros((batch, channels, self.reach), dtype)
         self.history_start = -self.reach
         self.received = self.produced = 0
 
-    def process(self, params, x):
+    def process(self, params, x, limit):
         self.history = np.concatenate([self.history, x], axis=2)
         self.received += x.shape[2]
-        end = int(self.available(self.received))
+        end = max(self.produced, min(int(self.available(self.received)), limit))
         if end == self.produced:
-            return None
+            return np.zeros((x.shape[0], self.full.out_channels, 0), x.dtype)
         # full (uncut) output frames f0..f1 take input frames ceil((f0 - K + 1) / s)..f1 // s
         f0, f1 = self.produced + self.padding, end - 1 + self.padding
-        low = -(-(f0 - self.width + 1) // self.stride)
+        low = self._first_input(f0)
         window = self.history[:, :, low - self.history_start:f1 // self.stride + 1 - self.history_start]
         # one zero frame more: with a filter narrower than the stride, the last output frames meet
         # no input at all (the bias alone), and the pass must still reach them
@@ -80,11 +89,16 @@ class _IncrementalTransposed:
         y_full = self.full.forward(params, window)[0]
         y = y_full[:, :, f0 - low * self.stride:f1 + 1 - low * self.stride]
         self.produced = end
-        drop = min(-(-(end + self.padding - self.width + 1) // self.stride) - self.history_start, self.history.shape[2])
+        drop = min(self._first_input(end + self.padding) - self.history_start, self.history.shape[2])
         if drop > 0:
             self.history = self.history[:, :, drop:]
             self.history_start += drop
         return y
+
+    def _first_input(self, f):
+        """The first input frame a pass that starts at full output frame ``f`` takes: the first that meets it,
+        and no later than the one placed at or before it (a pass's output starts at its first input's place)."""
+        return min(-(-(f - self.width + 1) // self.stride), f // self.stride)
 
 
 class IncrementalNetwork:
@@ -126,24 +140,32 @@ class IncrementalNetwork:
             count = step.available(count)
         return count
 
-    def process(self, frames):
+    def process(self, frames, limit=None):
         """Feed input frames; return the output frames they complete.
 
         Parameters
         ----------
         frames : np.ndarray, shape (batch, n_bins, n), float32
+        limit : int or None
+            Compute no output frame past this many in all (nor any layer's frame that only those
+            would need): frames a strided decoder completes in a burst can wait until they are due.
 
         Returns
         -------
         np.ndarray, shape (batch, n_bins, m), float32
             ``m`` frames, those after the ones already returned, equal to one pass's.
         """
+        limits = []
+        for _, step, _, _ in reversed(self.layers):
+            # The encoder runs as its input comes (a frame every stride ** depth input frames per
+            # layer); only the decoder, which completes stride ** depth frames at once, waits for need.
+            eager = limit is None or isinstance(step, _IncrementalConv)
+            limits.append(np.iinfo(np.int64).max if eager else limit)
+            limit = None if limit is None else step.needed(limit)
         h = np.asarray(frames, dtype=np.float32)
-        for name, step, norm, _ in self.layers:
-            h = step.process(self.params[name], h)
-            if h is None:
-                return np.zeros((self.batch, self.n_bins, 0), np.float32)
-            if norm is not None:
+        for (name, step, norm, _), layer_limit in zip(self.layers, reversed(limits)):
+            h = step.process(self.params[name], h, layer_limit)
+            if norm is not None and h.shape[2]:
                 h = self.relu.forward({}, h)[0]
                 h = norm.forward(self.params[f"bn_{name}"], h, self.state[f"bn_{name}"])[0]
         return h

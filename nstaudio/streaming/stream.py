@@ -1,9 +1,12 @@
 """``nstaudio.Stream``: a trained style model as an effect, fixed blocks in, the same blocks out."""
 
+import time
+
 import numpy as np
 
 from ..errors import AudioError, ParameterError
 from ..kernels import get_backend
+from ..kernels.thread_share import limit_threads
 from ..limits import MAX_CHANNELS
 from ..methods.feedforward import CONTEXT_FRAMES
 from ..models import TRAINING_PEAK, Network, load_model
@@ -11,6 +14,8 @@ from ..validation import check_choice, check_float, check_int, check_sample_rate
 from .frames import PhaseSynthesis, StyleFrames
 from .resample import StreamingResampler
 
+# The share of a block's duration that may go to work ahead of need (see Stream._run_here).
+AHEAD_SHARE = 0.1
 MIN_BLOCK = 64
 MAX_BLOCK = 2 ** 20
 
@@ -57,8 +62,9 @@ class Stream:
     latency_parts : dict
         What the latency is made of, in samples at ``sr``: ``window`` (one STFT frame), ``network``
         (the architecture's look-ahead, at its worst), ``phase`` (the phase look-ahead),
-        ``resampling`` (both filters' delay) and ``alignment`` (the rest: the hop and the stride
-        grid that blocks fall on).
+        ``resampling`` (both filters' delay), ``spread`` (one hop, in which a frame's work is
+        spread over the blocks before it is due) and ``alignment`` (the rest: the hop and the
+        stride grid that blocks fall on).
 
     Examples
     --------
@@ -99,17 +105,21 @@ class Stream:
             offset = (self._to_model.half + back.half) % up
             self._from_model = StreamingResampler(sr_model, self.sr, self.channels, offset=offset)
             resampling = (self._to_model.half + back.half - offset) // up
-        self._padding = self._worst_shortfall()  # silence the output starts with
+        # one hop of slack, in which the work of the next frame is spread over the blocks before it
+        self._slack = -(-hop_length * self.sr // sr_model)
+        self._padding = self._worst_shortfall() + self._slack  # silence the output starts with
         self.latency = self._padding + resampling
         ratio = self.sr / sr_model
         window = int(round(n_fft * ratio))
         network = int(round(self._network_lookahead() * hop_length * ratio))
         phase = int(round(self.lookahead * hop_length * ratio))
         self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
-                                  alignment=self.latency - window - network - phase - resampling)
+                                  spread=self._slack,
+                                  alignment=self.latency - window - network - phase - resampling - self._slack)
         self.reset()
         # compile and load every kernel now, not in the first blocks of a live stream
-        self._run(np.zeros((self.channels, self.latency + self.sr * n_fft // sr_model), np.float32), 0)
+        warm_up = self.latency + self.sr * n_fft // sr_model
+        self._run(np.zeros((self.channels, warm_up), np.float32), warm_up)
         self.reset()
 
     def reset(self):
@@ -149,13 +159,33 @@ class Stream:
         return out
 
     def _run(self, x, n):
+        # One frame's work is too small to share out: the thread pool's start-up would cost more
+        # than it saves, and a live effect's audio thread should not wait on other threads.
+        with limit_threads(1):
+            return self._run_here(x, n)
+
+    def _run_here(self, x, n):
+        started = time.perf_counter()
         y = x * self.input_gain
         if self._to_model is not None:
             y = self._to_model.process(y)
-        # synthesize only what this call's output needs: frames that come in bursts are spread
-        due = self._emitted + n - self._padding  # output samples due by the end of this call
-        due = due if self._from_model is None else self._from_model.needed(due)
-        y = self._synthesis.process(self._frames.process(y), until=due)
+        # What this call's output needs is done now; frames that come in bursts (a strided
+        # network completes several at once) wait until due. Then, within a small share of the
+        # block's duration, work goes on ahead on what the next hop needs, a piece at a time:
+        # no block does all of a frame's channels at once.
+        due, ahead = self._model_samples(self._emitted + n - self._padding), None
+        frames = self._frames.process(y, limit=self._synthesis.frames_for(due))
+        y = self._synthesis.process(frames, until=due)
+        deadline = started + AHEAD_SHARE * n / self.sr
+        ahead = self._model_samples(self._emitted + n - self._padding + self._slack)
+        while time.perf_counter() < deadline and self._synthesis._final() < ahead:
+            if not self._synthesis.ready():
+                more = self._frames.process(y[:, :0], limit=self._synthesis.received + 1)
+                if not more.shape[2]:
+                    break  # the next frame's input is not here yet
+                self._synthesis.push(more)
+            self._synthesis.step()
+        y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
         self._pending = np.concatenate([self._pending, y / self.input_gain], axis=1)
@@ -164,6 +194,10 @@ class Stream:
             raise AssertionError(f"stream underrun: {self._pending.shape[1]} samples ready, {n} due")
         out, self._pending = self._pending[:, :n], self._pending[:, n:]
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _model_samples(self, samples):
+        """Model-rate samples that ``samples`` output samples (before the latency's padding) take."""
+        return samples if self._from_model is None else self._from_model.needed(samples)
 
     def _check_block(self, block):
         x = np.asarray(block)
