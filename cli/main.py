@@ -25,6 +25,7 @@ from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
 from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
+from nstaudio.streaming.stream import PHASE_ITERS
 
 
 # click >= 8.2 raises this for a bare `nstaudio`; older clicks print the help themselves.
@@ -316,6 +317,10 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
               help="Samples per channel in each block the stream takes (64 or more).")
 @click.option("--lookahead", type=click.IntRange(0, 1), default=1, show_default=True,
               help="Frames of phase look-ahead: 1 (better phase) or 0 (one hop less latency).")
+@click.option("--phase-iters", type=int, default=None,
+              help="Passes of real-time iterative phase refinement (RTISI-LA) per frame, each frame refined while "
+                   "the frames it overlaps come in; 0: real-time PGHI alone, n_fft/hop - 1 hops less latency "
+                   f"[default: {PHASE_ITERS}].")
 @click.option("--input-gain", type=float, default=None,
               help="Gain before the network, undone after it [default: -1 dB, for input that peaks at full "
                    "scale].")
@@ -329,8 +334,8 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @click.option("--seconds", type=float, default=None, help="With --live: stop after this long.")
 @click.option("--list-devices", is_flag=True, help="List the audio devices (for --live) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def stream(input_path, model_path, output, block_size, lookahead, input_gain, live, input_device, channels, sr,
-           seconds, list_devices, quiet):
+def stream(input_path, model_path, output, block_size, lookahead, phase_iters, input_gain, live, input_device, channels,
+           sr, seconds, list_devices, quiet):
     """Stylize INPUT block by block with a style --model, as a real-time effect would.
 
     The stream runs the model frame by frame at a constant latency (printed); the output
@@ -345,6 +350,8 @@ def stream(input_path, model_path, output, block_size, lookahead, input_gain, li
         raise click.UsageError("missing --model (a style model from `nstaudio train-style`)")
     model = models.load_model(model_path, kind="style")
     settings = dict(block_size=block_size, lookahead=lookahead, input_gain=input_gain)
+    if phase_iters is not None:
+        settings["phase_iters"] = phase_iters
     if live:
         if input_path is not None:
             raise click.UsageError("--live takes no INPUT file: --input names the input device")

@@ -686,3 +686,23 @@ def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
             remaining -= 1
             size = _keyed_push(keys, indices, size, magnitude[kk, 1], 2 * kk + 1)
     return phase
+
+
+@numba.njit(cache=True)
+def keep_magnitude(target, magnitude, estimate):
+    """The magnitude projection of iterative phase retrieval, in place in ``target``; parameters and result
+    as ``numpy_backend.keep_magnitude`` (one pass, no temporaries: it runs for every frame of a stream)."""
+    change = np.empty_like(target)
+    flat_target, flat_estimate, flat_change = target.reshape(-1), estimate.reshape(-1), change.reshape(-1)
+    flat_magnitude = magnitude.reshape(-1)
+    for i in range(flat_target.shape[0]):
+        re, im = flat_estimate[i].real, flat_estimate[i].imag
+        power = re * re + im * im
+        if power > 0:
+            scale = flat_magnitude[i] / np.sqrt(power)
+            new = complex(re * scale, im * scale)
+            flat_change[i] = new - flat_target[i]
+            flat_target[i] = new
+        else:
+            flat_change[i] = 0.0
+    return change

@@ -13,7 +13,7 @@ import numpy as np
 from . import cuda_kernels as ck
 # Heap integration visits coefficients one at a time, each from a neighbour: no GPU kernel
 # would beat the CPU's, so the GPU backend hands it the host arrays.
-from .cpu import ConvWeights, _output, heap_integrate, heap_integrate_frame, window_sum_weights  # noqa: F401
+from .cpu import ConvWeights, _output, heap_integrate, heap_integrate_frame, keep_magnitude, window_sum_weights  # noqa: F401
 from .numpy_backend import channel_major_windows
 
 name = "cuda"

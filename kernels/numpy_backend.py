@@ -388,3 +388,28 @@ def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
             done[2 * kk + 1] = True
             heapq.heappush(heap, (-flat[2 * kk + 1], 2 * kk + 1))
     return phase
+
+
+def keep_magnitude(target, magnitude, estimate):
+    """The magnitude projection of iterative phase retrieval, in place.
+
+    Parameters
+    ----------
+    target : np.ndarray, complex, C-contiguous
+        In: the current spectra; out: ``magnitude`` with ``estimate``'s phases (unchanged where
+        ``estimate`` is 0).
+    magnitude : np.ndarray, real, shape of ``target``
+        The magnitudes to keep (``|target|``).
+    estimate : np.ndarray, complex, shape of ``target``
+        Spectra whose phases are taken.
+
+    Returns
+    -------
+    np.ndarray
+        ``target``'s new value minus its old one.
+    """
+    size = np.abs(estimate)
+    new = np.where(size > 0, magnitude * estimate / np.where(size > 0, size, 1.0), target)
+    change = new - target
+    target[...] = new
+    return change

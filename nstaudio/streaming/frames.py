@@ -97,12 +97,20 @@ class PhaseSynthesis:
     derivative of the log-magnitude is a centred difference with one frame of look-ahead, a
     backward one without.
 
+    With ``iterations`` above 0 each frame's phase is then refined while the next frames come
+    in, as real-time iterative spectrogram inversion with look-ahead does (RTISI-LA, Zhu, Beauregard
+    & Wyse 2007): the ``n_fft // hop_length - 1`` frames not yet final, started from their PGHI
+    phase, take the phase of the signal all frames so far overlap-add into, ``iterations``
+    times for every new frame, and the oldest becomes final (that many frames more look-ahead).
+
     Parameters
     ----------
     n_fft, hop_length : int
     batch : int
     lookahead : {0, 1}
-        Frames of look-ahead.
+        Frames of look-ahead of the phase-gradient estimate.
+    iterations : int
+        RTISI-LA passes per frame; 0 keeps the PGHI phase as it is.
     tolerance : float
         Coefficients below ``tolerance`` times the loudest so far get random phase.
     seed : int
@@ -111,9 +119,13 @@ class PhaseSynthesis:
         Whose ``heap_integrate_frame`` runs.
     """
 
-    def __init__(self, *, n_fft, hop_length, batch, lookahead=1, tolerance=PGHI_TOLERANCE, seed=0, backend):
+    def __init__(self, *, n_fft, hop_length, batch, lookahead=1, iterations=0, tolerance=PGHI_TOLERANCE, seed=0,
+                 backend):
         self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
         self.lookahead, self.tolerance, self.seed, self.backend = lookahead, tolerance, seed, backend
+        self.iterations = iterations
+        # frames kept open for refinement: those that overlap the oldest one's successor
+        self.refine = max(1, -(-n_fft // hop_length) - 1) if iterations else 0
         self.window = get_window("hann", n_fft, n_fft)
         self.window_squared = self.window.astype(np.float64) ** 2
         gamma = HANN_GAMMA * n_fft ** 2
@@ -134,7 +146,11 @@ class PhaseSynthesis:
         self.job = None  # the frame being synthesized, a generator from _synthesize
         self.received = 0  # frames pushed
         self.peak = np.zeros(self.batch)
-        self.frames = 0  # frames synthesized
+        self.frames = 0  # frames final (overlap-added for good)
+        self.phased = 0  # frames with a phase, final or still refined
+        # frames frames..phased-1, being refined: their spectra and magnitudes, (batch, frames, bins)
+        self.open = np.zeros((self.batch, 0, bins), np.complex128)
+        self.open_magnitude = np.zeros((self.batch, 0, bins))
         # output[:, i] and weight[i] (the summed squared windows) are sample output_start + i
         self.output = np.zeros((self.batch, 0), np.float64)
         self.weight = np.zeros(0, np.float64)
@@ -143,7 +159,7 @@ class PhaseSynthesis:
 
     def available(self, frames):
         """Samples final after ``frames`` magnitude frames came in (vectorised)."""
-        done = np.maximum(0, np.asarray(frames) - self.lookahead)
+        done = np.maximum(0, np.asarray(frames) - self.lookahead - self.refine)
         return np.maximum(0, done * self.hop_length - self.n_fft // 2)
 
     def process(self, log_magnitude, until=None):
@@ -197,7 +213,7 @@ class PhaseSynthesis:
 
     def frames_for(self, samples):
         """Magnitude frames (look-ahead included) that ``samples`` final samples take."""
-        return -(-(samples + self.n_fft // 2) // self.hop_length) + self.lookahead
+        return -(-(samples + self.n_fft // 2) // self.hop_length) + self.lookahead + self.refine
 
     def _final(self):
         """Samples before this get no more frames."""
@@ -218,10 +234,10 @@ class PhaseSynthesis:
         d_bin[:, 1:-1] = 0.5 * (log_magnitude[:, 2:] - log_magnitude[:, :-2])
         if following is not None:
             after = np.maximum(np.log(np.maximum(following, _TINY)), floor)
-            d_frame = (after - log_magnitude if self.frames == 0 else
+            d_frame = (after - log_magnitude if self.phased == 0 else
                        0.5 * (after - np.maximum(self.previous_log, floor)))
         else:
-            d_frame = (np.zeros_like(log_magnitude) if self.frames == 0 else
+            d_frame = (np.zeros_like(log_magnitude) if self.phased == 0 else
                        log_magnitude - np.maximum(self.previous_log, floor))
         freq_step = self.freq_scale * d_frame
         # (batch, bins, 2) pairs: column 0 the previous frame, column 1 this one
@@ -233,16 +249,52 @@ class PhaseSynthesis:
             self.backend.heap_integrate_frame(pair_magnitude[b], pair_time_step[b], freq_step[b],
                                               self.tolerance * self.peak[b], pair_phase[b])
             yield True  # a piece of work done: :meth:`step` returns here
-        frame = scipy.fft.irfft(magnitude * np.exp(1j * pair_phase[:, :, 1]), n=self.n_fft, axis=-1)
-        frame *= self.window
-        offset = self.frames * self.hop_length - self.n_fft // 2 - self.output_start
+        for pair in self.pairs:
+            pair[:, :, 0] = pair[:, :, 1]
+        self.previous_log = raw_log
+        # the new frame joins the open ones and the overlap-added signal
+        spectrum = magnitude * np.exp(1j * pair_phase[:, :, 1])
+        self._add(self.phased, spectrum, weight=True)
+        self.open = np.concatenate([self.open, spectrum[:, np.newaxis, :]], axis=1)
+        self.open_magnitude = np.concatenate([self.open_magnitude, magnitude[:, np.newaxis, :]], axis=1)
+        self.phased += 1
+        for _ in range(self.iterations):
+            self._refine()
+            yield True
+        if self.open.shape[1] > self.refine:  # the oldest open frame is final
+            self.open, self.open_magnitude = self.open[:, 1:], self.open_magnitude[:, 1:]
+            self.frames += 1
+
+    def _add(self, frame, spectrum, *, weight=False):
+        """Overlap-add frame ``frame``'s windowed inverse FFT of ``spectrum`` (and, if ``weight``, its squared
+        window: a frame's window counts once, however often its spectrum changes)."""
+        offset = frame * self.hop_length - self.n_fft // 2 - self.output_start
         grow = offset + self.n_fft - self.weight.shape[0]
         if grow > 0:
             self.output = np.concatenate([self.output, np.zeros((self.batch, grow))], axis=1)
             self.weight = np.concatenate([self.weight, np.zeros(grow)])
-        self.output[:, offset:offset + self.n_fft] += frame
-        self.weight[offset:offset + self.n_fft] += self.window_squared
-        for pair in self.pairs:
-            pair[:, :, 0] = pair[:, :, 1]
-        self.previous_log = raw_log
-        self.frames += 1
+        signal = scipy.fft.irfft(spectrum, n=self.n_fft, axis=-1)
+        signal *= self.window
+        self.output[:, offset:offset + self.n_fft] += signal
+        if weight:
+            self.weight[offset:offset + self.n_fft] += self.window_squared
+
+    def _refine(self):
+        """One RTISI-LA pass: every open frame takes the phase of the signal under it (all frames from the
+        same signal, so that the pass is one batch of FFTs)."""
+        count = self.open.shape[1]
+        offset = self.frames * self.hop_length - self.n_fft // 2 - self.output_start
+        span = slice(offset, offset + (count - 1) * self.hop_length + self.n_fft)
+        weight = self.weight[span]
+        signal = self.output[:, span] / np.where(weight > _TINY, weight, 1.0)
+        segments = np.lib.stride_tricks.sliding_window_view(signal, self.n_fft, axis=1)[:, ::self.hop_length]
+        estimate = scipy.fft.rfft(segments * self.window, axis=-1)  # (batch, count, bins)
+        self.open = np.ascontiguousarray(self.open)  # updated in place
+        change = self.backend.keep_magnitude(self.open, np.ascontiguousarray(self.open_magnitude), estimate)
+        # the inverse FFT is linear: each frame's contribution changes by that of the change
+        change = scipy.fft.irfft(change, n=self.n_fft, axis=-1) * self.window
+        for i in range(count):
+            start = offset + i * self.hop_length
+            self.output[:, start:start + self.n_fft] += change[:, i]
+        # the next frame's phase grows from the newest frame's refined phase
+        self.pairs[2][:, :, 0] = np.angle(self.open[:, -1])

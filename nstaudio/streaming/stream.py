@@ -16,6 +16,10 @@ from .resample import StreamingResampler
 
 # The share of a block's duration that may go to work ahead of need (see Stream._run_here).
 AHEAD_SHARE = 0.1
+# RTISI-LA passes per frame after real-time PGHI: benchmarks/test_stream.py measures 0, 2 and 4 (2 keeps
+# most of the gain of 4 at half the cost of its FFTs).
+PHASE_ITERS = 2
+MAX_PHASE_ITERS = 64
 MIN_BLOCK = 64
 MAX_BLOCK = 2 ** 20
 
@@ -50,8 +54,12 @@ class Stream:
         input that peaks at full scale; raise it for a quieter source (offline, ``stylize``
         measures the whole recording's peak, which a stream cannot).
     lookahead : {1, 0}
-        Frames of look-ahead of the phase reconstruction: 1 (centred phase-gradient estimate)
-        or 0 (causal, one hop less latency).
+        Frames of look-ahead of the phase-gradient estimate: 1 (centred) or 0 (causal, one hop
+        less latency).
+    phase_iters : int
+        Passes of real-time iterative refinement (RTISI-LA) of each frame's phase while the
+        ``n_fft // hop_length - 1`` frames after it come in (that many hops more latency); 0
+        keeps the real-time PGHI phase alone.
     seed : int
         Seeds the random phase of the quietest coefficients.
 
@@ -61,7 +69,7 @@ class Stream:
         Samples (at ``sr``) by which the output trails the input.
     latency_parts : dict
         What the latency is made of, in samples at ``sr``: ``window`` (one STFT frame), ``network``
-        (the architecture's look-ahead, at its worst), ``phase`` (the phase look-ahead),
+        (the architecture's look-ahead, at its worst), ``phase`` (the look-ahead of the phase reconstruction),
         ``resampling`` (both filters' delay), ``spread`` (one hop, in which a frame's work is
         spread over the blocks before it is due) and ``alignment`` (the rest: the hop and the
         stride grid that blocks fall on).
@@ -74,7 +82,7 @@ class Stream:
     """
 
     def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=1,
-                 seed=0):
+                 phase_iters=PHASE_ITERS, seed=0):
         if not isinstance(model, Network):
             model = load_model(model, kind="style")
         elif model.kind != "style":
@@ -89,12 +97,14 @@ class Stream:
         self.input_gain = np.float32(TRAINING_PEAK if input_gain is None else
                                      check_float("input_gain", input_gain, minimum=1e-6, maximum=1e6))
         self.lookahead = int(check_choice("lookahead", lookahead, (0, 1)))
+        self.phase_iters = check_int("phase_iters", phase_iters, minimum=0, maximum=MAX_PHASE_ITERS)
         m = model.arch.stride ** 4
         context = -(-CONTEXT_FRAMES // m) * m  # as apply_network rounds its overlap
         self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
                                    context=context, backend=backend)
         self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                         lookahead=self.lookahead, seed=seed, backend=backend)
+                                         lookahead=self.lookahead, iterations=self.phase_iters, seed=seed,
+                                         backend=backend)
         self._to_model = self._from_model = None
         resampling = 0
         if self.sr != sr_model:
@@ -112,7 +122,7 @@ class Stream:
         ratio = self.sr / sr_model
         window = int(round(n_fft * ratio))
         network = int(round(self._network_lookahead() * hop_length * ratio))
-        phase = int(round(self.lookahead * hop_length * ratio))
+        phase = int(round((self.lookahead + self._synthesis.refine) * hop_length * ratio))
         self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
                                   spread=self._slack,
                                   alignment=self.latency - window - network - phase - resampling - self._slack)

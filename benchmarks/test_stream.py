@@ -1,0 +1,180 @@
+"""`nstaudio.Stream` against the issue's real-time targets (issue 18).
+
+- Latency at the model's defaults, and what each part costs.
+- Processing time per block for block sizes 256 to 4096 at 44.1 kHz stereo: the worst block
+  (while the stream starts, and once it runs), the 99th percentile and the mean, as a share of
+  the block's duration (the real-time factor).
+- Quality: the streamed output's spectral convergence against the model's own magnitudes,
+  beside offline fast Griffin-Lim (32 iterations) on the same magnitudes; how much the output
+  changes with the block size (a seam at block borders would show there); real-time PGHI alone
+  on the true spectrograms of real recordings, at the model's overlap (4) and at 8.
+
+Needs a style model (``NSTAUDIO_STYLE_MODEL`` or ``build/style-models/violin.npz``), skipped
+with that reason otherwise. The section "stream" of RESULTS.md holds the last whole run.
+"""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import nstaudio as nst
+from nstaudio.methods.feedforward import feedforward
+from nstaudio.models import TRAINING_PEAK
+from nstaudio.spectral import spectral_convergence
+from nstaudio.streaming import Stream
+from nstaudio.streaming.frames import PhaseSynthesis
+
+from audio_fixtures import clip, recording
+from conftest import machine_description, module_ran_whole, write_section
+
+BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
+STYLE_MODEL = os.environ.get("NSTAUDIO_STYLE_MODEL", os.path.join(BUILD, "style-models", "violin.npz"))
+RATE, SECONDS = 44100, 12.0
+_lines = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def section(request):
+    yield
+    if module_ran_whole(request) and _lines:
+        write_section("stream", f"Machine: {machine_description()}. Date: {time.strftime('%Y-%m-%d')}. Model: "
+                      f"{os.path.basename(STYLE_MODEL)}. Written by benchmarks/test_stream.py.", "\n".join(_lines))
+
+
+@pytest.fixture(scope="module")
+def model():
+    if not os.path.isfile(STYLE_MODEL):
+        pytest.skip(f"no style model at {STYLE_MODEL}: train one (README, the feedforward method) or set "
+                    "NSTAUDIO_STYLE_MODEL")
+    return nst.load_model(STYLE_MODEL, kind="style")
+
+
+def stereo(seconds, sr):
+    """Real stereo audio: the bundled piano left, the violin right, at ``sr``."""
+    pair = np.stack([clip("content", seconds), clip("style", seconds)])
+    return nst.resample(pair, orig_sr=22050, target_sr=sr) * np.float32(0.9)
+
+
+def run_stream(stream, x):
+    """Output of ``x`` (channels, n) through ``stream`` (zero-padded to whole blocks), the tail included."""
+    block = stream.block_size
+    n = -(-x.shape[1] // block) * block
+    padded = np.zeros((x.shape[0], n), np.float32)
+    padded[:, :x.shape[1]] = x
+    return np.concatenate([stream.process(padded[:, i:i + block]) for i in range(0, n, block)] + [stream.flush()],
+                          axis=1)
+
+
+def test_latency(model):
+    sr_model, n_fft, hop = model.spectrogram_settings
+    _lines.append(f"Latency at the model's settings ({sr_model} Hz, n_fft {n_fft}, hop {hop}; architecture "
+                  f"{model.arch.channels}, width {model.arch.width}, stride {model.arch.stride}), in ms:")
+    _lines.append("")
+    _lines.append("| stream | total | window | network look-ahead | phase look-ahead | spread (one hop) | "
+                  "resampling | alignment |")
+    _lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for sr, lookahead in ((sr_model, 1), (RATE, 1), (RATE, 0), (48000, 1)):
+        stream = Stream(model, channels=2, block_size=256, sr=sr, lookahead=lookahead)
+        parts = stream.latency_parts
+        assert sum(parts.values()) == stream.latency
+        ms = {key: 1000 * value / sr for key, value in parts.items()}
+        _lines.append(f"| {sr} Hz, phase look-ahead {lookahead} | {1000 * stream.latency / sr:.1f} | "
+                      f"{ms['window']:.1f} | {ms['network']:.1f} | {ms['phase']:.1f} | {ms['spread']:.1f} | "
+                      f"{ms['resampling']:.2f} | {ms['alignment']:.2f} |")
+
+
+def test_block_times(model):
+    x = stereo(SECONDS, RATE)
+    _lines.append("")
+    _lines.append(f"Processing time per block, {RATE} Hz stereo, {SECONDS:.0f} s of real audio, one thread, as a "
+                  "share of the block's duration (target: at most 0.25 for every block):")
+    _lines.append("")
+    _lines.append("| block | worst, while starting | worst, running | 99th percentile | mean |")
+    _lines.append("|---:|---:|---:|---:|---:|")
+    for block in (256, 512, 1024, 2048, 4096):
+        stream = Stream(model, channels=2, block_size=block, sr=RATE)
+        times = []
+        for start in range(0, x.shape[1] - block + 1, block):
+            began = time.perf_counter()
+            out = stream.process(x[:, start:start + block])
+            times.append(time.perf_counter() - began)
+            assert out.shape == (2, block)
+        share = np.array(times) / (block / RATE)
+        starting = -(-stream.latency // block) + 1  # blocks until the first input is heard
+        _lines.append(f"| {block} | {share[:starting].max():.3f} | {share[starting:].max():.3f} | "
+                      f"{np.percentile(share[starting:], 99):.3f} | {share[starting:].mean():.3f} |")
+
+
+def test_quality_against_offline_griffin_lim(model):
+    sr_model, n_fft, hop = model.spectrogram_settings
+    _lines.append("")
+    _lines.append("Spectral convergence (dB) against the model's magnitudes for the same input (lower is better; "
+                  "target: the stream within 3 dB of offline fast Griffin-Lim, 32 iterations), and how much the "
+                  "output of blocks of 1000 samples differs from that of blocks of 256:")
+    _lines.append("")
+    _lines.append("| content | stream, PGHI alone | PGHI + 2 RTISI-LA passes (default) | PGHI + 4 passes "
+                  "| offline FGLA 32, random start | offline FGLA 32, content's phase | block 256 vs 1000 |")
+    _lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    contents = {"piano (bundled)": clip("content", 8.0), "violin (bundled)": clip("style", 8.0)}
+    for name, filename in (("speech", "speech_festival.wav"), ("drums", "drums.wav")):
+        y = recording(filename, 8.0)
+        if y is not None:
+            contents[name] = y
+    for name, y in contents.items():
+        x = (y / np.max(np.abs(y)))[np.newaxis].astype(np.float32)  # peaks at full scale, as Stream assumes
+        gain = np.float32(TRAINING_PEAK)
+        spec = nst.stft(x * gain, n_fft=n_fft, hop_length=hop)
+        magnitude = np.expm1(feedforward(np.log1p(np.abs(spec)), model.triple))
+        scores, outputs = [], {}
+        for settings in (dict(phase_iters=0), {}, dict(phase_iters=4), dict(block_size=1000)):
+            stream = Stream(model, **{"block_size": 256, **settings})
+            out = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
+            outputs[tuple(settings)] = out
+            if "block_size" not in settings:
+                scores.append(spectral_convergence(magnitude, nst.stft(out, n_fft=n_fft, hop_length=hop)))
+        for init in ("random", "content"):
+            rebuilt = nst.griffin_lim(magnitude, n_iter=32, hop_length=hop, n_fft=n_fft, init=init, content=spec,
+                                      length=x.shape[1], seed=0)
+            scores.append(spectral_convergence(magnitude, nst.stft(rebuilt, n_fft=n_fft, hop_length=hop)))
+        difference = outputs[("block_size",)] - outputs[()]
+        seam = np.sqrt(np.mean(difference ** 2) / np.mean(outputs[()] ** 2))
+        _lines.append(f"| {name} | " + " | ".join(f"{s:.2f}" for s in scores)
+                      + f" | {20 * np.log10(max(seam, 1e-12)):.0f} dB |")
+    _lines.append("")
+    _lines.append("The last column: the RMS of the difference between the outputs of the two block sizes, over the "
+                  "output's RMS.")
+
+
+def test_real_time_pghi_on_true_spectrograms():
+    _lines.append("")
+    _lines.append("Phase from the true magnitudes of real recordings alone (no network), spectral convergence in "
+                  "dB (target: real-time PGHI better than -15 dB at the model's overlap, or say what it needs):")
+    _lines.append("")
+    _lines.append("| recording | overlap | real-time PGHI, look-ahead 1 | look-ahead 0 | offline PGHI (whole "
+                  "spectrogram) |")
+    _lines.append("|---|---:|---:|---:|---:|")
+    n_fft = 2048
+    recordings = {"piano (bundled)": clip("content", 8.0), "violin (bundled)": clip("style", 8.0)}
+    for name, filename in (("speech", "speech_festival.wav"), ("drums", "drums.wav")):
+        y = recording(filename, 8.0)
+        if y is not None:
+            recordings[name] = y
+    for name, y in recordings.items():
+        x = y[np.newaxis].astype(np.float32)
+        for overlap in (4, 8):
+            hop = n_fft // overlap
+            magnitude = np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))
+            scores = []
+            for lookahead in (1, 0):
+                synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop, batch=1, lookahead=lookahead,
+                                           backend=nst.get_backend("cpu"))
+                out = synthesis.process(np.log1p(magnitude))
+                frames = nst.stft(out, n_fft=n_fft, hop_length=hop).shape[-1] - 1 - n_fft // hop
+                rebuilt = nst.stft(out, n_fft=n_fft, hop_length=hop)[..., :frames]
+                scores.append(spectral_convergence(magnitude[..., :frames], rebuilt))
+            phase = nst.pghi(magnitude, n_fft=n_fft, hop_length=hop, seed=0)
+            offline = nst.istft(magnitude * np.exp(1j * phase), hop_length=hop, length=x.shape[1])
+            scores.append(spectral_convergence(magnitude, nst.stft(offline, n_fft=n_fft, hop_length=hop)))
+            _lines.append(f"| {name} | {overlap} | " + " | ".join(f"{s:.2f}" for s in scores) + " |")
