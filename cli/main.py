@@ -308,7 +308,7 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @main.command()
 @click.argument("input_path", metavar="INPUT", required=False, type=click.Path(dir_okay=False))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="A style model from `nstaudio train-style`.")
+              help="A model from `nstaudio train-style` (`--causal` for low latency) or `nstaudio train-gan`.")
 @click.option("-o", "--output", default=None,
               help="The output file (same rate, channels, format and length as INPUT, the stream's latency "
                    "removed); with --live, the output device (an index or part of a name) [default: the "
@@ -320,7 +320,7 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @click.option("--phase-iters", type=int, default=None,
               help="Passes of real-time iterative phase refinement (RTISI-LA) per frame, each frame refined while "
                    "the frames it overlaps come in; 0: real-time PGHI alone, n_fft/hop - 1 hops less latency "
-                   f"[default: {PHASE_ITERS}].")
+                   f"[default: 0 for a causal model (low latency), else {PHASE_ITERS}].")
 @click.option("--input-gain", type=float, default=None,
               help="Gain before the network, undone after it [default: -1 dB, for input that peaks at full "
                    "scale].")
@@ -336,7 +336,7 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def stream(input_path, model_path, output, block_size, lookahead, phase_iters, input_gain, live, input_device, channels,
            sr, seconds, list_devices, quiet):
-    """Stylize INPUT block by block with a style --model, as a real-time effect would.
+    """Stylize INPUT block by block with a trained --model, as a real-time effect would.
 
     The stream runs the model frame by frame at a constant latency (printed); the output
     file is aligned with INPUT. With --live, the effect runs between audio devices instead.
@@ -347,8 +347,8 @@ def stream(input_path, model_path, output, block_size, lookahead, phase_iters, i
         click.echo(stream_live.list_devices())
         return
     if model_path is None:
-        raise click.UsageError("missing --model (a style model from `nstaudio train-style`)")
-    model = models.load_model(model_path, kind="style")
+        raise click.UsageError("missing --model (a model from `nstaudio train-style` or `nstaudio train-gan`)")
+    model = models.load_model(model_path, kind=("style", "gan"))
     settings = dict(block_size=block_size, lookahead=lookahead, input_gain=input_gain)
     if phase_iters is not None:
         settings["phase_iters"] = phase_iters
@@ -527,6 +527,12 @@ def train_lossnet(corpus_dir, output, channels, quiet, **options):
 @click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Training steps.")
 @click.option("--alpha", type=float, default=100.0, show_default=True, help="Content weight.")
 @click.option("--beta", type=float, default=1e4, show_default=True, help="Style weight.")
+@click.option("--causal", is_flag=True,
+              help="A causal model: no output frame depends on a later input frame, so `nstaudio stream` runs it "
+                   "without network look-ahead (low latency); use it with --stride 1.")
+@click.option("--stride", type=int, default=None,
+              help="The model's time stride per encoder layer [default: the loss network's, 2]; a causal model "
+                   "wants 1.")
 @training_options
 def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
     """Train a style model for the timbre of STYLE on the content recordings under CORPUS_DIR."""

@@ -6,7 +6,9 @@ network) is trained per style against a loss network and then stylizes any conte
 pass (``stylize(..., model=...)``). Both are :class:`Network` objects saved as checkpoints.
 """
 
+import dataclasses
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -408,7 +410,8 @@ def check_train_lossnet(*, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_wo
 
 
 def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24, crop=64, learning_rate=1e-3,
-                      weight_decay=1e-4, seed=0, checkpoint=None, checkpoint_every=200, resume=False, device="auto"):
+                      weight_decay=1e-4, seed=0, checkpoint=None, checkpoint_every=200, resume=False, causal=False,
+                      stride=None, device="auto"):
     """Check :func:`train_style`'s settings before any data is read (the CLI calls it before the corpus).
 
     Returns
@@ -419,17 +422,25 @@ def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_
         The one given, or the shipped one.
     alpha, beta : float
     backend : module
+    arch : Architecture
+        The style model's: the loss network's, made causal or given another stride if asked.
     """
     lossnet = default_lossnet() if lossnet is None else lossnet
     if not isinstance(lossnet, Network) or lossnet.kind != "lossnet":
         got = describe_kind(lossnet.kind) if isinstance(lossnet, Network) else type(lossnet).__name__
         raise ParameterError(f"lossnet must be a loss network, got a {got}")
+    if not isinstance(causal, (bool, np.bool_)):
+        raise ParameterError(f"causal must be true or false, got {short_repr(causal)}")
+    stride = lossnet.arch.stride if stride is None else check_int("stride", stride, minimum=1,
+                                                                    maximum=Architecture.MAX_STRIDE)
+    arch = dataclasses.replace(lossnet.arch, causal=bool(causal), stride=stride)
+    # crops pass through both networks: a multiple of both stride products
+    multiple = math.lcm(lossnet.arch.stride ** 4, stride ** 4)
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
-                                       checkpoint_every, resume, crop_multiple=lossnet.arch.stride ** 4,
-                                       kind="style")
+                                       checkpoint_every, resume, crop_multiple=multiple, kind="style")
     alpha = check_float("alpha", alpha, minimum=0.0, maximum=1e12)
     beta = check_float("beta", beta, minimum=0.0, maximum=1e12)
-    return steps, options, lossnet, alpha, beta, get_backend(device)
+    return steps, options, lossnet, alpha, beta, get_backend(device), arch
 
 
 def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_work=22050, n_fft=2048,
@@ -486,7 +497,7 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
 
 def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24,
                 crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0, callback=None, checkpoint=None,
-                checkpoint_every=200, resume=False, labels=None, device="auto"):
+                checkpoint_every=200, resume=False, labels=None, causal=False, stride=None, device="auto"):
     """Train a style model: a transformation network that gives any content the style of ``style``.
 
     Parameters
@@ -506,15 +517,21 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
         Content and style weights (paper: 100 and 1e4).
     batch_size, crop, learning_rate, weight_decay, seed, callback, checkpoint, checkpoint_every, resume, labels, device
         As in :func:`train_lossnet`.
+    causal : bool
+        Train a causal style model (:class:`~nstaudio.nn.autoencoder.Architecture`): no output
+        frame depends on a later input frame, so :class:`nstaudio.Stream` runs it with no
+        network look-ahead. The loss network, which only judges, stays as it is.
+    stride : int or None
+        The style model's stride (default the loss network's); a causal model wants 1.
 
     Returns
     -------
     Network
     """
-    steps, options, lossnet, alpha, beta, backend = check_train_style(
+    steps, options, lossnet, alpha, beta, backend, arch = check_train_style(
         lossnet=lossnet, steps=steps, alpha=alpha, beta=beta, batch_size=batch_size, crop=crop,
         learning_rate=learning_rate, weight_decay=weight_decay, seed=seed, checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, resume=resume, device=device)
+        checkpoint_every=checkpoint_every, resume=resume, causal=causal, stride=stride, device=device)
     sr_work, n_fft, hop_length = lossnet.spectrogram_settings
     if style_sr is None:
         if isinstance(sr, (list, tuple)):
@@ -527,8 +544,11 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     settings = dict(sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, alpha=alpha, beta=beta,
                     style_layers=list(STYLE_LAYERS), **options,
                     corpus=_digest(specs), style=_digest([style_spec]), lossnet=_digest(lossnet_arrays))
-    return _train("style", lambda **kw: train_transformer(specs, style_spec, lossnet.triple, backend=backend, **kw),
-                  lossnet.arch,
+    if arch != lossnet.arch:  # (only then: a run begun before the option existed still resumes)
+        settings["architecture"] = arch.to_dict()
+    return _train("style", lambda **kw: train_transformer(specs, style_spec, lossnet.triple, backend=backend,
+                                                          arch=arch, **kw),
+                  arch,
                   settings, steps=steps, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
                   callback=callback, alpha=alpha, beta=beta, style_layers=STYLE_LAYERS, content_layer=CONTENT_LAYER,
                   **options)

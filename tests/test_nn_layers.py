@@ -234,3 +234,46 @@ def test_adam_fits_a_tiny_convnet():
         opts["dec"].step(params["dec"], g_dec)
         opts["enc"].step(params["enc"], g_enc)
     assert loss < 1e-3 * first, (first, loss)
+
+
+def direct_causal_conv1d(W, b, x, stride):
+    """Output ``t`` = ``b + sum_k W[:, :, k] x[t*stride + k - (K - 1)]``, zeros before the input."""
+    K = W.shape[2]
+    x_pad = np.pad(x, ((0, 0), (0, 0), (K - 1, 0)))
+    T_out = (x.shape[2] - 1) // stride + 1
+    y = np.empty((x.shape[0], W.shape[0], T_out))
+    for i, o, t in np.ndindex(*y.shape):
+        y[i, o, t] = b[o] + np.sum(W[o] * x_pad[i, :, t * stride:t * stride + K])
+    return y
+
+
+def direct_causal_conv_transpose1d(W, b, x, stride):
+    """Every input frame scatters ``W[:, :, k]`` to ``t*stride + k``; the first ``T*stride`` frames kept."""
+    full = direct_conv_transpose1d(W, np.zeros(W.shape[1]), x, stride, 0, 0)
+    length = x.shape[2] * stride
+    full = np.pad(full, ((0, 0), (0, 0), (0, max(0, length - full.shape[2]))))
+    return full[:, :, :length] + b[None, :, None]
+
+
+@settings(max_examples=25, deadline=None)
+@given(p=conv_shapes)
+def test_causal_convolutions_match_their_definitions_gradients_and_see_no_later_frame(p):
+    rng = np.random.default_rng(p["extra"])
+    T = 1 + p["extra"]
+    conv = Conv1d(p["C_in"], p["C_out"], p["K"], stride=p["stride"], causal=True)
+    transposed = ConvTranspose1d(p["C_out"], p["C_in"], p["K"], stride=p["stride"], causal=True)
+    W, b, c = rng.standard_normal((p["C_out"], p["C_in"], p["K"])), rng.standard_normal(p["C_out"]), \
+        rng.standard_normal(p["C_in"])
+    x = rng.standard_normal((p["B"], p["C_in"], T))
+    y = conv.forward({"W": W, "b": b}, x)[0]
+    np.testing.assert_allclose(y, direct_causal_conv1d(W, b, x, p["stride"]), rtol=1e-12, atol=1e-12)
+    z = transposed.forward({"W": W, "b": c}, y)[0]
+    np.testing.assert_allclose(z, direct_causal_conv_transpose1d(W, c, y, p["stride"]), rtol=1e-12, atol=1e-12)
+    # a change at frame T - 1 moves no earlier output frame of the pair
+    later = x.copy()
+    later[:, :, -1] += 1.0
+    z_later = transposed.forward({"W": W, "b": c}, conv.forward({"W": W, "b": b}, later)[0])[0]
+    first_touched = (T - 1) // p["stride"] * p["stride"]  # the frame the strided pair first places it at
+    np.testing.assert_allclose(z_later[:, :, :first_touched], z[:, :, :first_touched], atol=1e-12)
+    check_layer(conv, {"W": W, "b": b}, x)
+    check_layer(transposed, {"W": W, "b": c}, y)

@@ -13,10 +13,12 @@ import nstaudio as nst
 from nstaudio.cli.main import main
 from nstaudio.kernels import cpu, numpy_backend
 from nstaudio.methods.feedforward import feedforward
+from nstaudio.methods.gan import gan as gan_method
+from nstaudio.nn.melgan import GanArchitecture
 from nstaudio.models import Network
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.streaming import Stream
-from nstaudio.streaming.frames import PhaseSynthesis, StyleFrames
+from nstaudio.streaming.frames import GanFrames, PhaseSynthesis, StyleFrames
 from nstaudio.streaming.network import IncrementalNetwork
 from nstaudio.streaming.resample import StreamingResampler, polyphase_filter
 
@@ -113,6 +115,67 @@ def test_style_frames_equal_the_offline_feedforward(model, sizes):
     y = in_blocks(x, sizes, frames.process)
     assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
     np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(1, 200), min_size=1, max_size=5))
+def test_a_causal_models_frames_need_no_look_ahead_and_equal_the_offline_ones(sizes):
+    arch = Architecture(n_bins=1 + N_FFT // 2, channels=(12, 10, 8, 6), width=5, stride=1, causal=True)
+    params, state = random_network(arch, seed=5)
+    causal = Network(arch, params, state, {"kind": "style", "sr": SR, "n_fft": N_FFT, "hop_length": HOP})
+    x = np.random.default_rng(2).standard_normal((1, 3000)).astype(np.float32) * np.float32(0.3)
+    offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), causal.triple)
+    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=64,
+                         backend=nst.get_backend("cpu"))
+    y = in_blocks(x, sizes, frames.process)
+    # every frame whose samples are all here is out: no look-ahead
+    assert y.shape[2] == frames.spectrogram.available(x.shape[1])
+    np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
+
+
+def test_a_causal_model_streams_within_150_ms_at_the_default_settings():
+    """2048-sample frames at 22.05 kHz, hop 512, a stereo 44.1 kHz stream: the issue's latency target."""
+    arch = Architecture(n_bins=1025, channels=(8, 8, 8, 8), width=5, stride=1, causal=True)
+    params, state = random_network(arch)
+    causal = Network(arch, params, state, {"kind": "style", "sr": 22050, "n_fft": 2048, "hop_length": 512})
+    stream = Stream(causal, channels=2, block_size=256, sr=44100)
+    assert stream.phase_iters == 0 and stream.latency_parts["network"] == 0
+    assert stream.latency / 44100 <= 0.150
+    assert Stream(causal, block_size=256, sr=44100, phase_iters=2).latency > stream.latency  # refinement costs hops
+
+
+@pytest.fixture(scope="module")
+def gan_model():
+    content = [harmonic_tone(1.5, 16000, f0=f0, seed=i) for i, f0 in enumerate((150.0, 300.0))]
+    style = [harmonic_tone(1.5, 22050, f0=900.0, seed=5)]
+    arch = GanArchitecture(n_mels=16, frames=8, channels=4, critic_channels=4, embedding=3)
+    return nst.train_gan(content, style, 16000, style_sr=22050, steps=2, batch_size=2, arch=arch)
+
+
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(1, 700), min_size=1, max_size=5))
+def test_gan_frames_equal_the_offline_gan_method(gan_model, sizes):
+    """The generator's windows, crossfaded and taken back to STFT magnitudes frame by frame: the offline
+    method's frames (start included; silence after the end, as a stream's end is)."""
+    sr, n_fft, hop = gan_model.spectrogram_settings
+    x = np.random.default_rng(3).standard_normal((2, sr)).astype(np.float32) * np.float32(0.3)
+    x[:, -sr // 3:] = 0.0
+    offline = gan_method(np.log1p(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))), gan_model)
+    frames = GanFrames(gan_model, batch=2)
+    y = in_blocks(x, sizes, frames.process)
+    assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
+    np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-4)
+
+
+def test_a_gan_model_streams(gan_model):
+    sr, n_fft, hop = gan_model.spectrogram_settings
+    x = harmonic_tone(1.0, 44100, f0=220.0)[np.newaxis]
+    stream = Stream(gan_model, block_size=256, sr=44100)
+    y = run_stream(stream, x, 256)
+    assert y.shape == (1, -(-x.shape[1] // 256) * 256 + stream.latency) and np.all(np.isfinite(y))
+    # a frame is out once the generator's last window over it has run: up to a window less one frame later
+    assert stream.latency_parts["network"] == round((gan_model.arch.frames - 1) * hop * 44100 / sr)
+    assert np.sqrt(np.mean(y[:, stream.latency:] ** 2)) > 0
 
 
 @settings(max_examples=25, deadline=None)

@@ -38,12 +38,18 @@ class Architecture:
         :attr:`MAX_WIDTH`.
     stride : int
         Time downsampling of each encoder layer, 1 to :attr:`MAX_STRIDE`.
+    causal : bool
+        Every layer sees only the frames up to its own: an output frame depends on no later
+        input frame, so a stream (:class:`nstaudio.Stream`) needs no look-ahead for it. With
+        ``stride`` 1, because a strided bottleneck would hold back each frame's information
+        until the next bottleneck frame. False: centred filters (``width // 2`` frames each side).
     """
 
     n_bins: int
     channels: tuple = (256, 128, 64, 32)
     width: int = 5
     stride: int = 2
+    causal: bool = False
 
     # The bounds train_lossnet puts on n_fft, channels and width; a stride of 16 already
     # makes inputs a multiple of 16 ** 4 = 65536 frames long.
@@ -54,6 +60,7 @@ class Architecture:
     MAX_WIDTH = 63
     MAX_STRIDE = 16
     FIELDS = ("n_bins", "channels", "width", "stride")
+    OPTIONAL = ("causal",)  # left out of files when False, so that older files read the same
 
     def __post_init__(self):
         channels = self.channels
@@ -67,6 +74,9 @@ class Architecture:
         object.__setattr__(self, "stride", self._integer("stride", self.stride, self.MAX_STRIDE))
         if self.width % 2 == 0:
             raise ParameterError(f"width must be odd, got {self.width}")
+        if not isinstance(self.causal, (bool, np.bool_)):
+            raise ParameterError(f"causal must be true or false, got {type(self.causal).__name__}")
+        object.__setattr__(self, "causal", bool(self.causal))
 
     @staticmethod
     def _integer(name, value, maximum):
@@ -78,6 +88,8 @@ class Architecture:
     def to_dict(self):
         d = asdict(self)
         d["channels"] = list(self.channels)
+        if not self.causal:
+            del d["causal"]
         return d
 
     @classmethod
@@ -95,12 +107,13 @@ class Architecture:
         missing = [name for name in cls.FIELDS if name not in d]
         if missing:
             raise ParameterError(f"the architecture lacks {', '.join(missing)}")
-        if len(d) != len(cls.FIELDS):  # a field this version does not know would change the network silently
-            unknown = sorted(str(key) for key in d if key not in cls.FIELDS)
+        unknown = sorted(str(key) for key in d if key not in cls.FIELDS + cls.OPTIONAL)
+        if unknown:  # a field this version does not know would change the network silently
             raise ParameterError(f"unknown architecture field {unknown[0]!r}")
         if not isinstance(d["channels"], list):  # JSON has lists; a string or a number has no 4 channels
             raise ParameterError(f"channels must be a list of 4 integers, got a {type(d['channels']).__name__}")
-        return cls(n_bins=d["n_bins"], channels=tuple(d["channels"]), width=d["width"], stride=d["stride"])
+        return cls(n_bins=d["n_bins"], channels=tuple(d["channels"]), width=d["width"], stride=d["stride"],
+                   causal=d.get("causal", False))
 
     def array_shapes(self):
         """The shape of every array of an :class:`Autoencoder` of this architecture, computed without making one.
@@ -150,11 +163,12 @@ class Autoencoder:
         self.layers = []  # (name, layer, followed_by_relu_bn)
         for i in range(4):
             self.layers.append((f"enc{i}", Conv1d(sizes[i], sizes[i + 1], arch.width, stride=arch.stride,
-                                                  padding=pad, backend=self.backend), True))
+                                                  padding=pad, causal=arch.causal, backend=self.backend), True))
         for i in range(4):
             c_in, c_out = sizes[4 - i], sizes[3 - i]
             self.layers.append((f"dec{i}", ConvTranspose1d(c_in, c_out, arch.width, stride=arch.stride, padding=pad,
-                                                            output_padding=arch.stride - 1, backend=self.backend), i < 3))
+                                                            output_padding=arch.stride - 1, causal=arch.causal,
+                                                            backend=self.backend), i < 3))
         self.norms = {name: BatchNorm1d(layer.out_channels) for name, layer, bn in self.layers if bn}
         self.relu = ReLU()
 

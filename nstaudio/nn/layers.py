@@ -66,14 +66,19 @@ class Conv1d:
     Parameters (``params``): ``W`` (C_out, C_in, K), ``b`` (C_out,).
     ``y[b, o, t] = b[o] + sum_{c,k} W[o, c, k] * x_pad[b, c, t*stride + k]``,
     ``T_out = (T + 2 padding - K) // stride + 1``. One GEMM on the im2col columns of the whole batch.
+    ``causal=True`` pads ``K - 1`` zeros before the input and none after (``padding`` is then
+    ignored): output ``t`` sees inputs up to ``t*stride``, and ``T_out = (T - 1) // stride + 1``.
     """
 
-    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, backend=None):
+    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, causal=False, backend=None):
         self.in_channels = check_int("in_channels", in_channels, minimum=1)
         self.out_channels = check_int("out_channels", out_channels, minimum=1)
         self.width = check_int("width", width, minimum=1)
         self.stride = check_int("stride", stride, minimum=1)
-        self.padding = check_int("padding", padding, minimum=0)
+        self.causal = bool(causal)
+        # the windows kernels pad both ends alike: a causal layer pads K - 1 and stops its output
+        # before the windows would reach the padding after the input
+        self.padding = self.width - 1 if self.causal else check_int("padding", padding, minimum=0)
         self.backend = _cpu if backend is None else backend
 
     def init_params(self, rng, dtype=np.float32):
@@ -83,6 +88,8 @@ class Conv1d:
         return {"W": W.astype(dtype), "b": np.zeros(self.out_channels, dtype=dtype)}
 
     def output_length(self, T):
+        if self.causal:
+            return (T - 1) // self.stride + 1
         return (T + 2 * self.padding - self.width) // self.stride + 1
 
     def forward(self, params, x, scratch=None):
@@ -124,16 +131,21 @@ class ConvTranspose1d:
     Parameters: ``W`` (C_in, C_out, K) (torch's layout), ``b`` (C_out,).
     ``y_full[b, o, t*stride + k] += sum_c W[c, o, k] x[b, c, t]``, then ``padding`` frames are
     cut from each end of ``y_full`` and the bias is added;
-    ``T_out = (T - 1) stride - 2 padding + K + output_padding``.
+    ``T_out = (T - 1) stride - 2 padding + K + output_padding``. ``causal=True`` cuts nothing
+    from the start and keeps ``T_out = T stride`` frames (``padding`` and ``output_padding`` are
+    then ignored): output ``t`` sees inputs up to ``t // stride``.
     """
 
-    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, output_padding=0, backend=None):
+    def __init__(self, in_channels, out_channels, width, *, stride=1, padding=0, output_padding=0, causal=False,
+                 backend=None):
         self.in_channels = check_int("in_channels", in_channels, minimum=1)
         self.out_channels = check_int("out_channels", out_channels, minimum=1)
         self.width = check_int("width", width, minimum=1)
         self.stride = check_int("stride", stride, minimum=1)
-        self.padding = check_int("padding", padding, minimum=0)
-        self.output_padding = check_int("output_padding", output_padding, minimum=0, maximum=self.stride - 1)
+        self.causal = bool(causal)
+        self.padding = 0 if self.causal else check_int("padding", padding, minimum=0)
+        self.output_padding = 0 if self.causal else check_int("output_padding", output_padding, minimum=0,
+                                                               maximum=self.stride - 1)
         self.backend = _cpu if backend is None else backend
 
     def init_params(self, rng, dtype=np.float32):
@@ -142,6 +154,8 @@ class ConvTranspose1d:
         return {"W": W.astype(dtype), "b": np.zeros(self.out_channels, dtype=dtype)}
 
     def output_length(self, T):
+        if self.causal:
+            return T * self.stride
         return (T - 1) * self.stride - 2 * self.padding + self.width + self.output_padding
 
     def forward(self, params, x, scratch=None):

@@ -3,6 +3,7 @@
 Arrays in, parameters out: corpus loading and checkpoint files belong to the caller.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,7 +305,7 @@ def transformer_loss(model, params, state, loss_model, loss_params, loss_state, 
 
 def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4, style_layers=STYLE_LAYERS,
                       content_layer="enc3", batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
-                      resume=None, callback=None, checkpoint=None, checkpoint_every=200, backend=None):
+                      resume=None, callback=None, checkpoint=None, checkpoint_every=200, backend=None, arch=None):
     """Train a transformation network for one style against a frozen loss network (AutoStyle).
 
     ``loss = alpha * MSE(content features) + beta * sum_l MSE(Gram_l(T(x)), Gram_l(style))``, with
@@ -329,6 +330,9 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
         (default :data:`STYLE_LAYERS`; the paper's are ``("enc0", "enc1", "enc2")``).
     content_layer : str
         The encoder layer whose activations carry the content.
+    arch : Architecture or None
+        The transformation network's, if not the loss network's: the same arrays (it starts
+        from the loss network's weights) with another stride or causal filters.
 
     Returns
     -------
@@ -336,13 +340,17 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
         The transformation network.
     history : np.ndarray, shape (steps,)
     """
-    arch, loss_params, loss_state = loss_net
+    loss_arch, loss_params, loss_state = loss_net
+    arch = loss_arch if arch is None else arch
+    if arch.array_shapes() != loss_arch.array_shapes():
+        raise ParameterError("the transformation network must have the loss network's arrays (it starts from them)")
     batch_size = check_int("batch_size", batch_size, minimum=1)
     backend = _cpu if backend is None else backend
-    loss_model, model = Autoencoder(arch, backend), Autoencoder(arch, backend)
-    crop = check_int("crop", crop, minimum=model.multiple)
-    if crop % model.multiple:
-        raise ParameterError(f"crop must be a multiple of {model.multiple}, got {crop}")
+    loss_model, model = Autoencoder(loss_arch, backend), Autoencoder(arch, backend)
+    multiple = math.lcm(model.multiple, loss_model.multiple)  # a crop passes through both
+    crop = check_int("crop", crop, minimum=multiple)
+    if crop % multiple:
+        raise ParameterError(f"crop must be a multiple of {multiple}, got {crop}")
     usable = style.shape[1] - style.shape[1] % loss_model.multiple
     if usable < loss_model.multiple:
         raise ParameterError(f"style has {style.shape[1]} frames, fewer than the {loss_model.multiple} the network needs")

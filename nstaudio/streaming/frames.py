@@ -14,8 +14,53 @@ from ..spectral import _TINY, HANN_GAMMA, PGHI_TOLERANCE, get_window
 from .network import IncrementalNetwork
 
 
+class SpectrogramFrames:
+    """Samples in, the log1p magnitudes of the centered STFT's frames out, as :func:`nstaudio.stft` gives them.
+
+    Parameters
+    ----------
+    n_fft, hop_length : int
+        Hann window of ``n_fft``.
+    batch : int
+        Audio channels, side by side.
+    """
+
+    def __init__(self, *, n_fft, hop_length, batch):
+        self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
+        self.window = get_window("hann", n_fft, n_fft)
+        self.reset()
+
+    def reset(self):
+        self.samples = np.zeros((self.batch, self.n_fft // 2), np.float32)
+        self.samples_start = -(self.n_fft // 2)  # the index of samples[:, 0]
+        self.received = self.frames = 0
+
+    def available(self, received):
+        """Frames complete after ``received`` samples (frame f needs samples up to f hop + n_fft/2 - 1)."""
+        received = np.asarray(received)
+        return np.where(received >= self.n_fft // 2, (received - self.n_fft // 2) // self.hop_length + 1, 0)
+
+    def process(self, x):
+        """Take samples (batch, n) float32; return the frames they complete, (batch, 1 + n_fft // 2, m) float32."""
+        self.samples = np.concatenate([self.samples, x], axis=1)
+        self.received += x.shape[1]
+        end = int(self.available(self.received))
+        if end == self.frames:
+            return np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
+        first = self.frames * self.hop_length - self.n_fft // 2 - self.samples_start
+        span = self.samples[:, first:first + (end - self.frames - 1) * self.hop_length + self.n_fft]
+        frames = np.lib.stride_tricks.sliding_window_view(span, self.n_fft, axis=1)[:, ::self.hop_length]
+        # as nstaudio.stft computes them: float32 frames, complex64 spectra
+        spectra = scipy.fft.rfft(frames * self.window, axis=-1).astype(np.complex64, copy=False)
+        self.frames = end
+        drop = end * self.hop_length - self.n_fft // 2 - self.samples_start
+        self.samples = self.samples[:, drop:]
+        self.samples_start += drop
+        return np.ascontiguousarray(np.log1p(np.abs(spectra)).transpose(0, 2, 1))
+
+
 class StyleFrames:
-    """Samples in, the style network's output frames out, equal to the offline pipeline's.
+    """Samples in, the style network's output frames out, equal to the offline ``feedforward``'s.
 
     Parameters
     ----------
@@ -33,26 +78,19 @@ class StyleFrames:
     """
 
     def __init__(self, arch, params, state, *, n_fft, hop_length, batch, context, backend):
-        self.n_fft, self.hop_length, self.batch, self.context = n_fft, hop_length, batch, context
-        self.window = get_window("hann", n_fft, n_fft)
+        self.batch, self.context = batch, context
+        self.spectrogram = SpectrogramFrames(n_fft=n_fft, hop_length=hop_length, batch=batch)
         self.network = IncrementalNetwork(arch, params, state, batch, backend=backend)
         self.reset()
 
     def reset(self):
-        self.samples = np.zeros((self.batch, self.n_fft // 2), np.float32)
-        self.samples_start = -(self.n_fft // 2)  # the index of samples[:, 0]
-        self.received = self.frames = 0
+        self.spectrogram.reset()
         self.unseen_context = self.context
         self.network.reset()
 
-    def frames_available(self, received):
-        """Frames complete after ``received`` samples (frame f needs samples up to f hop + n_fft/2 - 1)."""
-        received = np.asarray(received)
-        return np.where(received >= self.n_fft // 2, (received - self.n_fft // 2) // self.hop_length + 1, 0)
-
     def available(self, received):
         """Stylized frames out after ``received`` samples (vectorised)."""
-        frames = self.frames_available(received)
+        frames = self.spectrogram.available(received)
         fed = np.where(frames > 0, frames + self.context, 0)
         return np.maximum(0, self.network.available(fed) - self.context)
 
@@ -60,32 +98,98 @@ class StyleFrames:
         """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
         (batch, 1 + n_fft // 2, m) float32: no more than ``limit`` frames in all, if given (the
         network's work waits until its frames are due)."""
-        self.samples = np.concatenate([self.samples, x], axis=1)
-        self.received += x.shape[1]
-        end = int(self.frames_available(self.received))
-        network_limit = None if limit is None else limit + self.context
-        if end == self.frames:
-            return self._trim(self.network.process(np.zeros((self.batch, self.network.n_bins, 0), np.float32),
-                                                   network_limit))
-        first = self.frames * self.hop_length - self.n_fft // 2 - self.samples_start
-        span = self.samples[:, first:first + (end - self.frames - 1) * self.hop_length + self.n_fft]
-        frames = np.lib.stride_tricks.sliding_window_view(span, self.n_fft, axis=1)[:, ::self.hop_length]
-        # as nstaudio.stft computes them: float32 frames, complex64 spectra
-        spectra = scipy.fft.rfft(frames * self.window, axis=-1).astype(np.complex64, copy=False)
-        log_magnitude = np.log1p(np.abs(spectra)).transpose(0, 2, 1)
-        if self.frames == 0:
+        first = self.spectrogram.frames == 0
+        log_magnitude = self.spectrogram.process(x)
+        if first and log_magnitude.shape[2]:
             log_magnitude = np.concatenate([np.repeat(log_magnitude[:, :, :1], self.context, axis=2),
                                             log_magnitude], axis=2)
-        self.frames = end
-        drop = end * self.hop_length - self.n_fft // 2 - self.samples_start
-        self.samples = self.samples[:, drop:]
-        self.samples_start += drop
-        return self._trim(self.network.process(np.ascontiguousarray(log_magnitude), network_limit))
-
-    def _trim(self, out):
+        out = self.network.process(log_magnitude, None if limit is None else limit + self.context)
         skip = min(self.unseen_context, out.shape[2])  # the outputs of the repeated first frame
         self.unseen_context -= skip
         return np.maximum(out[:, :, skip:], 0)  # a log1p magnitude is never negative (as feedforward)
+
+
+class GanFrames:
+    """Samples in, a MelGAN-VC generator's frames out, equal to the offline ``gan`` method's.
+
+    The frames' mel features go through the generator in half-overlapping windows of the
+    length it was trained on, crossfaded (:func:`nstaudio.methods.gan.apply_generator`); a
+    frame is out once the last window over it has run, and goes back from mel bands to STFT
+    magnitudes on its own.
+
+    Parameters
+    ----------
+    model : Network
+        A ``gan`` model.
+    batch : int
+    """
+
+    def __init__(self, model, *, batch):
+        from ..methods.gan import crossfade_windows, mel_basis
+        from ..nn.melgan import Generator
+
+        sr, n_fft, hop_length = model.spectrogram_settings
+        self.model, self.batch, self.n_fft = model, batch, n_fft
+        self.spectrogram = SpectrogramFrames(n_fft=n_fft, hop_length=hop_length, batch=batch)
+        self.basis = mel_basis(sr, n_fft, model.arch.n_mels)
+        self.window = model.arch.frames
+        self.hop = self.window // 2
+        self.weight = crossfade_windows(1, self.window)[1].astype(np.float32)
+        self.generator = Generator(model.arch)
+        self.reset()
+
+    def reset(self):
+        self.spectrogram.reset()
+        # features[:, :, i] and blend[:, :, i] are padded frame features_start + i; the padding is
+        # ``hop`` copies of the first frame, as apply_generator pads
+        self.features = np.zeros((self.batch, self.model.arch.n_mels, 0), np.float32)
+        self.features_start = 0
+        self.blend = np.zeros((self.batch, self.model.arch.n_mels, 0), np.float64)
+        self.windows = 0  # windows run
+        self.returned = 0  # frames returned
+
+    def available(self, received):
+        """Frames out after ``received`` samples (vectorised): those no later window reaches."""
+        frames = self.spectrogram.available(received)
+        padded = np.where(frames > 0, frames + self.hop, 0)
+        windows = np.maximum(0, (padded - self.window) // self.hop + 1)
+        return np.maximum(0, (windows - 1) * self.hop)
+
+    def process(self, x, limit=None):
+        """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
+        (batch, 1 + n_fft // 2, m) float32 (no more than ``limit`` in all, if given)."""
+        from ..methods.gan import features, magnitude_from_features
+
+        first = self.spectrogram.frames == 0
+        log_magnitude = self.spectrogram.process(x)
+        unit = features(np.expm1(log_magnitude), self.basis, self.n_fft)
+        if first and unit.shape[2]:
+            unit = np.concatenate([np.repeat(unit[:, :, :1], self.hop, axis=2), unit], axis=2)
+        self.features = np.concatenate([self.features, unit], axis=2)
+        padded = self.features_start + self.features.shape[2]
+        runnable = max(0, (padded - self.window) // self.hop + 1)
+        if limit is not None:  # windows wait until their frames are due
+            runnable = min(runnable, max(self.windows, -(-limit // self.hop) + 1))
+        for k in range(self.windows, runnable):
+            start = k * self.hop - self.features_start
+            y = self.generator.forward(self.model.params, self.model.state, self.features[:, :, start:start + self.window],
+                                       training=False)[0]
+            grow = k * self.hop + self.window - self.features_start - self.blend.shape[2]
+            if grow > 0:
+                self.blend = np.concatenate([self.blend, np.zeros(self.blend.shape[:2] + (grow,))], axis=2)
+            self.blend[:, :, start:start + self.window] += y * self.weight
+        self.windows = max(self.windows, runnable)
+        # padded frames before the next window's start are final; the first ``hop`` are padding
+        final = self.windows * self.hop - self.features_start
+        done = self.blend[:, :, :max(final, 0)].astype(np.float32)
+        skip = max(0, self.hop - self.features_start)
+        out = done[:, :, skip:]
+        self.blend, self.features = self.blend[:, :, max(final, 0):], self.features[:, :, max(final, 0):]
+        self.features_start += max(final, 0)
+        self.returned += out.shape[2]
+        if not out.shape[2]:
+            return np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
+        return np.log1p(magnitude_from_features(out, self.basis, self.n_fft))
 
 
 class PhaseSynthesis:

@@ -11,7 +11,7 @@ from ..limits import MAX_CHANNELS
 from ..methods.feedforward import CONTEXT_FRAMES
 from ..models import TRAINING_PEAK, Network, load_model
 from ..validation import check_choice, check_float, check_int, check_sample_rate
-from .frames import PhaseSynthesis, StyleFrames
+from .frames import GanFrames, PhaseSynthesis, StyleFrames
 from .resample import StreamingResampler
 
 # The share of a block's duration that may go to work ahead of need (see Stream._run_here).
@@ -28,17 +28,22 @@ class Stream:
     """Stylize audio as it comes: block in, block out, at a constant latency.
 
     The blocks are resampled to the model's rate by a polyphase filter with kept state, cut
-    into STFT frames, run through the style network frame by frame (each new frame from
-    cached activations, with the look-ahead the architecture needs), given phase by
-    real-time Phase Gradient Heap Integration and overlap-added back into samples, then
-    resampled back. The network's output frames equal the offline ``stylize(model=...)``'s
-    for the same input; each output sample is exactly :attr:`latency` samples behind its
-    input sample, whatever the block size.
+    into STFT frames, run through the model frame by frame (each new frame from cached
+    activations, with the look-ahead the architecture needs), given phase by real-time Phase
+    Gradient Heap Integration (refined by RTISI-LA passes, ``phase_iters``) and overlap-added
+    back into samples, then resampled back. The model's output frames equal the offline
+    ``stylize(model=...)``'s for the same input; each output sample is exactly
+    :attr:`latency` samples behind its input sample, whatever the block size. Unlike
+    ``stylize``, the stream cannot see the whole recording: it takes the input's level from
+    ``input_gain`` and does not match the output's loudness to the input's.
 
     Parameters
     ----------
     model : Network or str or os.PathLike
-        A trained style model (``nstaudio.train_style``, ``nstaudio.load_model``) or its file.
+        A trained model (``nstaudio.train_style``, ``nstaudio.train_gan``, ``nstaudio.load_model``)
+        or its file. A style model runs frame by frame from cached activations; a gan model's
+        generator runs on half-overlapping windows of the length it was trained on, crossfaded,
+        as the offline ``gan`` method does, each as soon as its frames are in.
     channels : int
         Audio channels of every block (each runs through the model on its own).
     block_size : int
@@ -56,10 +61,11 @@ class Stream:
     lookahead : {1, 0}
         Frames of look-ahead of the phase-gradient estimate: 1 (centred) or 0 (causal, one hop
         less latency).
-    phase_iters : int
+    phase_iters : int or None
         Passes of real-time iterative refinement (RTISI-LA) of each frame's phase while the
         ``n_fft // hop_length - 1`` frames after it come in (that many hops more latency); 0
-        keeps the real-time PGHI phase alone.
+        keeps the real-time PGHI phase alone. None: 0 for a causal model (trained for low
+        latency, ``train_style(causal=True)``), else :data:`PHASE_ITERS`.
     seed : int
         Seeds the random phase of the quietest coefficients.
 
@@ -82,11 +88,12 @@ class Stream:
     """
 
     def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=1,
-                 phase_iters=PHASE_ITERS, seed=0):
+                 phase_iters=None, seed=0):
         if not isinstance(model, Network):
-            model = load_model(model, kind="style")
-        elif model.kind != "style":
-            raise ParameterError(f"Stream runs style models (nstaudio.train_style), got a {model.kind} model")
+            model = load_model(model, kind=("style", "gan"))
+        elif model.kind not in ("style", "gan"):
+            raise ParameterError(f"Stream runs style models (nstaudio.train_style) and gan models (nstaudio.train_gan), "
+                                 f"got a {model.kind} model")
         self.model = model
         sr_model, n_fft, hop_length = model.spectrogram_settings
         self.channels = check_int("channels", channels, minimum=1, maximum=MAX_CHANNELS)
@@ -97,11 +104,17 @@ class Stream:
         self.input_gain = np.float32(TRAINING_PEAK if input_gain is None else
                                      check_float("input_gain", input_gain, minimum=1e-6, maximum=1e6))
         self.lookahead = int(check_choice("lookahead", lookahead, (0, 1)))
+        if phase_iters is None:  # a causal model is for low latency, which the refinement's frames would undo
+            phase_iters = 0 if getattr(model.arch, "causal", False) else PHASE_ITERS
         self.phase_iters = check_int("phase_iters", phase_iters, minimum=0, maximum=MAX_PHASE_ITERS)
-        m = model.arch.stride ** 4
-        context = -(-CONTEXT_FRAMES // m) * m  # as apply_network rounds its overlap
-        self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                   context=context, backend=backend)
+        if model.kind == "gan":
+            self._frames = GanFrames(model, batch=self.channels)
+            self._period = self._frames.hop  # frames between the generator's windows
+        else:
+            self._period = model.arch.stride ** 4  # frames between the bottleneck's
+            context = -(-CONTEXT_FRAMES // self._period) * self._period  # as apply_network rounds its overlap
+            self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
+                                       context=context, backend=backend)
         self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
                                          lookahead=self.lookahead, iterations=self.phase_iters, seed=seed,
                                          backend=backend)
@@ -232,12 +245,17 @@ class Stream:
         """The most the ready output ever trails the input, over every input length: the blocks land on
         the hop and stride grids in every way, so every length is tried up to where it repeats."""
         sr_model, n_fft, hop_length = self.model.spectrogram_settings
-        period = hop_length * self.model.arch.stride ** 4
-        horizon = (n_fft + (self._frames.context + 4 * period // hop_length + 8) * hop_length + 4 * period)
-        received = np.arange(int(horizon * self.sr / sr_model) + 64 * self.sr // sr_model + 1)
-        return int(np.max(received - self._produced(received)))
+        return int(np.max(self._scan() - self._produced(self._scan())))
+
+    def _scan(self):
+        """Input lengths (at ``sr``) past the start by several periods of the network's and the hop's grids."""
+        sr_model, n_fft, hop_length = self.model.spectrogram_settings
+        frames = 2 * CONTEXT_FRAMES + 8 * self._period + 16
+        return np.arange(int((n_fft + frames * hop_length) * self.sr / sr_model) + 64 * self.sr // sr_model + 1)
 
     def _network_lookahead(self):
-        """The network's worst look-ahead, in frames, once past the start."""
-        fed = np.arange(self._frames.context, self._frames.context + 8 * self.model.arch.stride ** 4)
-        return int(np.max(fed - self._frames.network.available(fed)))
+        """The model's worst look-ahead, in frames, once past the start: frames in, frames not yet out."""
+        at_model_rate = self._scan() if self._to_model is None else self._to_model.available(self._scan())
+        frames_in = self._frames.spectrogram.available(at_model_rate)
+        lag = frames_in - self._frames.available(at_model_rate)
+        return int(np.max(lag[len(lag) // 2:]))
