@@ -57,6 +57,17 @@ def stereo(seconds, sr):
     return nst.resample(pair, orig_sr=22050, target_sr=sr) * np.float32(0.9)
 
 
+def recordings(seconds):
+    """Real recordings by name, mono at 22.05 kHz: the bundled piano and violin, and the shared speech and drums
+    where they are at hand."""
+    found = {"piano (bundled)": clip("content", seconds), "violin (bundled)": clip("style", seconds)}
+    for name, filename in (("speech", "speech_festival.wav"), ("drums", "drums.wav")):
+        y = recording(filename, seconds)
+        if y is not None:
+            found[name] = y
+    return found
+
+
 def run_stream(stream, x):
     """Output of ``x`` (channels, n) through ``stream`` (zero-padded to whole blocks), the tail included."""
     block = stream.block_size
@@ -117,12 +128,7 @@ def test_quality_against_offline_griffin_lim(model):
     _lines.append("| content | stream, PGHI alone | PGHI + 2 RTISI-LA passes (default) | PGHI + 4 passes "
                   "| offline FGLA 32, random start | offline FGLA 32, content's phase | block 256 vs 1000 |")
     _lines.append("|---|---:|---:|---:|---:|---:|---:|")
-    contents = {"piano (bundled)": clip("content", 8.0), "violin (bundled)": clip("style", 8.0)}
-    for name, filename in (("speech", "speech_festival.wav"), ("drums", "drums.wav")):
-        y = recording(filename, 8.0)
-        if y is not None:
-            contents[name] = y
-    for name, y in contents.items():
+    for name, y in recordings(8.0).items():
         x = (y / np.max(np.abs(y)))[np.newaxis].astype(np.float32)  # peaks at full scale, as Stream assumes
         gain = np.float32(TRAINING_PEAK)
         spec = nst.stft(x * gain, n_fft=n_fft, hop_length=hop)
@@ -156,12 +162,7 @@ def test_real_time_pghi_on_true_spectrograms():
                   "spectrogram) |")
     _lines.append("|---|---:|---:|---:|---:|")
     n_fft = 2048
-    recordings = {"piano (bundled)": clip("content", 8.0), "violin (bundled)": clip("style", 8.0)}
-    for name, filename in (("speech", "speech_festival.wav"), ("drums", "drums.wav")):
-        y = recording(filename, 8.0)
-        if y is not None:
-            recordings[name] = y
-    for name, y in recordings.items():
+    for name, y in recordings(8.0).items():
         x = y[np.newaxis].astype(np.float32)
         for overlap in (4, 8):
             hop = n_fft // overlap

@@ -14,11 +14,38 @@ from ..nn.autoencoder import Autoencoder
 from ..nn.layers import Conv1d, ConvTranspose1d
 
 
-class _IncrementalConv:
+class _IncrementalLayer:
+    """What both layers keep: the input frames their next outputs need, from ``history_start`` on
+    (frames before 0 are the zeros a whole pass pads with), and how many outputs they gave."""
+
+    zeros_before = 0  # input frames before 0 that outputs meet
+
+    def start(self, batch, channels, dtype):
+        self.history = np.zeros((batch, channels, self.zeros_before), dtype)
+        self.history_start = -self.zeros_before
+        self.received = self.produced = 0
+
+    def _take(self, x, limit):
+        """Keep the new input frames; the outputs computable now, at most ``limit`` in all (and never fewer
+        than were given)."""
+        self.history = np.concatenate([self.history, x], axis=2)
+        self.received += x.shape[2]
+        return max(self.produced, min(int(self.available(self.received)), limit))
+
+    def _forget_before(self, first_needed):
+        """Drop the input frames before ``first_needed`` (those not here yet are dropped as they come)."""
+        drop = min(first_needed - self.history_start, self.history.shape[2])
+        if drop > 0:
+            self.history = self.history[:, :, drop:]
+            self.history_start += drop
+
+
+class _IncrementalConv(_IncrementalLayer):
     """A strided convolution with ``padding`` zeros before frame 0, run as its input grows."""
 
     def __init__(self, layer):
         self.stride, self.width, self.padding = layer.stride, layer.width, layer.padding
+        self.zeros_before = self.padding
         self.valid = Conv1d(layer.in_channels, layer.out_channels, layer.width, stride=layer.stride,
                             backend=layer.backend)
 
@@ -30,35 +57,26 @@ class _IncrementalConv:
         """Input frames that the first ``outputs`` outputs take."""
         return 0 if outputs <= 0 else (outputs - 1) * self.stride - self.padding + self.width
 
-    def start(self, batch, channels, dtype):
-        self.history = np.zeros((batch, channels, self.padding), dtype)
-        self.history_start = -self.padding
-        self.received = self.produced = 0
-
     def process(self, params, x, limit):
-        self.history = np.concatenate([self.history, x], axis=2)
-        self.received += x.shape[2]
-        end = max(self.produced, min(int(self.available(self.received)), limit))
+        end = self._take(x, limit)
+        if end == self.produced:
+            return np.zeros((x.shape[0], self.valid.out_channels, 0), x.dtype)
         first = self.produced * self.stride - self.padding - self.history_start
         window = self.history[:, :, first:first + (end - self.produced - 1) * self.stride + self.width]
-        y = (self.valid.forward(params, window)[0] if end > self.produced else
-             np.zeros((x.shape[0], self.valid.out_channels, 0), x.dtype))
+        y = self.valid.forward(params, window)[0]
         self.produced = end
-        # the next output's first input (which, with a stride above the width, may not be here yet)
-        drop = min(end * self.stride - self.padding - self.history_start, self.history.shape[2])
-        self.history = self.history[:, :, drop:]
-        self.history_start += drop
+        self._forget_before(end * self.stride - self.padding)  # the next output's first input
         return y
 
 
-class _IncrementalTransposed:
+class _IncrementalTransposed(_IncrementalLayer):
     """A transposed convolution whose first ``padding`` output frames are cut, run as its input grows."""
 
     def __init__(self, layer):
         self.stride, self.width, self.padding = layer.stride, layer.width, layer.padding
         self.full = ConvTranspose1d(layer.in_channels, layer.out_channels, layer.width, stride=layer.stride,
                                     backend=layer.backend)
-        self.reach = -(-self.width // self.stride)  # input frames that meet one output frame, at most
+        self.zeros_before = -(-self.width // self.stride)  # input frames that meet one output frame, at most
 
     def available(self, received):
         """Outputs computable from ``received`` input frames (output i needs input (i + p) // s)."""
@@ -68,15 +86,8 @@ class _IncrementalTransposed:
         """Input frames that the first ``outputs`` outputs take."""
         return 0 if outputs <= 0 else (outputs - 1 + self.padding) // self.stride + 1
 
-    def start(self, batch, channels, dtype):
-        self.history = np.zeros((batch, channels, self.reach), dtype)
-        self.history_start = -self.reach
-        self.received = self.produced = 0
-
     def process(self, params, x, limit):
-        self.history = np.concatenate([self.history, x], axis=2)
-        self.received += x.shape[2]
-        end = max(self.produced, min(int(self.available(self.received)), limit))
+        end = self._take(x, limit)
         if end == self.produced:
             return np.zeros((x.shape[0], self.full.out_channels, 0), x.dtype)
         # full (uncut) output frames f0..f1 take input frames ceil((f0 - K + 1) / s)..f1 // s
@@ -89,10 +100,7 @@ class _IncrementalTransposed:
         y_full = self.full.forward(params, window)[0]
         y = y_full[:, :, f0 - low * self.stride:f1 + 1 - low * self.stride]
         self.produced = end
-        drop = min(self._first_input(end + self.padding) - self.history_start, self.history.shape[2])
-        if drop > 0:
-            self.history = self.history[:, :, drop:]
-            self.history_start += drop
+        self._forget_before(self._first_input(end + self.padding))
         return y
 
     def _first_input(self, f):
