@@ -10,7 +10,9 @@
   on the true spectrograms of real recordings, at the model's overlap (4) and at 8.
 
 Needs a style model (``NSTAUDIO_STYLE_MODEL`` or ``build/style-models/violin.npz``), skipped
-with that reason otherwise. The section "stream" of RESULTS.md holds the last whole run.
+with that reason otherwise; a causal one (``NSTAUDIO_CAUSAL_MODEL`` or
+``build/style-models/violin-causal.npz``, from ``train-style --causal --stride 1``) is measured
+beside it where it is there. The section "stream" of RESULTS.md holds the last whole run.
 """
 
 import os
@@ -31,6 +33,7 @@ from conftest import machine_description, module_ran_whole, write_section
 
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
 STYLE_MODEL = os.environ.get("NSTAUDIO_STYLE_MODEL", os.path.join(BUILD, "style-models", "violin.npz"))
+CAUSAL_MODEL = os.environ.get("NSTAUDIO_CAUSAL_MODEL", os.path.join(BUILD, "style-models", "violin-causal.npz"))
 RATE, SECONDS = 44100, 12.0
 _lines = []
 
@@ -39,16 +42,26 @@ _lines = []
 def section(request):
     yield
     if module_ran_whole(request) and _lines:
-        write_section("stream", f"Machine: {machine_description()}. Date: {time.strftime('%Y-%m-%d')}. Model: "
-                      f"{os.path.basename(STYLE_MODEL)}. Written by benchmarks/test_stream.py.", "\n".join(_lines))
+        write_section("stream", f"Machine: {machine_description()}. Date: {time.strftime('%Y-%m-%d')}. Written by "
+                      "benchmarks/test_stream.py.", "\n".join(_lines))
 
 
 @pytest.fixture(scope="module")
-def model():
+def models():
+    """The style models to stream, by name: the default one, and the causal one where it is there."""
     if not os.path.isfile(STYLE_MODEL):
         pytest.skip(f"no style model at {STYLE_MODEL}: train one (README, the feedforward method) or set "
                     "NSTAUDIO_STYLE_MODEL")
-    return nst.load_model(STYLE_MODEL, kind="style")
+    found = {os.path.basename(STYLE_MODEL): nst.load_model(STYLE_MODEL, kind="style")}
+    if os.path.isfile(CAUSAL_MODEL):
+        found[os.path.basename(CAUSAL_MODEL)] = nst.load_model(CAUSAL_MODEL, kind="style")
+    return found
+
+
+def describe(model):
+    arch = model.arch
+    return (f"channels {arch.channels}, width {arch.width}, stride {arch.stride}"
+            + (", causal" if arch.causal else ""))
 
 
 def stereo(seconds, sr):
@@ -78,79 +91,94 @@ def run_stream(stream, x):
                           axis=1)
 
 
-def test_latency(model):
-    sr_model, n_fft, hop = model.spectrogram_settings
-    _lines.append(f"Latency at the model's settings ({sr_model} Hz, n_fft {n_fft}, hop {hop}; architecture "
-                  f"{model.arch.channels}, width {model.arch.width}, stride {model.arch.stride}), in ms:")
+def test_latency(models):
+    _lines.append("Latency and its parts, in ms (the models' settings: 22050 Hz, n_fft 2048, hop 512; target: at "
+                  "most 150 ms):")
     _lines.append("")
-    _lines.append("| stream | total | window | network look-ahead | phase look-ahead | spread (one hop) | "
+    _lines.append("| model | stream | total | window | network look-ahead | phase | spread (one hop) | "
                   "resampling | alignment |")
-    _lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for sr, lookahead in ((sr_model, 1), (RATE, 1), (RATE, 0), (48000, 1)):
-        stream = Stream(model, channels=2, block_size=256, sr=sr, lookahead=lookahead)
-        parts = stream.latency_parts
-        assert sum(parts.values()) == stream.latency
-        ms = {key: 1000 * value / sr for key, value in parts.items()}
-        _lines.append(f"| {sr} Hz, phase look-ahead {lookahead} | {1000 * stream.latency / sr:.1f} | "
-                      f"{ms['window']:.1f} | {ms['network']:.1f} | {ms['phase']:.1f} | {ms['spread']:.1f} | "
-                      f"{ms['resampling']:.2f} | {ms['alignment']:.2f} |")
+    _lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, model in models.items():
+        sr_model = model.spectrogram_settings[0]
+        settings = [(sr_model, {}), (RATE, {}), (RATE, dict(lookahead=0)), (48000, {})]
+        if model.arch.causal:
+            settings.append((RATE, dict(phase_iters=2)))
+        else:
+            settings.append((RATE, dict(phase_iters=0)))
+        for sr, options in settings:
+            stream = Stream(model, channels=2, block_size=256, sr=sr, **options)
+            parts = stream.latency_parts
+            assert sum(parts.values()) == stream.latency
+            ms = {key: 1000 * value / sr for key, value in parts.items()}
+            label = f"{sr} Hz, phase look-ahead {stream.lookahead}, {stream.phase_iters} RTISI-LA passes"
+            _lines.append(f"| {name} ({describe(model)}) | {label} | {1000 * stream.latency / sr:.1f} | "
+                          f"{ms['window']:.1f} | {ms['network']:.1f} | {ms['phase']:.1f} | {ms['spread']:.1f} | "
+                          f"{ms['resampling']:.2f} | {ms['alignment']:.2f} |")
 
 
-def test_block_times(model):
+def test_block_times(models):
     x = stereo(SECONDS, RATE)
     _lines.append("")
     _lines.append(f"Processing time per block, {RATE} Hz stereo, {SECONDS:.0f} s of real audio, one thread, as a "
-                  "share of the block's duration (target: at most 0.25 for every block):")
+                  "share of the block's duration (target: at most 0.25 for every block); 'while starting': the "
+                  "blocks until the first input is heard:")
     _lines.append("")
-    _lines.append("| block | worst, while starting | worst, running | 99th percentile | mean |")
-    _lines.append("|---:|---:|---:|---:|---:|")
-    for block in (256, 512, 1024, 2048, 4096):
-        stream = Stream(model, channels=2, block_size=block, sr=RATE)
-        times = []
-        for start in range(0, x.shape[1] - block + 1, block):
-            began = time.perf_counter()
-            out = stream.process(x[:, start:start + block])
-            times.append(time.perf_counter() - began)
-            assert out.shape == (2, block)
-        share = np.array(times) / (block / RATE)
-        starting = -(-stream.latency // block) + 1  # blocks until the first input is heard
-        _lines.append(f"| {block} | {share[:starting].max():.3f} | {share[starting:].max():.3f} | "
-                      f"{np.percentile(share[starting:], 99):.3f} | {share[starting:].mean():.3f} |")
+    _lines.append("| model | block | worst, while starting | worst, running | 99th percentile | mean |")
+    _lines.append("|---|---:|---:|---:|---:|---:|")
+    for name, model in models.items():
+        for block in (256, 512, 1024, 2048, 4096):
+            stream = Stream(model, channels=2, block_size=block, sr=RATE)
+            times = []
+            for start in range(0, x.shape[1] - block + 1, block):
+                began = time.perf_counter()
+                out = stream.process(x[:, start:start + block])
+                times.append(time.perf_counter() - began)
+                assert out.shape == (2, block)
+            share = np.array(times) / (block / RATE)
+            starting = -(-stream.latency // block) + 1
+            _lines.append(f"| {name}, {stream.phase_iters} passes | {block} | {share[:starting].max():.3f} | "
+                          f"{share[starting:].max():.3f} | {np.percentile(share[starting:], 99):.3f} | "
+                          f"{share[starting:].mean():.3f} |")
 
 
-def test_quality_against_offline_griffin_lim(model):
-    sr_model, n_fft, hop = model.spectrogram_settings
+def test_quality_against_offline_griffin_lim(models):
     _lines.append("")
     _lines.append("Spectral convergence (dB) against the model's magnitudes for the same input (lower is better; "
                   "target: the stream within 3 dB of offline fast Griffin-Lim, 32 iterations), and how much the "
                   "output of blocks of 1000 samples differs from that of blocks of 256:")
     _lines.append("")
-    _lines.append("| content | stream, PGHI alone | PGHI + 2 RTISI-LA passes (default) | PGHI + 4 passes "
+    _lines.append("| model | content | stream, PGHI alone | PGHI + 2 RTISI-LA passes | PGHI + 4 passes "
                   "| offline FGLA 32, random start | offline FGLA 32, content's phase | block 256 vs 1000 |")
-    _lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    _lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for model_name, model in models.items():
+        sr_model, n_fft, hop = model.spectrogram_settings
+        quality_rows(model_name, model, n_fft, hop)
+    _lines.append("")
+    _lines.append("The last column: the RMS of the difference between the outputs of the two block sizes (with the "
+                  "model's default passes), over the output's RMS.")
+
+
+def quality_rows(model_name, model, n_fft, hop):
     for name, y in recordings(8.0).items():
         x = (y / np.max(np.abs(y)))[np.newaxis].astype(np.float32)  # peaks at full scale, as Stream assumes
         gain = np.float32(TRAINING_PEAK)
         spec = nst.stft(x * gain, n_fft=n_fft, hop_length=hop)
         magnitude = np.expm1(feedforward(np.log1p(np.abs(spec)), model.triple))
         scores, outputs = [], {}
-        for settings in (dict(phase_iters=0), {}, dict(phase_iters=4), dict(block_size=1000)):
-            stream = Stream(model, **{"block_size": 256, **settings})
-            out = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
-            outputs[tuple(settings)] = out
-            if "block_size" not in settings:
-                scores.append(spectral_convergence(magnitude, nst.stft(out, n_fft=n_fft, hop_length=hop)))
+        for iterations in (0, 2, 4):
+            stream = Stream(model, block_size=256, phase_iters=iterations)
+            outputs[iterations] = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
+            scores.append(spectral_convergence(magnitude, nst.stft(outputs[iterations], n_fft=n_fft, hop_length=hop)))
         for init in ("random", "content"):
             rebuilt = nst.griffin_lim(magnitude, n_iter=32, hop_length=hop, n_fft=n_fft, init=init, content=spec,
                                       length=x.shape[1], seed=0)
             scores.append(spectral_convergence(magnitude, nst.stft(rebuilt, n_fft=n_fft, hop_length=hop)))
-        difference = outputs[("block_size",)] - outputs[()]
-        seam = np.sqrt(np.mean(difference ** 2) / np.mean(outputs[()] ** 2))
-        _lines.append(f"| {name} | " + " | ".join(f"{s:.2f}" for s in scores)
+        stream = Stream(model, block_size=1000)  # the model's default passes, in other blocks
+        other = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
+        same = outputs[stream.phase_iters]
+        seam = np.sqrt(np.mean((other - same) ** 2) / np.mean(same ** 2))
+        _lines.append(f"| {model_name} | {name} | " + " | ".join(f"{s:.2f}" for s in scores)
                       + f" | {20 * np.log10(max(seam, 1e-12)):.0f} dB |")
-    _lines.append("")
-    _lines.append("The last column: the RMS of the difference between the outputs of the two block sizes, over the "
-                  "output's RMS.")
 
 
 def test_real_time_pghi_on_true_spectrograms():

@@ -248,7 +248,6 @@ class PhaseSynthesis:
         self.pairs = tuple(np.zeros((self.batch, bins, 2)) for _ in range(3))
         self.previous_log = np.zeros((self.batch, bins))  # the last frame's log-magnitude, before clamping
         self.job = None  # the frame being synthesized, a generator from _synthesize
-        self.received = 0  # frames pushed
         self.peak = np.zeros(self.batch)
         self.frames = 0  # frames final (overlap-added for good)
         self.phased = 0  # frames with a phase, final or still refined
@@ -282,11 +281,6 @@ class PhaseSynthesis:
         """Queue log1p-magnitude frames (batch, bins, n) for :meth:`step`."""
         magnitude = np.expm1(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
         self.pending = np.concatenate([self.pending, magnitude], axis=2)
-        self.received += magnitude.shape[2]
-
-    def ready(self):
-        """Whether :meth:`step` has work: a frame begun, or one whose look-ahead is here."""
-        return self.job is not None or self.pending.shape[2] > self.lookahead
 
     def step(self):
         """Do one piece of a frame's work (one channel's phase, or the overlap-add); False if there is none.

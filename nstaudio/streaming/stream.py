@@ -196,18 +196,15 @@ class Stream:
         # network completes several at once) wait until due. Then, within a small share of the
         # block's duration, work goes on ahead on what the next hop needs, a piece at a time:
         # no block does all of a frame's channels at once.
-        due, ahead = self._model_samples(self._emitted + n - self._padding), None
-        frames = self._frames.process(y, limit=self._synthesis.frames_for(due))
+        # The model's frames for the next hop too (how many depends on the block's place alone, so
+        # that the output does not depend on timing: a matrix product's rounding depends on its shape).
+        due = self._model_samples(self._emitted + n - self._padding)
+        ahead = self._model_samples(self._emitted + n - self._padding + self._slack)
+        frames = self._frames.process(y, limit=self._synthesis.frames_for(ahead))
         y = self._synthesis.process(frames, until=due)
         deadline = started + AHEAD_SHARE * n / self.sr
-        ahead = self._model_samples(self._emitted + n - self._padding + self._slack)
-        while time.perf_counter() < deadline and self._synthesis._final() < ahead:
-            if not self._synthesis.ready():
-                more = self._frames.process(y[:, :0], limit=self._synthesis.received + 1)
-                if not more.shape[2]:
-                    break  # the next frame's input is not here yet
-                self._synthesis.push(more)
-            self._synthesis.step()
+        while time.perf_counter() < deadline and self._synthesis._final() < ahead and self._synthesis.step():
+            pass
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
