@@ -389,7 +389,7 @@ def stream(input_path, model_path, output, block_size, lookahead, phase_iters, i
     if not quiet:
         click.echo(f"wrote {output}: {summary.frames / summary.sr:.2f} s, {summary.channels} ch, {summary.sr} Hz | "
                    f"latency {summary.latency} samples ({1000 * summary.latency / summary.sr:.0f} ms), "
-                   f"{summary.seconds:.1f} s ({summary.real_time_factor:.2f}x real time)", err=True)
+                   f"{summary.seconds:.1f} s (real-time factor {summary.real_time_factor:.2f})", err=True)
 
 
 @main.command()

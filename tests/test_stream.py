@@ -408,7 +408,8 @@ def test_cli_streams_a_file_aligned_with_it(model, model_file, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
 
 
-@pytest.mark.parametrize("case", ["missing input", "silent", "nan", "not audio", "output is input", "output is model",
+@pytest.mark.parametrize("case", ["missing input", "silent", "nan", "not audio", "too short", "output is input",
+                                  "output is model",
                                   "small block", "no model", "gan model", "no output", "live option"])
 def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case):
     good = tmp_path / "good.wav"
@@ -425,6 +426,9 @@ def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case)
     elif case == "not audio":
         source = tmp_path / "text.wav"
         source.write_text("not audio")
+    elif case == "too short":  # under one frame
+        source = tmp_path / "short.wav"
+        sf.write(source, np.full(N_FFT - 1, 0.5, np.float32), SR)
     elif case == "output is input":
         out = good
     elif case == "output is model":

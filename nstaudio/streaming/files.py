@@ -65,6 +65,11 @@ def stream_file(model, input_path, output, *, block_size=512, callback=None, **s
     info = check_job(input_path, output, [] if not isinstance(model, str) else [model])
     frames = _check_samples(input_path)
     stream = Stream(model, channels=info.channels, block_size=block_size, sr=info.samplerate, **stream_options)
+    sr_model, n_fft, _ = stream.model.spectrogram_settings
+    shortest = -(-n_fft * info.samplerate // sr_model)
+    if frames < shortest:  # as stylize refuses it: less than one frame is no recording
+        raise AudioError(f"{input_path} is too short: {frames / info.samplerate:.3f} s, needs at least "
+                         f"{shortest / info.samplerate:.3f} s (one {n_fft}-sample frame)")
     fmt, subtype = audio.check_output(output, sr=info.samplerate, channels=info.channels, subtype=info.subtype)
     with files.atomic_path(output) as tmp:
         with sf.SoundFile(input_path) as source, \
