@@ -1,4 +1,4 @@
-"""Real time: a trained style model as a streaming effect (:class:`Stream`)."""
+"""Real time: a trained model as a streaming effect (:class:`Stream`), and a file or audio devices through one."""
 
 from .stream import Stream
 

@@ -273,7 +273,7 @@ class PhaseSynthesis:
         completes several frames at once) is spread over the calls. None: all there is.
         """
         self.push(log_magnitude)
-        while (until is None or self._final() < until) and self.step():
+        while (until is None or self.final() < until) and self.step():
             pass
         return self.take()
 
@@ -299,7 +299,7 @@ class PhaseSynthesis:
 
     def take(self):
         """The samples that became final since the last call, (batch, m) float32."""
-        final = self._final()
+        final = self.final()
         out = self.output[:, self.emitted - self.output_start:final - self.output_start]
         weight = self.weight[self.emitted - self.output_start:final - self.output_start]
         out = np.where(weight > _TINY, out / np.where(weight > _TINY, weight, 1.0), out).astype(np.float32)
@@ -313,7 +313,7 @@ class PhaseSynthesis:
         """Magnitude frames (look-ahead included) that ``samples`` final samples take."""
         return -(-(samples + self.n_fft // 2) // self.hop_length) + self.lookahead + self.refine
 
-    def _final(self):
+    def final(self):
         """Samples before this get no more frames."""
         return self.frames * self.hop_length - self.n_fft // 2
 

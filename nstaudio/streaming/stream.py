@@ -1,4 +1,4 @@
-"""``nstaudio.Stream``: a trained style model as an effect, fixed blocks in, the same blocks out."""
+"""``nstaudio.Stream``: a trained model as an effect, fixed blocks in, the same blocks out."""
 
 import time
 
@@ -192,18 +192,18 @@ class Stream:
         y = x * self.input_gain
         if self._to_model is not None:
             y = self._to_model.process(y)
-        # What this call's output needs is done now; frames that come in bursts (a strided
-        # network completes several at once) wait until due. Then, within a small share of the
-        # block's duration, work goes on ahead on what the next hop needs, a piece at a time:
-        # no block does all of a frame's channels at once.
-        # The model's frames for the next hop too (how many depends on the block's place alone, so
-        # that the output does not depend on timing: a matrix product's rounding depends on its shape).
+        # The model's frames up to the next hop's needs: how many depends on the block's place
+        # alone, so the output never depends on timing (a matrix product's rounding depends on its
+        # shape); frames a strided network completes in a burst wait until then. The phase of what
+        # this call's output needs is done now; then, within a small share of the block's
+        # duration, work goes on ahead on the next hop's, a piece at a time, so that no block does
+        # all of a frame's channels at once.
         due = self._model_samples(self._emitted + n - self._padding)
         ahead = self._model_samples(self._emitted + n - self._padding + self._slack)
         frames = self._frames.process(y, limit=self._synthesis.frames_for(ahead))
         y = self._synthesis.process(frames, until=due)
         deadline = started + AHEAD_SHARE * n / self.sr
-        while time.perf_counter() < deadline and self._synthesis._final() < ahead and self._synthesis.step():
+        while time.perf_counter() < deadline and self._synthesis.final() < ahead and self._synthesis.step():
             pass
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
@@ -211,7 +211,7 @@ class Stream:
         self._pending = np.concatenate([self._pending, y / self.input_gain], axis=1)
         self._emitted += n
         if self._pending.shape[1] < n:  # the latency is the worst case over every input length: never
-            raise AssertionError(f"stream underrun: {self._pending.shape[1]} samples ready, {n} due")
+            raise RuntimeError(f"nstaudio bug: stream underrun, {self._pending.shape[1]} samples ready, {n} due")
         out, self._pending = self._pending[:, :n], self._pending[:, n:]
         return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -241,8 +241,8 @@ class Stream:
     def _worst_shortfall(self):
         """The most the ready output ever trails the input, over every input length: the blocks land on
         the hop and stride grids in every way, so every length is tried up to where it repeats."""
-        sr_model, n_fft, hop_length = self.model.spectrogram_settings
-        return int(np.max(self._scan() - self._produced(self._scan())))
+        received = self._scan()
+        return int(np.max(received - self._produced(received)))
 
     def _scan(self):
         """Input lengths (at ``sr``) past the start by several periods of the network's and the hop's grids."""
