@@ -478,8 +478,11 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
         def __enter__(self):
             for i in range(0, len(x), 64):
                 outdata = np.empty((64, 1), np.float32)
-                self.callback(x[i:i + 64], outdata, 64, None, None)
                 played.append(outdata)
+                try:
+                    self.callback(x[i:i + 64], outdata, 64, None, None)
+                except RuntimeError:  # sounddevice's CallbackAbort: PortAudio stops calling
+                    break
             return self
 
         def __exit__(self, *exc):
@@ -490,3 +493,9 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
     assert report["blocks"] == 6
     expected = run_stream(Stream(model, block_size=64), x.T, 64)[:, :len(x)]
     np.testing.assert_allclose(np.concatenate(played).T, expected, atol=1e-6)
+    # a failing block (here NaN from the device) ends the run and is raised in the caller's thread
+    x[100] = np.nan
+    played.clear()
+    with pytest.raises(nst.AudioError, match="NaN"):
+        run_live(model, block_size=64, seconds=None)  # would wait for ever if the failure did not stop it
+    assert np.all(played[-1] == 0.0)

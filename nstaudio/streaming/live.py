@@ -51,13 +51,23 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
     stop = threading.Event() if stop is None else stop
     report = {"latency": stream.latency, "blocks": 0, "status": []}
 
+    failure = []
+
     def callback(indata, outdata, frames, time, status):
         if status:
             report["status"].append(str(status))
-        outdata[:] = stream.process(np.asarray(indata, dtype=np.float32).T).T
+        try:
+            outdata[:] = stream.process(np.asarray(indata, dtype=np.float32).T).T
+        except Exception as exc:  # PortAudio's thread would only print it: end the run and raise it there
+            outdata[:] = 0.0
+            failure.append(exc)
+            stop.set()
+            raise getattr(sd, "CallbackAbort", RuntimeError) from exc
         report["blocks"] += 1
 
     with sd.Stream(device=(input_device, output_device), samplerate=stream.sr, blocksize=stream.block_size,
                    channels=channels, dtype="float32", callback=callback):
         stop.wait(seconds)
+    if failure:
+        raise failure[0]
     return report
