@@ -11,8 +11,9 @@
 
 Needs a style model (``NSTAUDIO_STYLE_MODEL`` or ``build/style-models/violin.npz``), skipped
 with that reason otherwise; a causal one (``NSTAUDIO_CAUSAL_MODEL`` or
-``build/style-models/violin-causal.npz``, from ``train-style --causal --stride 1``) is measured
-beside it where it is there. The section "stream" of RESULTS.md holds the last whole run.
+``build/style-models/violin-causal.npz``, from ``train-style --causal --stride 1``) and a gan
+model (``NSTAUDIO_GAN_MODEL`` or ``build/gan-models/violin.npz``) are measured beside it where
+they are there. The section "stream" of RESULTS.md holds the last whole run.
 """
 
 import os
@@ -23,6 +24,7 @@ import pytest
 
 import nstaudio as nst
 from nstaudio.methods.feedforward import feedforward
+from nstaudio.methods.gan import gan as gan_method
 from nstaudio.models import TRAINING_PEAK
 from nstaudio.spectral import spectral_convergence
 from nstaudio.streaming import Stream
@@ -34,6 +36,7 @@ from conftest import machine_description, module_ran_whole, write_section
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
 STYLE_MODEL = os.environ.get("NSTAUDIO_STYLE_MODEL", os.path.join(BUILD, "style-models", "violin.npz"))
 CAUSAL_MODEL = os.environ.get("NSTAUDIO_CAUSAL_MODEL", os.path.join(BUILD, "style-models", "violin-causal.npz"))
+GAN_MODEL = os.environ.get("NSTAUDIO_GAN_MODEL", os.path.join(BUILD, "gan-models", "violin.npz"))
 RATE, SECONDS = 44100, 12.0
 _lines = []
 
@@ -55,11 +58,21 @@ def models():
     found = {os.path.basename(STYLE_MODEL): nst.load_model(STYLE_MODEL, kind="style")}
     if os.path.isfile(CAUSAL_MODEL):
         found[os.path.basename(CAUSAL_MODEL)] = nst.load_model(CAUSAL_MODEL, kind="style")
+    if os.path.isfile(GAN_MODEL):
+        found[f"gan {os.path.basename(GAN_MODEL)}"] = nst.load_model(GAN_MODEL, kind="gan")
     return found
+
+
+def magnitudes(model, log_magnitude):
+    """What the model makes of log1p STFT magnitudes, offline: STFT magnitudes."""
+    run = gan_method if model.kind == "gan" else (lambda x, m: feedforward(x, m.triple))
+    return np.expm1(run(log_magnitude, model))
 
 
 def describe(model):
     arch = model.arch
+    if model.kind == "gan":
+        return f"{arch.n_mels} mel bands, windows of {arch.frames} frames"
     return (f"channels {arch.channels}, width {arch.width}, stride {arch.stride}"
             + (", causal" if arch.causal else ""))
 
@@ -92,25 +105,27 @@ def run_stream(stream, x):
 
 
 def test_latency(models):
-    _lines.append("Latency and its parts, in ms (the models' settings: 22050 Hz, n_fft 2048, hop 512; target: at "
-                  "most 150 ms):")
+    _lines.append("Latency and its parts, in ms (target: at most 150 ms at the model's settings; the style models': "
+                  "22050 Hz, n_fft 2048, hop 512; the gan model's: its own):")
     _lines.append("")
     _lines.append("| model | stream | total | window | network look-ahead | phase | spread (one hop) | "
                   "resampling | alignment |")
     _lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, model in models.items():
         sr_model = model.spectrogram_settings[0]
-        settings = [(sr_model, {}), (RATE, {}), (RATE, dict(lookahead=0)), (48000, {})]
-        if model.arch.causal:
-            settings.append((RATE, dict(phase_iters=2)))
+        settings = [(sr_model, {}), (RATE, {}), (48000, {}), (RATE, dict(phase_iters=0))]
+        if getattr(model.arch, "causal", False):
+            settings += [(RATE, dict(lookahead=1)), (RATE, dict(phase_frames=3))]
         else:
-            settings.append((RATE, dict(phase_iters=0)))
+            settings += [(RATE, dict(lookahead=0))]
         for sr, options in settings:
             stream = Stream(model, channels=2, block_size=256, sr=sr, **options)
             parts = stream.latency_parts
             assert sum(parts.values()) == stream.latency
             ms = {key: 1000 * value / sr for key, value in parts.items()}
-            label = f"{sr} Hz, phase look-ahead {stream.lookahead}, {stream.phase_iters} RTISI-LA passes"
+            label = (f"{sr} Hz, " + (", ".join(f"{k} {v}" for k, v in options.items()) or "defaults")
+                     + f" (PGHI look-ahead {stream.lookahead}, {stream.phase_iters} RTISI-LA passes over "
+                     f"{stream._synthesis.refine} open frames)")
             _lines.append(f"| {name} ({describe(model)}) | {label} | {1000 * stream.latency / sr:.1f} | "
                           f"{ms['window']:.1f} | {ms['network']:.1f} | {ms['phase']:.1f} | {ms['spread']:.1f} | "
                           f"{ms['resampling']:.2f} | {ms['alignment']:.2f} |")
@@ -136,7 +151,7 @@ def test_block_times(models):
                 assert out.shape == (2, block)
             share = np.array(times) / (block / RATE)
             starting = -(-stream.latency // block) + 1
-            _lines.append(f"| {name}, {stream.phase_iters} passes | {block} | {share[:starting].max():.3f} | "
+            _lines.append(f"| {name}, defaults | {block} | {share[:starting].max():.3f} | "
                           f"{share[starting:].max():.3f} | {np.percentile(share[starting:], 99):.3f} | "
                           f"{share[starting:].mean():.3f} |")
 
@@ -147,35 +162,40 @@ def test_quality_against_offline_griffin_lim(models):
                   "target: the stream within 3 dB of offline fast Griffin-Lim, 32 iterations), and how much the "
                   "output of blocks of 1000 samples differs from that of blocks of 256:")
     _lines.append("")
-    _lines.append("| model | content | stream, PGHI alone | PGHI + 2 RTISI-LA passes | PGHI + 4 passes "
-                  "| offline FGLA 32, random start | offline FGLA 32, content's phase | block 256 vs 1000 |")
-    _lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    _lines.append("| model | content | stream, PGHI alone | the model's defaults | 2 RTISI-LA passes, n_fft/hop - 1 "
+                  "frames | 4 passes | offline FGLA 32, random start | offline FGLA 32, content's phase | "
+                  "block 256 vs 1000 |")
+    _lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for model_name, model in models.items():
         sr_model, n_fft, hop = model.spectrogram_settings
-        quality_rows(model_name, model, n_fft, hop)
+        quality_rows(model_name, model, sr_model, n_fft, hop)
     _lines.append("")
     _lines.append("The last column: the RMS of the difference between the outputs of the two block sizes (with the "
-                  "model's default passes), over the output's RMS.")
+                  "model's defaults), over the output's RMS.")
 
 
-def quality_rows(model_name, model, n_fft, hop):
+def quality_rows(model_name, model, sr_model, n_fft, hop):
     for name, y in recordings(8.0).items():
+        y = nst.resample(y, orig_sr=22050, target_sr=sr_model)  # the streams run at the model's rate
         x = (y / np.max(np.abs(y)))[np.newaxis].astype(np.float32)  # peaks at full scale, as Stream assumes
         gain = np.float32(TRAINING_PEAK)
         spec = nst.stft(x * gain, n_fft=n_fft, hop_length=hop)
-        magnitude = np.expm1(feedforward(np.log1p(np.abs(spec)), model.triple))
+        magnitude = magnitudes(model, np.log1p(np.abs(spec)))
         scores, outputs = [], {}
-        for iterations in (0, 2, 4):
-            stream = Stream(model, block_size=256, phase_iters=iterations)
-            outputs[iterations] = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
-            scores.append(spectral_convergence(magnitude, nst.stft(outputs[iterations], n_fft=n_fft, hop_length=hop)))
+        frames = n_fft // hop - 1
+        for label, settings in (("pghi", dict(phase_iters=0)), ("defaults", {}),
+                                ("2", dict(phase_iters=2, phase_frames=frames)),
+                                ("4", dict(phase_iters=4, phase_frames=frames))):
+            stream = Stream(model, block_size=256, **settings)
+            outputs[label] = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
+            scores.append(spectral_convergence(magnitude, nst.stft(outputs[label], n_fft=n_fft, hop_length=hop)))
         for init in ("random", "content"):
             rebuilt = nst.griffin_lim(magnitude, n_iter=32, hop_length=hop, n_fft=n_fft, init=init, content=spec,
                                       length=x.shape[1], seed=0)
             scores.append(spectral_convergence(magnitude, nst.stft(rebuilt, n_fft=n_fft, hop_length=hop)))
-        stream = Stream(model, block_size=1000)  # the model's default passes, in other blocks
+        stream = Stream(model, block_size=1000)  # the model's defaults, in other blocks
         other = run_stream(stream, x)[:, stream.latency:stream.latency + x.shape[1]] * gain
-        same = outputs[stream.phase_iters]
+        same = outputs["defaults"]
         seam = np.sqrt(np.mean((other - same) ** 2) / np.mean(same ** 2))
         _lines.append(f"| {model_name} | {name} | " + " | ".join(f"{s:.2f}" for s in scores)
                       + f" | {20 * np.log10(max(seam, 1e-12)):.0f} dB |")

@@ -25,7 +25,7 @@ from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
 from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
-from nstaudio.streaming.stream import PHASE_ITERS
+from nstaudio.streaming.stream import PHASE_DEFAULTS
 
 
 # click >= 8.2 raises this for a bare `nstaudio`; older clicks print the help themselves.
@@ -315,12 +315,15 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
                    "system's].")
 @click.option("--block-size", type=int, default=512, show_default=True,
               help="Samples per channel in each block the stream takes (64 or more).")
-@click.option("--lookahead", type=click.IntRange(0, 1), default=1, show_default=True,
-              help="Frames of phase look-ahead: 1 (better phase) or 0 (one hop less latency).")
+@click.option("--lookahead", type=click.IntRange(0, 1), default=None,
+              help="Frames of look-ahead of the real-time PGHI phase: 1 or 0 (one hop less latency) "
+                   f"[default: {PHASE_DEFAULTS[True][0]} for a causal model, else {PHASE_DEFAULTS[False][0]}].")
 @click.option("--phase-iters", type=int, default=None,
-              help="Passes of real-time iterative phase refinement (RTISI-LA) per frame, each frame refined while "
-                   "the frames it overlaps come in; 0: real-time PGHI alone, n_fft/hop - 1 hops less latency "
-                   f"[default: 0 for a causal model (low latency), else {PHASE_ITERS}].")
+              help="Passes of real-time iterative phase refinement (RTISI-LA) per frame; 0: real-time PGHI alone "
+                   f"[default: {PHASE_DEFAULTS[True][2]} for a causal model, else {PHASE_DEFAULTS[False][2]}].")
+@click.option("--phase-frames", type=int, default=None,
+              help="Frames kept open for that refinement, a hop of latency each "
+                   f"[default: {PHASE_DEFAULTS[True][1]} for a causal model, else n_fft/hop - 1].")
 @click.option("--input-gain", type=float, default=None,
               help="Gain before the network, undone after it [default: -1 dB, for input that peaks at full "
                    "scale].")
@@ -334,8 +337,8 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @click.option("--seconds", type=float, default=None, help="With --live: stop after this long.")
 @click.option("--list-devices", is_flag=True, help="List the audio devices (for --live) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def stream(input_path, model_path, output, block_size, lookahead, phase_iters, input_gain, live, input_device, channels,
-           sr, seconds, list_devices, quiet):
+def stream(input_path, model_path, output, block_size, lookahead, phase_iters, phase_frames, input_gain, live,
+           input_device, channels, sr, seconds, list_devices, quiet):
     """Stylize INPUT block by block with a trained --model, as a real-time effect would.
 
     The stream runs the model frame by frame at a constant latency (printed); the output
@@ -349,9 +352,8 @@ def stream(input_path, model_path, output, block_size, lookahead, phase_iters, i
     if model_path is None:
         raise click.UsageError("missing --model (a model from `nstaudio train-style` or `nstaudio train-gan`)")
     model = models.load_model(model_path, kind=("style", "gan"))
-    settings = dict(block_size=block_size, lookahead=lookahead, input_gain=input_gain)
-    if phase_iters is not None:
-        settings["phase_iters"] = phase_iters
+    settings = dict(block_size=block_size, lookahead=lookahead, input_gain=input_gain, phase_iters=phase_iters,
+                    phase_frames=phase_frames)
     if live:
         if input_path is not None:
             raise click.UsageError("--live takes no INPUT file: --input names the input device")

@@ -125,7 +125,11 @@ def test_a_causal_models_frames_need_no_look_ahead_and_equal_the_offline_ones(si
     causal = Network(arch, params, state, {"kind": "style", "sr": SR, "n_fft": N_FFT, "hop_length": HOP})
     x = np.random.default_rng(2).standard_normal((1, 3000)).astype(np.float32) * np.float32(0.3)
     offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), causal.triple)
-    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=64,
+    # the offline network puts 64 copies of the first frame before it; the stream only the 32 its
+    # 8 causal layers of width 5 reach back to
+    context = Stream(causal, block_size=64)._frames.context
+    assert context == 32
+    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=context,
                          backend=nst.get_backend("cpu"))
     y = in_blocks(x, sizes, frames.process)
     # every frame whose samples are all here is out: no look-ahead
@@ -139,9 +143,13 @@ def test_a_causal_model_streams_within_150_ms_at_the_default_settings():
     params, state = random_network(arch)
     causal = Network(arch, params, state, {"kind": "style", "sr": 22050, "n_fft": 2048, "hop_length": 512})
     stream = Stream(causal, channels=2, block_size=256, sr=44100)
-    assert stream.phase_iters == 0 and stream.latency_parts["network"] == 0
+    # its defaults: causal phase, refined 4 times with one frame open
+    assert (stream.lookahead, stream.phase_iters, stream.latency_parts["phase"]) == (0, 4, 1024)
+    assert stream.latency_parts["network"] == 0
     assert stream.latency / 44100 <= 0.150
-    assert Stream(causal, block_size=256, sr=44100, phase_iters=2).latency > stream.latency  # refinement costs hops
+    # each frame kept open, or of phase look-ahead, costs a hop
+    assert Stream(causal, block_size=256, sr=44100, phase_frames=3).latency == stream.latency + 2 * 1024
+    assert Stream(causal, block_size=256, sr=44100, lookahead=1).latency == stream.latency + 1024
 
 
 @pytest.fixture(scope="module")
@@ -361,6 +369,8 @@ def test_numpy_and_cpu_streams_agree(model):
     (dict(block_size=32), None, "block_size"),
     (dict(channels=0), None, "channels"),
     (dict(lookahead=2), None, "lookahead"),
+    (dict(phase_frames=0), None, "phase_frames"),
+    (dict(phase_iters=-1), None, "phase_iters"),
     (dict(device="cuda"), None, "device"),
     (dict(input_gain=0.0), None, "input_gain"),
     (dict(sr=10), None, "sr"),

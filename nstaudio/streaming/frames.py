@@ -203,9 +203,9 @@ class PhaseSynthesis:
 
     With ``iterations`` above 0 each frame's phase is then refined while the next frames come
     in, as real-time iterative spectrogram inversion with look-ahead does (RTISI-LA, Zhu, Beauregard
-    & Wyse 2007): the ``n_fft // hop_length - 1`` frames not yet final, started from their PGHI
-    phase, take the phase of the signal all frames so far overlap-add into, ``iterations``
-    times for every new frame, and the oldest becomes final (that many frames more look-ahead).
+    & Wyse 2007): the ``open_frames`` frames not yet final, started from their PGHI phase, take
+    the phase of the signal all frames so far overlap-add into, ``iterations`` times for every
+    new frame, and the oldest becomes final (that many frames more look-ahead).
 
     Parameters
     ----------
@@ -215,6 +215,8 @@ class PhaseSynthesis:
         Frames of look-ahead of the phase-gradient estimate.
     iterations : int
         RTISI-LA passes per frame; 0 keeps the PGHI phase as it is.
+    open_frames : int or None
+        Frames kept open for refinement (each a hop of latency); None: ``n_fft // hop_length - 1``.
     tolerance : float
         Coefficients below ``tolerance`` times the loudest so far get random phase.
     seed : int
@@ -223,13 +225,15 @@ class PhaseSynthesis:
         Whose ``heap_integrate_frame`` runs.
     """
 
-    def __init__(self, *, n_fft, hop_length, batch, lookahead=1, iterations=0, tolerance=PGHI_TOLERANCE, seed=0,
-                 backend):
+    def __init__(self, *, n_fft, hop_length, batch, lookahead=1, iterations=0, open_frames=None,
+                 tolerance=PGHI_TOLERANCE, seed=0, backend):
         self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
         self.lookahead, self.tolerance, self.seed, self.backend = lookahead, tolerance, seed, backend
         self.iterations = iterations
         # frames kept open for refinement: those that overlap the oldest one's successor
-        self.refine = max(1, -(-n_fft // hop_length) - 1) if iterations else 0
+        if open_frames is None:  # RTISI-LA's: those that overlap the next frame
+            open_frames = max(1, -(-n_fft // hop_length) - 1)
+        self.refine = open_frames if iterations else 0
         self.window = get_window("hann", n_fft, n_fft)
         self.window_squared = self.window.astype(np.float64) ** 2
         gamma = HANN_GAMMA * n_fft ** 2

@@ -6,6 +6,10 @@ layer's own forward over just those frames. Frames before the stream began are t
 the offline network's padding gives, so a stream of frames yields exactly the frames one
 pass over the whole spectrogram would, only later: :meth:`IncrementalNetwork.available`
 says how much later (the look-ahead the architecture needs).
+
+Each output frame is its own matrix product, whatever number of frames a call brings: the
+rounding of a product depends on its shape, so the frames (and the phase reconstruction that
+follows them, which carries rounding differences far) do not depend on the block size.
 """
 
 import numpy as np
@@ -57,16 +61,19 @@ class _IncrementalConv(_IncrementalLayer):
         """Input frames that the first ``outputs`` outputs take."""
         return 0 if outputs <= 0 else (outputs - 1) * self.stride - self.padding + self.width
 
+    def earliest(self, output):
+        """The earliest input frame output frame ``output`` depends on (vectorised)."""
+        return np.asarray(output) * self.stride - self.padding
+
     def process(self, params, x, limit):
         end = self._take(x, limit)
-        if end == self.produced:
-            return np.zeros((x.shape[0], self.valid.out_channels, 0), x.dtype)
-        first = self.produced * self.stride - self.padding - self.history_start
-        window = self.history[:, :, first:first + (end - self.produced - 1) * self.stride + self.width]
-        y = self.valid.forward(params, window)[0]
+        frames = []
+        for j in range(self.produced, end):  # one frame a product: see IncrementalNetwork
+            first = j * self.stride - self.padding - self.history_start
+            frames.append(self.valid.forward(params, self.history[:, :, first:first + self.width])[0])
         self.produced = end
         self._forget_before(end * self.stride - self.padding)  # the next output's first input
-        return y
+        return _joined(frames, x.shape[0], self.valid.out_channels, x.dtype)
 
 
 class _IncrementalTransposed(_IncrementalLayer):
@@ -86,27 +93,36 @@ class _IncrementalTransposed(_IncrementalLayer):
         """Input frames that the first ``outputs`` outputs take."""
         return 0 if outputs <= 0 else (outputs - 1 + self.padding) // self.stride + 1
 
+    def earliest(self, output):
+        """The earliest input frame output frame ``output`` depends on (vectorised)."""
+        return -(-(np.asarray(output) + self.padding - self.width + 1) // self.stride)
+
     def process(self, params, x, limit):
         end = self._take(x, limit)
-        if end == self.produced:
-            return np.zeros((x.shape[0], self.full.out_channels, 0), x.dtype)
-        # full (uncut) output frames f0..f1 take input frames ceil((f0 - K + 1) / s)..f1 // s
-        f0, f1 = self.produced + self.padding, end - 1 + self.padding
-        low = self._first_input(f0)
-        window = self.history[:, :, low - self.history_start:f1 // self.stride + 1 - self.history_start]
-        # one zero frame more: with a filter narrower than the stride, the last output frames meet
-        # no input at all (the bias alone), and the pass must still reach them
-        window = np.concatenate([window, np.zeros(window.shape[:2] + (1,), window.dtype)], axis=2)
-        y_full = self.full.forward(params, window)[0]
-        y = y_full[:, :, f0 - low * self.stride:f1 + 1 - low * self.stride]
+        frames = []
+        for i in range(self.produced, end):  # one frame a product: see IncrementalNetwork
+            # full (uncut) output frame f takes input frames ceil((f - K + 1) / s)..f // s
+            f = i + self.padding
+            low = self._first_input(f)
+            window = self.history[:, :, low - self.history_start:f // self.stride + 1 - self.history_start]
+            # one zero frame more: with a filter narrower than the stride, an output frame may meet
+            # no input at all (the bias alone), and the pass must still reach it
+            window = np.concatenate([window, np.zeros(window.shape[:2] + (1,), window.dtype)], axis=2)
+            y_full = self.full.forward(params, window)[0]
+            frames.append(y_full[:, :, f - low * self.stride:f + 1 - low * self.stride])
         self.produced = end
         self._forget_before(self._first_input(end + self.padding))
-        return y
+        return _joined(frames, x.shape[0], self.full.out_channels, x.dtype)
 
     def _first_input(self, f):
         """The first input frame a pass that starts at full output frame ``f`` takes: the first that meets it,
         and no later than the one placed at or before it (a pass's output starts at its first input's place)."""
         return min(-(-(f - self.width + 1) // self.stride), f // self.stride)
+
+
+def _joined(frames, batch, channels, dtype):
+    """Output frames (batch, channels, 1) side by side; (batch, channels, 0) for none."""
+    return np.concatenate(frames, axis=2) if frames else np.zeros((batch, channels, 0), dtype)
 
 
 class IncrementalNetwork:
@@ -147,6 +163,15 @@ class IncrementalNetwork:
         for _, step, _, _ in self.layers:
             count = step.available(count)
         return count
+
+    def reach_back(self):
+        """How many input frames before an output frame's own it depends on, at most (past the start)."""
+        period = self.layers[0][1].stride ** 4
+        outputs = np.arange(8 * period, 12 * period)
+        earliest = outputs
+        for _, step, _, _ in reversed(self.layers):
+            earliest = step.earliest(earliest)
+        return int(np.max(outputs - earliest))
 
     def process(self, frames, limit=None):
         """Feed input frames; return the output frames they complete.

@@ -16,10 +16,15 @@ from .resample import StreamingResampler
 
 # The share of a block's duration that may go to work ahead of need (see Stream._run_here).
 AHEAD_SHARE = 0.1
-# RTISI-LA passes per frame after real-time PGHI: benchmarks/test_stream.py measures 0, 2 and 4 (2 keeps
-# most of the gain of 4 at half the cost of its FFTs).
-PHASE_ITERS = 2
+# The phase reconstruction's defaults (benchmarks/test_stream.py and RESULTS.md, section "stream
+# (issue 18)"): a centred model already waits more than a second for its network, so its phase
+# takes RTISI-LA's 3 open frames (at the usual overlap of 4) and 2 passes (most of the gain of 4,
+# at half the cost); a causal model exists for its latency, so its phase has no look-ahead and one
+# open frame, refined 4 times: within 1 dB of offline fast Griffin-Lim at 140 ms in all.
+# (lookahead, open frames (None: n_fft // hop - 1), passes)
+PHASE_DEFAULTS = {False: (1, None, 2), True: (0, 1, 4)}
 MAX_PHASE_ITERS = 64
+MAX_PHASE_FRAMES = 64
 MIN_BLOCK = 64
 MAX_BLOCK = 2 ** 20
 
@@ -58,14 +63,18 @@ class Stream:
         on recordings peaking at ``TRAINING_PEAK`` (-1 dBFS). None: ``TRAINING_PEAK``, right for
         input that peaks at full scale; raise it for a quieter source (offline, ``stylize``
         measures the whole recording's peak, which a stream cannot).
-    lookahead : {1, 0}
+    lookahead : {1, 0} or None
         Frames of look-ahead of the phase-gradient estimate: 1 (centred) or 0 (causal, one hop
         less latency).
     phase_iters : int or None
         Passes of real-time iterative refinement (RTISI-LA) of each frame's phase while the
-        ``n_fft // hop_length - 1`` frames after it come in (that many hops more latency); 0
-        keeps the real-time PGHI phase alone. None: 0 for a causal model (trained for low
-        latency, ``train_style(causal=True)``), else :data:`PHASE_ITERS`.
+        ``phase_frames`` frames after it come in (that many hops more latency); 0 keeps the
+        real-time PGHI phase alone.
+    phase_frames : int or None
+        Frames kept open for that refinement.
+        The three default (None) by the model: for a causal model (``train_style(causal=True)``,
+        trained for low latency) 0, 4 passes and 1 frame; else 1, 2 passes and
+        ``n_fft // hop_length - 1`` frames (:data:`PHASE_DEFAULTS`, from the benchmark).
     seed : int
         Seeds the random phase of the quietest coefficients.
 
@@ -87,8 +96,8 @@ class Stream:
     >>> tail = stream.flush()                               # (2, stream.latency)
     """
 
-    def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=1,
-                 phase_iters=None, seed=0):
+    def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=None,
+                 phase_iters=None, phase_frames=None, seed=0):
         if not isinstance(model, Network):
             model = load_model(model, kind=("style", "gan"))
         elif model.kind not in ("style", "gan"):
@@ -103,21 +112,27 @@ class Stream:
         backend = get_backend("cpu" if device == "auto" else device)
         self.input_gain = np.float32(TRAINING_PEAK if input_gain is None else
                                      check_float("input_gain", input_gain, minimum=1e-6, maximum=1e6))
-        self.lookahead = int(check_choice("lookahead", lookahead, (0, 1)))
-        if phase_iters is None:  # a causal model is for low latency, which the refinement's frames would undo
-            phase_iters = 0 if getattr(model.arch, "causal", False) else PHASE_ITERS
-        self.phase_iters = check_int("phase_iters", phase_iters, minimum=0, maximum=MAX_PHASE_ITERS)
+        default_lookahead, default_frames, default_iters = PHASE_DEFAULTS[getattr(model.arch, "causal", False)]
+        self.lookahead = int(check_choice("lookahead", default_lookahead if lookahead is None else lookahead, (0, 1)))
+        self.phase_iters = check_int("phase_iters", default_iters if phase_iters is None else phase_iters, minimum=0,
+                                     maximum=MAX_PHASE_ITERS)
+        phase_frames = default_frames if phase_frames is None else check_int("phase_frames", phase_frames, minimum=1,
+                                                                             maximum=MAX_PHASE_FRAMES)
         if model.kind == "gan":
             self._frames = GanFrames(model, batch=self.channels)
             self._period = self._frames.hop  # frames between the generator's windows
         else:
             self._period = model.arch.stride ** 4  # frames between the bottleneck's
-            context = -(-CONTEXT_FRAMES // self._period) * self._period  # as apply_network rounds its overlap
             self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                       context=context, backend=backend)
+                                       context=0, backend=backend)
+            # apply_network puts its overlap's worth of copies of the first frame before it; only those
+            # the network reaches back to matter, in whole periods (the stride grid stays where it was)
+            whole = -(-CONTEXT_FRAMES // self._period) * self._period
+            reach = -(-self._frames.network.reach_back() // self._period) * self._period
+            self._frames.context = min(whole, reach)
         self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                         lookahead=self.lookahead, iterations=self.phase_iters, seed=seed,
-                                         backend=backend)
+                                         lookahead=self.lookahead, iterations=self.phase_iters,
+                                         open_frames=phase_frames, seed=seed, backend=backend)
         self._to_model = self._from_model = None
         resampling = 0
         if self.sr != sr_model:
