@@ -281,14 +281,10 @@ def test_stream_output_is_the_processed_input_exactly_latency_behind(model, sr, 
         stream = Stream(model, block_size=block, sr=sr, phase_iters=phase_iters)
         outputs[block] = run_stream(stream, x, block)
     latency = stream.latency
-    # Equal but for float32 rounding: blocks change how many frames one matrix product takes (a
-    # product's rounding depends on its shape); the iterative phase refinement, which follows
-    # whatever path its start sets it on, carries that on further. A seam at a block border, or
-    # a latency that moved, would differ by the signal's own size.
-    tolerance = 1e-4 if phase_iters == 0 else 1e-2
-    for block, y in outputs.items():
-        assert np.all(np.isfinite(y))
-        assert relative_difference(y[:, :latency + x.shape[1]], outputs[64][:, :latency + x.shape[1]]) < tolerance
+    common = min(y.shape[1] for y in outputs.values())  # (the last block's padding differs)
+    for block, y in outputs.items():  # the same to the bit: no seams, one latency
+        assert np.all(np.isfinite(y)) and common >= latency + x.shape[1]
+        np.testing.assert_array_equal(y[:, :common], outputs[64][:, :common])
     y = outputs[64]
     assert np.all(y[:, :latency - stream.latency_parts["window"]] == 0)  # nothing before the first frame
     if sr != SR:
@@ -299,6 +295,10 @@ def test_stream_output_is_the_processed_input_exactly_latency_behind(model, sr, 
     synthesis = PhaseSynthesis(n_fft=N_FFT, hop_length=HOP, batch=1, iterations=phase_iters,
                                backend=nst.get_backend("cpu"))
     expected = synthesis.process(frames) / gain
+    # equal but for float32 rounding (the offline network's products take many frames at once, and
+    # a product's rounding depends on its shape), which the iterative refinement carries further;
+    # a latency off by a sample would differ by the signal's own size
+    tolerance = 1e-4 if phase_iters == 0 else 1e-2
     assert relative_difference(y[:, latency:latency + x.shape[1]], expected[:, :x.shape[1]]) < tolerance
 
 
