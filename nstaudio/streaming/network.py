@@ -15,7 +15,7 @@ follows them, which carries rounding differences far) do not depend on the block
 import numpy as np
 
 from ..nn.autoencoder import Autoencoder
-from ..nn.layers import Conv1d, ConvTranspose1d
+from ..nn.layers import Conv1d
 
 
 class _IncrementalLayer:
@@ -49,9 +49,13 @@ class _IncrementalConv(_IncrementalLayer):
 
     def __init__(self, layer):
         self.stride, self.width, self.padding = layer.stride, layer.width, layer.padding
+        self.out_channels = layer.out_channels
         self.zeros_before = self.padding
-        self.valid = Conv1d(layer.in_channels, layer.out_channels, layer.width, stride=layer.stride,
-                            backend=layer.backend)
+
+    def prepare(self, params):
+        """The weights as one output frame's product takes them: (C_out, C_in K), and the bias (C_out, 1)."""
+        W = params["W"]
+        return np.ascontiguousarray(W.reshape(W.shape[0], -1), dtype=np.float32), params["b"].astype(np.float32)[:, None]
 
     def available(self, received):
         """Outputs computable from ``received`` input frames (output j needs input j s - p + K - 1)."""
@@ -65,15 +69,18 @@ class _IncrementalConv(_IncrementalLayer):
         """The earliest input frame output frame ``output`` depends on (vectorised)."""
         return np.asarray(output) * self.stride - self.padding
 
-    def process(self, params, x, limit):
+    def process(self, prepared, x, limit):
         end = self._take(x, limit)
+        W, b = prepared
         frames = []
         for j in range(self.produced, end):  # one frame a product: see IncrementalNetwork
             first = j * self.stride - self.padding - self.history_start
-            frames.append(self.valid.forward(params, self.history[:, :, first:first + self.width])[0])
+            window = self.history[:, :, first:first + self.width]  # (B, C_in, K)
+            columns = window.transpose(1, 2, 0).reshape(-1, window.shape[0])  # (C_in K, B), W's order
+            frames.append((W @ columns + b).T[:, :, np.newaxis])
         self.produced = end
         self._forget_before(end * self.stride - self.padding)  # the next output's first input
-        return _joined(frames, x.shape[0], self.valid.out_channels, x.dtype)
+        return _joined(frames, x.shape[0], self.out_channels, x.dtype)
 
 
 class _IncrementalTransposed(_IncrementalLayer):
@@ -81,9 +88,19 @@ class _IncrementalTransposed(_IncrementalLayer):
 
     def __init__(self, layer):
         self.stride, self.width, self.padding = layer.stride, layer.width, layer.padding
-        self.full = ConvTranspose1d(layer.in_channels, layer.out_channels, layer.width, stride=layer.stride,
-                                    backend=layer.backend)
+        self.out_channels = layer.out_channels
         self.zeros_before = -(-self.width // self.stride)  # input frames that meet one output frame, at most
+
+    def prepare(self, params):
+        """Per phase ``r`` of a full output frame (its index mod the stride): the taps ``k = r, r + s, ...``
+        that meet it, their weights side by side as one product takes them, (C_out, C_in taps), and the bias."""
+        W = params["W"]  # (C_in, C_out, K)
+        phases = []
+        for r in range(self.stride):
+            taps = np.arange(r, self.width, self.stride)
+            stacked = W[:, :, taps].transpose(1, 0, 2).reshape(W.shape[1], -1)  # (C_out, C_in taps)
+            phases.append((taps, np.ascontiguousarray(stacked, dtype=np.float32)))
+        return phases, params["b"].astype(np.float32)[:, None]
 
     def available(self, received):
         """Outputs computable from ``received`` input frames (output i needs input (i + p) // s)."""
@@ -97,22 +114,23 @@ class _IncrementalTransposed(_IncrementalLayer):
         """The earliest input frame output frame ``output`` depends on (vectorised)."""
         return -(-(np.asarray(output) + self.padding - self.width + 1) // self.stride)
 
-    def process(self, params, x, limit):
+    def process(self, prepared, x, limit):
         end = self._take(x, limit)
+        phases, b = prepared
         frames = []
         for i in range(self.produced, end):  # one frame a product: see IncrementalNetwork
-            # full (uncut) output frame f takes input frames ceil((f - K + 1) / s)..f // s
+            # full (uncut) output frame f = sum over taps k = f mod s, + s, ... of W[:, :, k]^T x[(f - k) / s]
             f = i + self.padding
-            low = self._first_input(f)
-            window = self.history[:, :, low - self.history_start:f // self.stride + 1 - self.history_start]
-            # one zero frame more: with a filter narrower than the stride, an output frame may meet
-            # no input at all (the bias alone), and the pass must still reach it
-            window = np.concatenate([window, np.zeros(window.shape[:2] + (1,), window.dtype)], axis=2)
-            y_full = self.full.forward(params, window)[0]
-            frames.append(y_full[:, :, f - low * self.stride:f + 1 - low * self.stride])
+            taps, W = phases[f % self.stride]
+            if not len(taps):  # a filter narrower than the stride: the bias alone
+                frames.append(np.broadcast_to(b.T[:, :, np.newaxis], (x.shape[0], self.out_channels, 1)))
+                continue
+            inputs = (f - taps) // self.stride - self.history_start  # (taps,), each here or a zero before 0
+            columns = self.history[:, :, inputs].transpose(1, 2, 0).reshape(-1, x.shape[0])  # (C_in taps, B)
+            frames.append((W @ columns + b).T[:, :, np.newaxis])
         self.produced = end
         self._forget_before(self._first_input(end + self.padding))
-        return _joined(frames, x.shape[0], self.full.out_channels, x.dtype)
+        return _joined(frames, x.shape[0], self.out_channels, x.dtype)
 
     def _first_input(self, f):
         """The first input frame a pass that starts at full output frame ``f`` takes: the first that meets it,
@@ -149,6 +167,7 @@ class IncrementalNetwork:
             step = _IncrementalConv(layer) if isinstance(layer, Conv1d) else _IncrementalTransposed(layer)
             self.layers.append((name, step, net.norms[name] if bn else None, layer.in_channels))
         self.relu = net.relu
+        self.prepared = {name: step.prepare(params[name]) for name, step, _, _ in self.layers}
         self.reset()
 
     def reset(self):
@@ -197,7 +216,7 @@ class IncrementalNetwork:
             limit = None if limit is None else step.needed(limit)
         h = np.asarray(frames, dtype=np.float32)
         for (name, step, norm, _), layer_limit in zip(self.layers, reversed(limits)):
-            h = step.process(self.params[name], h, layer_limit)
+            h = step.process(self.prepared[name], h, layer_limit)
             if norm is not None and h.shape[2]:
                 h = self.relu.forward({}, h)[0]
                 h = norm.forward(self.params[f"bn_{name}"], h, self.state[f"bn_{name}"])[0]
