@@ -312,3 +312,26 @@ def test_training_on_the_numpy_reference_backend_matches_cpu():
     h_ref = train_autoencoder(corpus, TINY, backend=numpy_backend, **opts)[2]
     h_cpu = train_autoencoder(corpus, TINY, backend=cpu, **opts)[2]
     np.testing.assert_allclose(h_cpu, h_ref, rtol=1e-5)
+
+
+def test_a_causal_start_keeps_each_taps_offset_in_time():
+    """With the centred network's taps on future frames at zero, the causal network that starts from its
+    weights computes exactly what it does: nothing is delayed."""
+    from nstaudio.nn.autoencoder import causal_start
+
+    centred = Architecture(n_bins=6, channels=(5, 4, 4, 3), width=5, stride=1)
+    causal = Architecture(n_bins=6, channels=(5, 4, 4, 3), width=5, stride=1, causal=True)
+    net = Autoencoder(centred)
+    params, state = net.init_params(seed=2)
+    for layer, values in params.items():
+        if layer.startswith("enc"):
+            values["W"][..., 3:] = 0.0  # taps on later frames (offsets k - 2 > 0)
+        elif layer.startswith("dec"):
+            values["W"][..., :2] = 0.0  # (offsets 2 - k > 0)
+    net.train(False)
+    x = np.random.default_rng(0).random((1, 6, 40)).astype(np.float32)
+    expected = net.forward(params, state, x, keep_caches=False)[0]
+    causal_net = Autoencoder(causal)
+    causal_net.train(False)
+    got = causal_net.forward(causal_start(params, causal), state, x, keep_caches=False)[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)

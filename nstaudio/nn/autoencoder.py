@@ -270,6 +270,43 @@ class Autoencoder:
         return dh, grads
 
 
+def causal_start(params, arch):
+    """Weights for a causal network of ``arch`` from those of a centred one, without a delay.
+
+    A centred layer of width K reaches ``p = K // 2`` frames each way; a causal one's taps all
+    look back. Used as they are, the centred weights would delay every layer's output by ``p``
+    frames (8 p in all). Instead each tap keeps its offset in time: those on past and present
+    frames move to the causal layer's taps for the same offsets, and those on future frames,
+    which a causal layer has no tap for, are left out.
+
+    Parameters
+    ----------
+    params : dict
+        A centred :class:`Autoencoder`'s parameters (any stride; only the taps move).
+    arch : Architecture
+        The causal architecture (same arrays).
+
+    Returns
+    -------
+    dict
+        New parameters; BatchNorm's and the biases copied.
+    """
+    K, p = arch.width, arch.width // 2
+    out = {}
+    for layer, values in params.items():
+        values = dict(values)
+        if layer.startswith("enc"):  # y[t] = sum_k W_k x[t + k - p]: offsets k - p; causal: k' - (K - 1)
+            W = np.zeros_like(values["W"])
+            W[..., K - 1 - p:] = values["W"][..., :p + 1]
+            values["W"] = W
+        elif layer.startswith("dec"):  # y[t] = sum_k W_k^T x[t + p - k]: offsets p - k; causal: -k'
+            W = np.zeros_like(values["W"])
+            W[..., :K - p] = values["W"][..., p:]
+            values["W"] = W
+        out[layer] = values
+    return out
+
+
 def to_backend(tree, backend):
     """Copy of a {layer: {name: array}} parameter or state tree as ``backend``'s arrays."""
     return {layer: {name: backend.xp.array(a) for name, a in values.items()} for layer, values in tree.items()}

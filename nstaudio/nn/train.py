@@ -12,7 +12,7 @@ from ..errors import NumericalError, ParameterError
 from ..kernels import array_module, cpu as _cpu
 from ..kernels.cpu import thread_scratch
 from ..validation import check_int
-from .autoencoder import Autoencoder, to_backend, to_host
+from .autoencoder import Autoencoder, causal_start, to_backend, to_host
 from .losses import gram_factor, gram_mse, mse
 from .optim import Adam
 
@@ -359,7 +359,12 @@ def train_transformer(content, style, loss_net, *, steps, alpha=100.0, beta=1e4,
     for name, G in style_targets(loss_model, loss_params, loss_state, style[:, :usable], style_layers).items():
         factor, squared_norm = gram_factor(G)  # an eigendecomposition, once, on the host
         targets[name] = backend.xp.array(factor), squared_norm
-    source = (loss_params, loss_state) if resume is None else (resume.params, resume.state)
+    if resume is not None:
+        source = (resume.params, resume.state)
+    elif arch.causal and not loss_arch.causal:  # the loss network's taps at their own offsets in time
+        source = (causal_start(loss_net[1], arch), loss_net[2])
+    else:
+        source = (loss_net[1], loss_net[2])
     params, state = to_backend(source[0], backend), to_backend(source[1], backend)
     rng = np.random.default_rng(seed)
 
