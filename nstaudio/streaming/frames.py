@@ -193,7 +193,7 @@ class GanFrames:
 
 
 class PhaseSynthesis:
-    """Magnitude frames in, samples out: real-time PGHI and overlap-add.
+    """Magnitude frames in, samples out: real-time PGHI, RTISI-LA passes and overlap-add.
 
     Frame ``f``'s phase grows from frame ``f - 1``'s along the phase gradient the
     log-magnitudes give (a Gaussian-window approximation of the Hann window, as
@@ -230,7 +230,6 @@ class PhaseSynthesis:
         self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
         self.lookahead, self.tolerance, self.seed, self.backend = lookahead, tolerance, seed, backend
         self.iterations = iterations
-        # frames kept open for refinement: those that overlap the oldest one's successor
         if open_frames is None:  # RTISI-LA's: those that overlap the next frame
             open_frames = max(1, -(-n_fft // hop_length) - 1)
         self.refine = open_frames if iterations else 0
@@ -322,8 +321,8 @@ class PhaseSynthesis:
         return self.frames * self.hop_length - self.n_fft // 2
 
     def _synthesize(self, magnitude, following):
-        """Give frame ``self.frames`` (magnitude (batch, bins)) its phase and overlap-add it: a generator
-        that stops after each channel's phase (:meth:`step`)."""
+        """Give the next frame (``self.phased``; magnitude (batch, bins)) its phase, overlap-add it and refine
+        the open frames: a generator that stops after each piece of that work (:meth:`step`)."""
         # the loudest coefficient up to the look-ahead: what this frame sees, however the frames came in
         self.peak = np.maximum(self.peak, magnitude.max(axis=1))
         if following is not None:
