@@ -101,6 +101,16 @@ def test_incremental_network_equals_one_pass(stride, width, sizes):
     assert sum(p.shape[2] for p in parts) <= 18
     parts.append(pulled.process(x[:, :, :0]))
     np.testing.assert_allclose(np.concatenate(parts, axis=2), y, atol=1e-5)
+    # stepped: a frame of a layer at a time between the calls, as a stream works ahead
+    stepped, parts = IncrementalNetwork(arch, params, state, 2), []
+    for i, block in enumerate(np.array_split(x, 5, axis=2)):
+        parts.append(stepped.process(block, 3 * i))
+        for _ in range(sizes[i % len(sizes)] * 3):
+            worked, frames = stepped.step(10 ** 6)
+            parts.append(frames)
+    parts.append(stepped.process(x[:, :, :0]))
+    np.testing.assert_array_equal(np.concatenate(parts, axis=2), y)  # one product per frame: to the bit
+    assert not stepped.step(10 ** 6)[0]
 
 
 @settings(max_examples=15, deadline=None)

@@ -103,7 +103,14 @@ class StyleFrames:
         if first and log_magnitude.shape[2]:
             log_magnitude = np.concatenate([np.repeat(log_magnitude[:, :, :1], self.context, axis=2),
                                             log_magnitude], axis=2)
-        out = self.network.process(log_magnitude, None if limit is None else limit + self.context)
+        return self._trim(self.network.process(log_magnitude, None if limit is None else limit + self.context))
+
+    def step(self, limit):
+        """One frame of one layer of the work ``limit`` frames need: ``(worked, frames completed)``."""
+        worked, out = self.network.step(limit + self.context)
+        return worked, self._trim(out)
+
+    def _trim(self, out):
         skip = min(self.unseen_context, out.shape[2])  # the outputs of the repeated first frame
         self.unseen_context -= skip
         return np.maximum(out[:, :, skip:], 0)  # a log1p magnitude is never negative (as feedforward)
@@ -154,6 +161,14 @@ class GanFrames:
         padded = np.where(frames > 0, frames + self.hop, 0)
         windows = np.maximum(0, (padded - self.window) // self.hop + 1)
         return np.maximum(0, (windows - 1) * self.hop)
+
+    def step(self, limit):
+        """One generator window of those ``limit`` frames need: ``(worked, frames completed)``."""
+        if self.windows >= -(-limit // self.hop) + 1:
+            return False, np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
+        before = self.windows
+        out = self.process(np.zeros((self.batch, 0), np.float32), limit=self.windows * self.hop)
+        return self.windows > before, out
 
     def process(self, x, limit=None):
         """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,

@@ -200,24 +200,60 @@ class IncrementalNetwork:
         frames : np.ndarray, shape (batch, n_bins, n), float32
         limit : int or None
             Compute no output frame past this many in all (nor any layer's frame that only those
-            would need): frames a strided decoder completes in a burst can wait until they are due.
+            would need): frames a strided decoder completes in a burst can wait until they are due,
+            and :meth:`step` can do them one at a time before.
 
         Returns
         -------
         np.ndarray, shape (batch, n_bins, m), float32
             ``m`` frames, those after the ones already returned, equal to one pass's.
         """
+        h = np.asarray(frames, dtype=np.float32)
+        for layer, layer_limit in zip(self.layers, self._limits(limit)):
+            h = self._run(layer, h, layer_limit)
+        return h
+
+    def step(self, limit):
+        """Compute one frame of one layer: the lowest that has one to do (an encoder layer whenever its input
+        is there, a decoder layer within ``limit``'s needs).
+
+        Returns
+        -------
+        worked : bool
+            False when nothing is left to do within ``limit``.
+        frames : np.ndarray, shape (batch, n_bins, m), float32
+            The network's output frames this completed (m is 0 or 1).
+        """
+        empty = np.zeros((self.batch, self.n_bins, 0), np.float32)
+        limits = self._limits(limit, eager=True)
+        for i, (layer, layer_limit) in enumerate(zip(self.layers, limits)):
+            step = layer[1]
+            if step.produced < min(int(step.available(step.received)), layer_limit):
+                h = self._run(layer, np.zeros(step.history.shape[:2] + (0,), np.float32), step.produced + 1)
+                for following in self.layers[i + 1:]:  # handed on, not computed further
+                    h = self._run(following, h, following[1].produced)
+                return True, h if i == len(self.layers) - 1 else empty
+        return False, empty
+
+    def _limits(self, limit, *, eager=False):
+        """Each layer's limit for the network's ``limit``: the frames the ones after it need (None: all).
+
+        ``eager``: the encoder's, all it can (work ahead runs it as its input comes, a frame at a
+        time); the decoder, which completes stride ** depth frames at once, waits for need.
+        """
         limits = []
         for _, step, _, _ in reversed(self.layers):
-            # The encoder runs as its input comes (a frame every stride ** depth input frames per
-            # layer); only the decoder, which completes stride ** depth frames at once, waits for need.
-            eager = limit is None or isinstance(step, _IncrementalConv)
-            limits.append(np.iinfo(np.int64).max if eager else limit)
+            unlimited = limit is None or (eager and isinstance(step, _IncrementalConv))
+            limits.append(np.iinfo(np.int64).max if unlimited else limit)
             limit = None if limit is None else step.needed(limit)
-        h = np.asarray(frames, dtype=np.float32)
-        for (name, step, norm, _), layer_limit in zip(self.layers, reversed(limits)):
-            h = step.process(self.prepared[name], h, layer_limit)
-            if norm is not None and h.shape[2]:
-                h = self.relu.forward({}, h)[0]
-                h = norm.forward(self.params[f"bn_{name}"], h, self.state[f"bn_{name}"])[0]
+        return limits[::-1]
+
+    def _run(self, layer, h, limit):
+        """Feed ``h`` to ``layer`` and return its new output frames (at most ``limit`` in all), after ReLU and
+        BatchNorm where the layer has them."""
+        name, step, norm, _ = layer
+        h = step.process(self.prepared[name], h, limit)
+        if norm is not None and h.shape[2]:
+            h = self.relu.forward({}, h)[0]
+            h = norm.forward(self.params[f"bn_{name}"], h, self.state[f"bn_{name}"])[0]
         return h

@@ -207,19 +207,23 @@ class Stream:
         y = x * self.input_gain
         if self._to_model is not None:
             y = self._to_model.process(y)
-        # The model's frames up to the next hop's needs: how many depends on the block's place
-        # alone, so the output never depends on timing (a matrix product's rounding depends on its
-        # shape); frames a strided network completes in a burst wait until then. The phase of what
-        # this call's output needs is done now; then, within a small share of the block's
-        # duration, work goes on ahead on the next hop's, a piece at a time, so that no block does
-        # all of a frame's channels at once.
+        # What this call's output needs is done now (frames a strided network completes in a
+        # burst wait until then). Then, within a small share of the block's duration, work goes
+        # on ahead on what the next hop needs, a piece at a time: one frame of one layer, one
+        # channel's phase, one refinement pass. Each network frame is its own matrix product, so
+        # the output does not depend on when the pieces are done.
         due = self._model_samples(self._emitted + n - self._padding)
         ahead = self._model_samples(self._emitted + n - self._padding + self._slack)
-        frames = self._frames.process(y, limit=self._synthesis.frames_for(ahead))
+        frames = self._frames.process(y, limit=self._synthesis.frames_for(due))
         y = self._synthesis.process(frames, until=due)
-        deadline = started + AHEAD_SHARE * n / self.sr
-        while time.perf_counter() < deadline and self._synthesis.final() < ahead and self._synthesis.step():
-            pass
+        deadline, target = started + AHEAD_SHARE * n / self.sr, self._synthesis.frames_for(ahead)
+        while time.perf_counter() < deadline:
+            if self._synthesis.final() < ahead and self._synthesis.step():
+                continue
+            worked, frames = self._frames.step(target)
+            if not worked:
+                break
+            self._synthesis.push(frames)
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
