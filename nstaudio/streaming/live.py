@@ -36,7 +36,7 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
     channels, block_size, sr
         As :class:`Stream` (``sr`` None: the model's rate).
     seconds : float or None
-        Stop after this long; None: run until ``stop`` is set (or Ctrl-C).
+        Stop after this long; None: run until ``stop`` is set or Ctrl-C.
     stop : threading.Event or None
     **stream_options
         :class:`Stream`'s other settings.
@@ -67,7 +67,10 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
 
     with sd.Stream(device=(input_device, output_device), samplerate=stream.sr, blocksize=stream.block_size,
                    channels=channels, dtype="float32", callback=callback):
-        stop.wait(seconds)
+        try:
+            stop.wait(seconds)
+        except KeyboardInterrupt:  # Ctrl-C is how a live run ends
+            pass
     if failure:
         raise failure[0]
     return report
