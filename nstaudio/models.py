@@ -429,11 +429,9 @@ def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_
     if not isinstance(lossnet, Network) or lossnet.kind != "lossnet":
         got = describe_kind(lossnet.kind) if isinstance(lossnet, Network) else type(lossnet).__name__
         raise ParameterError(f"lossnet must be a loss network, got a {got}")
-    if not isinstance(causal, (bool, np.bool_)):
-        raise ParameterError(f"causal must be true or false, got {short_repr(causal)}")
     stride = lossnet.arch.stride if stride is None else check_int("stride", stride, minimum=1,
                                                                     maximum=Architecture.MAX_STRIDE)
-    arch = dataclasses.replace(lossnet.arch, causal=bool(causal), stride=stride)
+    arch = dataclasses.replace(lossnet.arch, causal=causal, stride=stride)  # which checks causal
     # crops pass through both networks: a multiple of both stride products
     multiple = math.lcm(lossnet.arch.stride ** 4, stride ** 4)
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,

@@ -120,8 +120,7 @@ def test_style_frames_equal_the_offline_feedforward(model, sizes):
     x = np.random.default_rng(2).standard_normal((2, 3000)).astype(np.float32) * np.float32(0.3)
     x[:, -1200:] = 0.0  # what follows the end is silence in both
     offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), model.triple)
-    frames = StyleFrames(*model.triple, n_fft=N_FFT, hop_length=HOP, batch=2, context=64,
-                         backend=nst.get_backend("cpu"))
+    frames = StyleFrames(*model.triple, n_fft=N_FFT, hop_length=HOP, batch=2, context=64)
     y = in_blocks(x, sizes, frames.process)
     assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
     np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
@@ -137,10 +136,8 @@ def test_a_causal_models_frames_need_no_look_ahead_and_equal_the_offline_ones(si
     offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), causal.triple)
     # the offline network puts 64 copies of the first frame before it; the stream only the 32 its
     # 8 causal layers of width 5 reach back to
-    context = Stream(causal, block_size=64)._frames.context
-    assert context == 32
-    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=context,
-                         backend=nst.get_backend("cpu"))
+    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=64)
+    assert frames.context == 32 == Stream(causal, block_size=64)._frames.context
     y = in_blocks(x, sizes, frames.process)
     # every frame whose samples are all here is out: no look-ahead
     assert y.shape[2] == frames.spectrogram.available(x.shape[1])

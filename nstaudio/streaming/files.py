@@ -14,6 +14,7 @@ import soundfile as sf
 from .. import audio, files
 from ..errors import AudioError, OutputError
 from ..jobs import check_job
+from ..models import Network, load_model
 from .stream import Stream
 
 
@@ -43,13 +44,14 @@ def stream_file(model, input_path, output, *, block_size=512, callback=None, **s
     Parameters
     ----------
     model : Network or str
-        A style model, or its file (the output must not be it).
+        A style or gan model, or its file (the output must not be it).
     input_path, output : str
     block_size : int
     callback : callable or None
         ``callback(done, total)`` in samples, after each block.
     **stream_options
-        :class:`Stream`'s other settings (``device``, ``input_gain``, ``lookahead``, ``seed``).
+        :class:`Stream`'s other settings (``device``, ``input_gain``, ``lookahead``, ``phase_iters``,
+        ``phase_frames``, ``seed``).
 
     Returns
     -------
@@ -62,14 +64,16 @@ def stream_file(model, input_path, output, *, block_size=512, callback=None, **s
         all found before the stream starts.
     """
     started = time.perf_counter()
-    info = check_job(input_path, output, [] if not isinstance(model, str) else [model])
+    info = check_job(input_path, output, [] if isinstance(model, Network) else [model])
+    if not isinstance(model, Network):
+        model = load_model(model, kind=("style", "gan"))
     frames = _check_samples(input_path)
-    stream = Stream(model, channels=info.channels, block_size=block_size, sr=info.samplerate, **stream_options)
-    sr_model, n_fft, _ = stream.model.spectrogram_settings
+    sr_model, n_fft, _ = model.spectrogram_settings
     shortest = -(-n_fft * info.samplerate // sr_model)
     if frames < shortest:  # as stylize refuses it: less than one frame is no recording
         raise AudioError(f"{input_path} is too short: {frames / info.samplerate:.3f} s, needs at least "
                          f"{shortest / info.samplerate:.3f} s (one {n_fft}-sample frame)")
+    stream = Stream(model, channels=info.channels, block_size=block_size, sr=info.samplerate, **stream_options)
     fmt, subtype = audio.check_output(output, sr=info.samplerate, channels=info.channels, subtype=info.subtype)
     with files.atomic_path(output) as tmp:
         with sf.SoundFile(input_path) as source, \

@@ -1,10 +1,11 @@
 """The model-rate half of a stream: samples to stylized magnitude frames, and magnitude frames back to samples.
 
-:class:`StyleFrames` cuts the incoming samples into the frames of a centered STFT (frame
-``f`` covers samples ``f hop - n_fft/2 .. f hop + n_fft/2``, zeros before the start, as
-:func:`nstaudio.stft` pads) and runs the style network on their log1p magnitudes as they
-come. :class:`PhaseSynthesis` gives each stylized frame a phase by real-time Phase Gradient
-Heap Integration (Prusa & Holighaus 2017) and overlap-adds it into samples.
+:class:`SpectrogramFrames` cuts the incoming samples into the frames of a centered STFT
+(frame ``f`` covers samples ``f hop - n_fft/2 .. f hop + n_fft/2``, zeros before the start,
+as :func:`nstaudio.stft` pads); :class:`StyleFrames` runs a style network on their log1p
+magnitudes as they come, :class:`GanFrames` a MelGAN-VC generator. :class:`PhaseSynthesis`
+gives each stylized frame a phase by real-time Phase Gradient Heap Integration (Prusa &
+Holighaus 2017), refines it by RTISI-LA passes and overlap-adds it into samples.
 """
 
 import numpy as np
@@ -71,16 +72,19 @@ class StyleFrames:
     batch : int
         Audio channels, run side by side.
     context : int
-        Copies of the first frame fed before it, as the offline network pads a spectrogram's
-        start (:func:`nstaudio.nn.train.apply_network`), so that the first frames agree too.
-    backend : module
-        Whose kernels the network's layers run (numpy or cpu).
+        Copies of the first frame the offline network puts before it (the overlap of
+        :func:`nstaudio.nn.train.apply_network`), so that the first frames agree too. Only those
+        the network reaches back to are fed (:attr:`context`), in whole stride periods so that
+        the stride grid stays where it was.
     """
 
-    def __init__(self, arch, params, state, *, n_fft, hop_length, batch, context, backend):
-        self.batch, self.context = batch, context
+    def __init__(self, arch, params, state, *, n_fft, hop_length, batch, context):
+        self.batch = batch
         self.spectrogram = SpectrogramFrames(n_fft=n_fft, hop_length=hop_length, batch=batch)
-        self.network = IncrementalNetwork(arch, params, state, batch, backend=backend)
+        self.network = IncrementalNetwork(arch, params, state, batch)
+        period = arch.stride ** 4
+        reach = -(-self.network.reach_back() // period) * period
+        self.context = min(-(-context // period) * period, reach)  # the offline overlap, as apply_network rounds it
         self.reset()
 
     def reset(self):
@@ -153,7 +157,6 @@ class GanFrames:
         self.features_start = 0
         self.blend = np.zeros((self.batch, self.model.arch.n_mels, 0), np.float64)
         self.windows = 0  # windows run
-        self.returned = 0  # frames returned
 
     def available(self, received):
         """Frames out after ``received`` samples (vectorised): those no later window reaches."""
@@ -162,9 +165,13 @@ class GanFrames:
         windows = np.maximum(0, (padded - self.window) // self.hop + 1)
         return np.maximum(0, (windows - 1) * self.hop)
 
+    def _windows_for(self, limit):
+        """Windows that the first ``limit`` frames out take (a frame is out once the next window has run)."""
+        return -(-limit // self.hop) + 1
+
     def step(self, limit):
         """One generator window of those ``limit`` frames need: ``(worked, frames completed)``."""
-        if self.windows >= -(-limit // self.hop) + 1:
+        if self.windows >= self._windows_for(limit):
             return False, np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
         before = self.windows
         out = self.process(np.zeros((self.batch, 0), np.float32), limit=self.windows * self.hop)
@@ -184,7 +191,7 @@ class GanFrames:
         padded = self.features_start + self.features.shape[2]
         runnable = max(0, (padded - self.window) // self.hop + 1)
         if limit is not None:  # windows wait until their frames are due
-            runnable = min(runnable, max(self.windows, -(-limit // self.hop) + 1))
+            runnable = min(runnable, max(self.windows, self._windows_for(limit)))
         for k in range(self.windows, runnable):
             start = k * self.hop - self.features_start
             y = self.generator.forward(self.model.params, self.model.state, self.features[:, :, start:start + self.window],
@@ -201,7 +208,6 @@ class GanFrames:
         out = done[:, :, skip:]
         self.blend, self.features = self.blend[:, :, max(final, 0):], self.features[:, :, max(final, 0):]
         self.features_start += max(final, 0)
-        self.returned += out.shape[2]
         if not out.shape[2]:
             return np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
         return np.log1p(magnitude_from_features(out, self.basis, self.n_fft))

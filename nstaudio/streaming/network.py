@@ -1,8 +1,8 @@
 """A trained autoencoder run frame by frame: each new output frame from cached activations.
 
 Every layer keeps the input frames its future outputs still need (its receptive field) and
-computes an output frame as soon as the input frames under its filter are there, with the
-layer's own forward over just those frames. Frames before the stream began are the zeros
+computes an output frame as soon as the input frames under its filter are there, straight from
+the weights and just those frames. Frames before the stream began are the zeros
 the offline network's padding gives, so a stream of frames yields exactly the frames one
 pass over the whole spectrogram would, only later: :meth:`IncrementalNetwork.available`
 says how much later (the look-ahead the architecture needs).
@@ -79,7 +79,7 @@ class _IncrementalConv(_IncrementalLayer):
             columns = window.transpose(1, 2, 0).reshape(-1, window.shape[0])  # (C_in K, B), W's order
             frames.append((W @ columns + b).T[:, :, np.newaxis])
         self.produced = end
-        self._forget_before(end * self.stride - self.padding)  # the next output's first input
+        self._forget_before(int(self.earliest(end)))  # the next output's first input
         return _joined(frames, x.shape[0], self.out_channels, x.dtype)
 
 
@@ -129,13 +129,8 @@ class _IncrementalTransposed(_IncrementalLayer):
             columns = self.history[:, :, inputs].transpose(1, 2, 0).reshape(-1, x.shape[0])  # (C_in taps, B)
             frames.append((W @ columns + b).T[:, :, np.newaxis])
         self.produced = end
-        self._forget_before(self._first_input(end + self.padding))
+        self._forget_before(int(self.earliest(end)))  # the next output's first input
         return _joined(frames, x.shape[0], self.out_channels, x.dtype)
-
-    def _first_input(self, f):
-        """The first input frame a pass that starts at full output frame ``f`` takes: the first that meets it,
-        and no later than the one placed at or before it (a pass's output starts at its first input's place)."""
-        return min(-(-(f - self.width + 1) // self.stride), f // self.stride)
 
 
 def _joined(frames, batch, channels, dtype):
@@ -153,12 +148,10 @@ class IncrementalNetwork:
         The trained network's parameters and BatchNorm statistics (numpy arrays).
     batch : int
         Spectrograms run side by side (audio channels).
-    backend : module or None
-        Whose kernels the layers run (``nstaudio.kernels.get_backend``: numpy or cpu); None: cpu.
     """
 
-    def __init__(self, arch, params, state, batch, *, backend=None):
-        net = Autoencoder(arch, backend)
+    def __init__(self, arch, params, state, batch):
+        net = Autoencoder(arch)
         net.train(False)
         self.params, self.state, self.batch = params, state, batch
         self.n_bins = arch.n_bins
@@ -230,9 +223,11 @@ class IncrementalNetwork:
             step = layer[1]
             if step.produced < min(int(step.available(step.received)), layer_limit):
                 h = self._run(layer, np.zeros(step.history.shape[:2] + (0,), np.float32), step.produced + 1)
-                for following in self.layers[i + 1:]:  # handed on, not computed further
-                    h = self._run(following, h, following[1].produced)
-                return True, h if i == len(self.layers) - 1 else empty
+                if i == len(self.layers) - 1:
+                    return True, h
+                following = self.layers[i + 1]
+                self._run(following, h, following[1].produced)  # handed on, not computed further
+                return True, empty
         return False, empty
 
     def _limits(self, limit, *, eager=False):

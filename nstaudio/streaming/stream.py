@@ -124,12 +124,7 @@ class Stream:
         else:
             self._period = model.arch.stride ** 4  # frames between the bottleneck's
             self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                       context=0, backend=backend)
-            # apply_network puts its overlap's worth of copies of the first frame before it; only those
-            # the network reaches back to matter, in whole periods (the stride grid stays where it was)
-            whole = -(-CONTEXT_FRAMES // self._period) * self._period
-            reach = -(-self._frames.network.reach_back() // self._period) * self._period
-            self._frames.context = min(whole, reach)
+                                       context=CONTEXT_FRAMES)
         self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
                                          lookahead=self.lookahead, iterations=self.phase_iters,
                                          open_frames=phase_frames, seed=seed, backend=backend)
@@ -137,19 +132,20 @@ class Stream:
         resampling = 0
         if self.sr != sr_model:
             self._to_model = StreamingResampler(self.sr, sr_model, self.channels)
-            up = self._to_model.up
-            back = StreamingResampler(sr_model, self.sr, self.channels)
-            # shift the way back by under one sample so that the two filters delay by whole samples
-            offset = (self._to_model.half + back.half) % up
+            # both ways have the same filter length (20 max(up, down) + 1); the way back is shifted by
+            # under one sample so that the two filters delay by whole samples
+            up, both_halves = self._to_model.up, 2 * self._to_model.half
+            offset = both_halves % up
             self._from_model = StreamingResampler(sr_model, self.sr, self.channels, offset=offset)
-            resampling = (self._to_model.half + back.half - offset) // up
+            resampling = (both_halves - offset) // up
         # one hop of slack, in which the work of the next frame is spread over the blocks before it
         self._slack = -(-hop_length * self.sr // sr_model)
-        self._padding = self._worst_shortfall() + self._slack  # silence the output starts with
+        received = self._scan()
+        self._padding = self._worst_shortfall(received) + self._slack  # silence the output starts with
         self.latency = self._padding + resampling
         ratio = self.sr / sr_model
         window = int(round(n_fft * ratio))
-        network = int(round(self._network_lookahead() * hop_length * ratio))
+        network = int(round(self._network_lookahead(received) * hop_length * ratio))
         phase = int(round((self.lookahead + self._synthesis.refine) * hop_length * ratio))
         self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
                                   spread=self._slack,
@@ -257,10 +253,10 @@ class Stream:
         y = self._synthesis.available(self._frames.available(y))
         return y if self._from_model is None else self._from_model.available(y)
 
-    def _worst_shortfall(self):
-        """The most the ready output ever trails the input, over every input length: the blocks land on
-        the hop and stride grids in every way, so every length is tried up to where it repeats."""
-        received = self._scan()
+    def _worst_shortfall(self, received):
+        """The most the ready output ever trails the input, over the input lengths ``received`` (from
+        :meth:`_scan`): the blocks land on the hop and stride grids in every way, so every length is tried
+        up to where it repeats."""
         return int(np.max(received - self._produced(received)))
 
     def _scan(self):
@@ -269,9 +265,9 @@ class Stream:
         frames = 2 * CONTEXT_FRAMES + 8 * self._period + 16
         return np.arange(int((n_fft + frames * hop_length) * self.sr / sr_model) + 64 * self.sr // sr_model + 1)
 
-    def _network_lookahead(self):
+    def _network_lookahead(self, received):
         """The model's worst look-ahead, in frames, once past the start: frames in, frames not yet out."""
-        at_model_rate = self._scan() if self._to_model is None else self._to_model.available(self._scan())
+        at_model_rate = received if self._to_model is None else self._to_model.available(received)
         frames_in = self._frames.spectrogram.available(at_model_rate)
         lag = frames_in - self._frames.available(at_model_rate)
         return int(np.max(lag[len(lag) // 2:]))
