@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 import nstaudio
-from nstaudio import audio, files, jobs, models
+from nstaudio import audio, files, jobs, models, storage
 from nstaudio.api import PHASE_INITS, methods
 from nstaudio.methods import REGISTRY
 from nstaudio.errors import NstAudioError
@@ -268,7 +268,8 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
     """Stylize many files: PATHS are content files, directories (searched recursively for audio) and manifest
     CSVs, and, without --style or --model, the last PATH is the style file.
 
-    A manifest has a header row with a content column and any of style (several separated by ;),
+    Any path may be an fsspec URL (s3://bucket/songs, gs://..., file://...) where fsspec and the storage's
+    package (s3fs, gcsfs) are installed. A manifest has a header row with a content column and any of style (several separated by ;),
     style_weights, model, output and run's settings (alpha, iterations, filters, seed, ...); an empty cell takes
     the command line's value. Rerunning the same command skips the items already done with the same settings
     and redoes the rest. Exit status 0 when every item succeeded, 2 when one failed for a reason of its own
@@ -298,7 +299,7 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
         counts = {status: sum(r["status"] == status for r in records) for status in ("done", "skipped", "failed")}
         click.echo(f"batch: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed in "
                    f"{time.perf_counter() - started:.1f} s; records in "
-                   f"{os.path.join(outdir, nstaudio.batching.LEDGER_NAME)}", err=True)
+                   f"{storage.join(outdir, nstaudio.batching.LEDGER_NAME)}", err=True)
     if any(not r["internal"] for r in failed):
         sys.exit(2)
     if failed:

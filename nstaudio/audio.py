@@ -174,12 +174,17 @@ def corpus_files(directory):
     if not os.path.isdir(directory):
         raise AudioError(f"{directory}: no such directory" if not os.path.exists(directory)
                          else f"{directory}: not a directory")
-    extensions = {f".{ext.lower()}" for ext in sf.available_formats()} | {".aif", ".oga", ".opus"}
+    extensions = audio_extensions()
     paths = sorted(os.path.join(root, name) for root, _, names in os.walk(directory) for name in names
                    if os.path.splitext(name)[1].lower() in extensions)
     if not paths:
         raise AudioError(f"{directory}: no audio files (looked for {', '.join(sorted(extensions))})")
     return paths
+
+
+def audio_extensions():
+    """The file extensions of the formats libsndfile reads, lower case with the dot (``.wav``, ``.flac``, ...)."""
+    return {f".{ext.lower()}" for ext in sf.available_formats()} | {".aif", ".oga", ".opus"}
 
 
 def load_corpus(directory, *, sr=None, mono=True, callback=None):

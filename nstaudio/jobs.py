@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import audio
+from . import audio, storage
 from .api import StylizeInfo, resolve_settings, stylize, with_defaults
 from .errors import ParameterError
 
@@ -109,9 +109,12 @@ def stylize_file(content_path, output, *, style_paths=(), style=None, model=None
 
 
 def file_identity(path):
-    """What tells a changed input from the same one: its absolute path, size and modification time."""
+    """What tells a changed input from the same one: its absolute path, size and modification time (a URL's
+    size and its storage's key of its metadata)."""
     if path is None:
         return None
+    if storage.is_url(path):
+        return storage.identity(path)
     try:
         stat = os.stat(path)
     except OSError:

@@ -8,11 +8,14 @@ that is an input) is found here, before any work; what is wrong with one item's 
 """
 
 import csv
+import io
 import os
+import posixpath
+import tempfile
 from dataclasses import dataclass, field
 
-from .. import audio
-from ..errors import ParameterError
+from .. import audio, storage
+from ..errors import AudioError, ParameterError
 from ..files import TEMP_PREFIX
 from ..jobs import settings_hash
 
@@ -52,15 +55,15 @@ class Item:
     Attributes
     ----------
     content : str
-        The content file.
+        The content file (an absolute path or a URL).
     output : str
-        Where its output goes (absolute).
+        Where its output goes (an absolute path or a URL).
     key : str
         The output's path relative to the output directory: the item's name in the results file.
     styles : tuple of str
-        Style files (empty with a model).
+        Style files (empty with a model), absolute paths or URLs.
     model : str or None
-        A model file.
+        A model file (an absolute path or a URL).
     options : dict
         :func:`nstaudio.stylize`'s settings for this item (``method``, ``style_weights`` among them).
     """
@@ -85,11 +88,12 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
     ----------
     inputs : sequence of str
         Content files, directories (searched recursively for audio, ``outdir`` left out) and
-        manifests (``.csv``: a header row with ``content`` and any of ``style`` (several
+        manifests, local or fsspec URLs (:mod:`nstaudio.storage`); (``.csv``: a header row with ``content`` and any of ``style`` (several
         separated by ``;``), ``style_weights`` (``;``-separated), ``model``, ``output`` and
         the settings of :data:`SETTING_COLUMNS`; empty cells take the batch's value; relative
         paths are the manifest's directory's, outputs ``outdir``'s).
     outdir : str
+        A local directory or a URL.
     styles : sequence of str
         Style files for every item that does not name its own.
     model : str or None
@@ -108,23 +112,23 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
         ``styles`` that is not a readable audio file, an item without style or model, two
         items with one output, or an output that is one of the inputs.
     """
-    outdir = os.path.abspath(outdir)
     # Absolute paths: workers elsewhere (an existing cluster) have working directories of their own.
-    styles = [os.path.abspath(path) for path in styles]
+    outdir = storage.absolute(os.fspath(outdir))
+    styles = [storage.absolute(os.fspath(path)) for path in styles]
     for path in styles:  # the batch's own styles serve every item: a bad one stops it before any work
-        audio.check_audio_file(path)
-    model = None if model is None else os.path.abspath(model)
+        check_audio_file(path)
+    model = None if model is None else storage.absolute(os.fspath(model))
     options = dict(options or {})
     items = []
     for path in inputs:
         path = os.fspath(path)
-        if os.path.isdir(path):
+        if storage.isdir(path):
             for file in _audio_files(path, outdir):
-                items.append(_item(file, os.path.relpath(file, path), outdir, styles, model, options))
+                items.append(_item(file, _relative(file, path), outdir, styles, model, options))
         elif path.lower().endswith(MANIFEST_EXTENSIONS):
             items.extend(_manifest_items(path, outdir, styles, model, options))
-        elif os.path.exists(path):
-            items.append(_item(path, os.path.basename(path), outdir, styles, model, options))
+        elif storage.exists(path):
+            items.append(_item(path, _basename(path), outdir, styles, model, options))
         else:
             raise ParameterError(f"{path}: no such file or directory")
     if not items:
@@ -133,17 +137,45 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
     return items
 
 
+def check_audio_file(path):
+    """:func:`nstaudio.audio.check_audio_file` of a local path or a URL (a copy of it, fetched here)."""
+    with _scratch() as directory, storage.local_copy(path, directory) as local:
+        audio.check_audio_file(local)
+
+
+def _scratch():
+    return tempfile.TemporaryDirectory(prefix=TEMP_PREFIX)
+
+
 def _audio_files(directory, outdir):
     """The audio files under ``directory``, less unfinished temporary files and, where ``outdir`` is
     inside it, those under ``outdir`` (a batch's own outputs are not its inputs when it runs again)."""
-    if os.path.realpath(directory) == os.path.realpath(outdir):
+    real_directory, real_outdir = storage.canonical(directory), storage.canonical(outdir)
+    if real_directory.rstrip("/") == real_outdir.rstrip("/"):
         raise ParameterError(f"the output directory is the input directory {directory}: every output would "
                              "replace its input; choose another output directory")
-    real_outdir = os.path.realpath(outdir)
-    nested = real_outdir.startswith(os.path.join(os.path.realpath(directory), ""))
-    return [path for path in audio.corpus_files(directory)
-            if not os.path.basename(path).startswith(TEMP_PREFIX)
-            and not (nested and os.path.realpath(path).startswith(os.path.join(real_outdir, "")))]
+    inside = real_outdir.rstrip("/") + "/"
+    nested = inside.startswith(real_directory.rstrip("/") + "/")
+    if storage.is_url(directory):
+        found = storage.find_files(directory, audio.audio_extensions())
+        if not found:
+            raise ParameterError(f"{directory}: no audio files in it")
+    else:
+        found = audio.corpus_files(directory)
+    return [path for path in found if not _basename(path).startswith(TEMP_PREFIX)
+            and not (nested and storage.canonical(path).startswith(inside))]
+
+
+def _basename(path):
+    return posixpath.basename(path) if storage.is_url(path) else os.path.basename(path)
+
+
+def _relative(path, directory):
+    """``path``'s path under ``directory`` (both local, or both URLs), with the local separator."""
+    if not storage.is_url(path):
+        return os.path.relpath(path, directory)
+    inner = posixpath.relpath(storage.canonical(path), storage.canonical(directory))
+    return os.path.join(*inner.split("/"))
 
 
 def _item(content, relative, outdir, styles, model, options, *, row_styles=None, row_model=None, row_options=None):
@@ -158,22 +190,19 @@ def _item(content, relative, outdir, styles, model, options, *, row_styles=None,
     if styles and model is not None:
         raise ParameterError(f"{content}: give style files or a model, not both")
     relative = os.path.normpath(relative)
-    if os.path.isabs(relative) or relative.split(os.sep)[0] == os.pardir:
+    if os.path.isabs(relative) or relative.split(os.sep)[0] == os.pardir or storage.is_url(relative):
         raise ParameterError(f"{content}: output {relative!r} is outside the output directory")
-    output = os.path.join(outdir, relative)
-    return Item(content=os.path.abspath(content), output=output, key=relative, styles=tuple(styles), model=model,
+    output = storage.join(outdir, relative)
+    return Item(content=storage.absolute(content), output=output, key=relative, styles=tuple(styles), model=model,
                 options=item_options)
 
 
 def _manifest_items(path, outdir, styles, model, options):
     """The items of the manifest CSV ``path``."""
-    base = os.path.dirname(os.path.abspath(path))
+    base = storage.dirname(storage.absolute(path))
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        raise ParameterError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.reader(io.StringIO(_manifest_text(path), newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise ParameterError(f"{path}: not a readable CSV manifest ({exc})") from None
     if not rows:
         raise ParameterError(f"{path}: empty manifest (needs a header row with a 'content' column)")
@@ -188,8 +217,11 @@ def _manifest_items(path, outdir, styles, model, options):
         raise ParameterError(f"{path}: a column is named twice in the header row")
 
     def resolve(name):
-        name = os.path.expanduser(name.strip())
-        return name if os.path.isabs(name) else os.path.join(base, name)
+        name = name.strip()
+        if storage.is_url(name):
+            return name
+        name = os.path.expanduser(name)
+        return name if os.path.isabs(name) else storage.join(base, os.path.normpath(name))
 
     items = []
     for line, row in enumerate(rows[1:], start=2):
@@ -215,14 +247,41 @@ def _manifest_items(path, outdir, styles, model, options):
         if "output" in cells:
             relative = cells["output"]
         else:
-            inside = os.path.relpath(os.path.abspath(content), base)
-            relative = os.path.basename(content) if inside.startswith(os.pardir) else inside
+            relative = _manifest_relative(content, base)
         try:
             items.append(_item(content, relative, outdir, styles, model, options, row_styles=row_styles,
                                row_model=row_model, row_options=row_options))
         except ParameterError as exc:
             raise ParameterError(f"{where}: {exc}") from None
     return items
+
+
+def _manifest_text(path):
+    """The text of the manifest at ``path`` (local or a URL)."""
+    if storage.is_url(path):
+        try:
+            return storage.read_text(path)
+        except AudioError as exc:  # storage's reading errors, as a manifest's
+            raise ParameterError(str(exc)) from None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"{path}: not a readable CSV manifest ({exc})") from None
+
+
+def _manifest_relative(content, base):
+    """A manifest row's output path when it names none: the content's path under the manifest's
+    directory, or its name where it lies elsewhere."""
+    if storage.is_url(content) != storage.is_url(base):
+        return _basename(content)
+    if storage.is_url(content):
+        inside = posixpath.relpath(storage.canonical(content), storage.canonical(base))
+        return _basename(content) if inside.startswith(os.pardir) else os.path.join(*inside.split("/"))
+    inside = os.path.relpath(os.path.abspath(content), base)
+    return os.path.basename(content) if inside.startswith(os.pardir) else inside
 
 
 def _column_name(name):
@@ -241,24 +300,26 @@ def _check_outputs(items):
     """Two items writing one output, or an output that is one of the batch's inputs: refused."""
     seen = {}
     for item in items:
-        previous = seen.setdefault(os.path.normcase(item.output), item)
+        previous = seen.setdefault(storage.canonical(item.output), item)
         if previous is not item:
             raise ParameterError(f"{previous.content} and {item.content} would both be written to {item.output}; "
                                  "give them other names (a manifest's output column)")
-    # By real path and by inode (hard links), as nstaudio.audio.same_file, in one pass over each.
+    # By real path (or URL) and by inode (hard links), as nstaudio.audio.same_file, in one pass over each.
     paths, inodes = set(), set()
     for item in items:
         for path in (item.content, *item.styles, *([item.model] if item.model else [])):
-            paths.add(os.path.realpath(path))
+            paths.add(storage.canonical(path))
             inode = _inode(path)
             if inode is not None:
                 inodes.add(inode)
     for item in items:
-        if os.path.realpath(item.output) in paths or _inode(item.output) in inodes - {None}:
+        if storage.canonical(item.output) in paths or _inode(item.output) in inodes - {None}:
             raise ParameterError(f"output {item.output!r} is one of the inputs; choose another output directory")
 
 
 def _inode(path):
+    if storage.is_url(path):
+        return None
     try:
         stat = os.stat(path)
     except OSError:

@@ -8,18 +8,19 @@ worker once), run the items (``worker``) and record each one as it finishes.
 
 import glob
 import os
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from .. import models
+from .. import models, storage
 from ..api import resolve_settings
-from ..errors import NstAudioError, OutputError, ParameterError
+from ..errors import NstAudioError, ParameterError
 from ..files import TEMP_PREFIX
 from .cluster import check_options, connect, require_distributed
 from .items import collect
-from .ledger import Ledger
+from .ledger import open_ledger
 
 # The settings a style analysis depends on (nstaudio.api.analyse_style): items that agree on
 # these and on their style files share one analysis.
@@ -65,13 +66,16 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
     ----------
     inputs : sequence of str
         Content files, directories (searched recursively for audio) and manifest CSVs
-        (:func:`nstaudio.batching.items.collect` says what their columns may be).
+        (:func:`nstaudio.batching.items.collect` says what their columns may be). Any path
+        here may be an fsspec URL (``s3://bucket/songs``) where fsspec and the storage's
+        package are installed (:mod:`nstaudio.storage`).
     styles : sequence of str
         Style files for every item that names none of its own.
     outdir : str
         Where the outputs go, each at its input's path relative to the directory or manifest
         it came from, with its name and format; also holds the results file
-        (``nstaudio-batch.jsonl``).
+        (``nstaudio-batch.jsonl``). A URL's results file is rewritten whole as each item
+        finishes, and nothing stops a second batch writing there at the same time.
     model : str or None
         A model file (``train-style``, ``train-gan``) for every item that names no styles.
     scheduler : str or None
@@ -101,11 +105,11 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
     check_options(scheduler, workers, threads_per_worker)
     items = collect(inputs, outdir, styles=styles, model=model, options=options)
     # A bad --model stops the batch before any work (a manifest row's bad model fails its items).
-    networks = {} if model is None else {os.path.abspath(model): models.load_model(model, kind=("style", "gan"))}
+    networks = {} if model is None else {storage.absolute(model): _load_model(model)}
     networks = _read_models(items, networks)
     _check_settings(items, networks)
     settings = {item.key: item.settings for item in items}  # the inputs as they are now, before any work
-    with Ledger(os.path.abspath(outdir)) as ledger:
+    with open_ledger(storage.absolute(os.fspath(outdir))) as ledger:
         progress = BatchProgress(total=len(items))
         records, todo = {}, []
         for item in items:
@@ -117,11 +121,8 @@ def batch(inputs, styles=(), *, outdir, model=None, scheduler=None, workers=None
                 progress.skipped += 1
         if callback is not None:
             callback(progress)
-        for directory in sorted({os.path.dirname(item.output) for item in todo}):
-            try:
-                os.makedirs(directory, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"{directory}: cannot create it ({exc.strerror or exc})") from None
+        for directory in sorted({storage.dirname(item.output) for item in todo}):
+            storage.makedirs(directory)
         if todo:
             _remove_unfinished(todo)  # of a batch killed outright before
             try:
@@ -140,10 +141,16 @@ def _read_models(items, networks):
     for path in dict.fromkeys(item.model for item in items if item.model is not None):
         if path not in networks:
             try:
-                networks[path] = models.load_model(path, kind=("style", "gan"))
+                networks[path] = _load_model(path)
             except NstAudioError as exc:
                 networks[path] = Failed(str(exc))
     return networks
+
+
+def _load_model(path):
+    """The style or gan model at ``path`` (local or a URL), read here."""
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch, storage.local_copy(path, scratch) as local:
+        return models.load_model(local, kind=("style", "gan"))
 
 
 def _check_settings(items, networks):
@@ -257,7 +264,10 @@ def _remove_unfinished(items):
     ``nstaudio run`` writing into the same directory at that moment would lose its output's
     temporary file and fail with an error, never a broken output).
     """
-    for directory in {os.path.dirname(item.output) for item in items}:
+    for directory in {storage.dirname(item.output) for item in items}:
+        if storage.is_url(directory):
+            storage.remove_unfinished(directory)
+            continue
         for path in glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")):
             try:
                 os.unlink(path)

@@ -6,14 +6,18 @@ error, so that one bad file cannot stop the batch; Dask itself retries an item w
 died while running it.
 """
 
+import contextlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 
 import distributed
 
-from .. import audio, jobs
+from .. import audio, jobs, storage
 from ..api import analyse_style
 from ..errors import NstAudioError
+from ..files import TEMP_PREFIX
 from ..kernels.thread_share import limit_threads
 from .cluster import usable_cores
 
@@ -73,7 +77,11 @@ def analyse_styles(style_paths, settings):
     StyleAnalysis, or Failed with the one-line reason (a missing style, not audio, too short).
     """
     try:
-        styles = [audio.load(path) for path in style_paths]
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch:
+            styles = []
+            for path in style_paths:
+                with storage.local_copy(path, scratch) as local:
+                    styles.append(audio.load(local))
         with limit_threads(thread_share()):
             return analyse_style([y for y, _ in styles], [sr for _, sr in styles], **settings)
     except NstAudioError as exc:
@@ -101,9 +109,12 @@ def run_item(item, settings, shared):
             options["model"] = shared
         else:
             options["style"] = shared
-        with limit_threads(thread_share()):
-            job = jobs.stylize_file(item.content, item.output, callback=reporter, **options)
-        entry = jobs.record(item.content, item.output, settings, job=job)
+        with _local(item) as (content, output), limit_threads(thread_share()):
+            job = jobs.stylize_file(content, output, callback=reporter, **options)
+            entry = jobs.record(item.content, output, settings, job=job)
+            if output != item.output:
+                storage.upload(output, item.output)
+                entry["output"] = item.output
     except (NstAudioError, _SharedFailure) as exc:
         entry = jobs.record(item.content, item.output, settings, error=str(exc),
                             seconds=time.perf_counter() - started)
@@ -112,6 +123,24 @@ def run_item(item, settings, shared):
                             internal=True, seconds=time.perf_counter() - started)
     entry["key"] = item.key
     return entry
+
+
+@contextlib.contextmanager
+def _local(item):
+    """Yield local paths for the item's content and output: themselves, or for URLs a copy of the content
+    and a file to write the output to in a temporary directory (removed after the block), with errors
+    naming the URLs."""
+    if not (storage.is_url(item.content) or storage.is_url(item.output)):
+        yield item.content, item.output
+        return
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch:
+        with storage.local_copy(item.content, scratch) as content:
+            output = item.output
+            if storage.is_url(output):  # its own folder: the name (and format) of the output, beside no input
+                output = os.path.join(scratch, "output", os.path.basename(output))
+                os.makedirs(os.path.dirname(output))
+            with storage.naming(output, item.output):
+                yield content, output
 
 
 class _SharedFailure(Exception):
