@@ -108,10 +108,11 @@ class UrlLedger(_Records):
     Raises
     ------
     OutputError
-        The file is there but cannot be read.
+        The directory cannot be made, or the file is there but cannot be read.
     """
 
     def __init__(self, outdir):
+        storage.makedirs(outdir)
         self.path = storage.join(outdir, LEDGER_NAME)
         try:
             self._data = storage.read_bytes(self.path) if storage.exists(self.path) else b""
