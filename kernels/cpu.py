@@ -641,23 +641,29 @@ def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
     """Real-time PGHI of one frame (Prusa & Holighaus 2017): the new frame's phase from the one before.
 
     Parameters and visiting order as ``numpy_backend.heap_integrate_frame`` (a heap entry is
-    ``bin * 2 + column``). It runs once per frame and channel of a live stream, so the heap
-    keeps its keys beside the indices and the islands' order is sorted only if one is needed.
+    ``bin * 2 + column``). It runs once per frame and channel of a live stream, so only the new
+    frame's coefficients go on the heap (its keys beside the indices): the previous frame's,
+    which never join it later, are sorted once and merged with it in the same order, and the
+    islands' order is sorted only if one is needed.
     """
     bins = magnitude.shape[0]
     done = np.empty(bins, dtype=np.bool_)  # the new frame's coefficients that have their phase
-    keys = np.empty(2 * bins, dtype=np.float64)
-    indices = np.empty(2 * bins, dtype=np.int64)
+    keys = np.empty(bins, dtype=np.float64)
+    indices = np.empty(bins, dtype=np.int64)
     size = remaining = 0
     for k in range(bins):
         done[k] = magnitude[k, 1] <= threshold
         remaining += not done[k]
-        if magnitude[k, 0] > threshold:  # the previous frame's phases are known
-            size = _keyed_push(keys, indices, size, magnitude[k, 0], 2 * k)
+    # the previous frame's coefficients above the threshold, largest first (ties: the lower bin)
+    previous = np.argsort(-magnitude[:, 0], kind="mergesort")
+    n_previous = 0
+    while n_previous < bins and magnitude[previous[n_previous], 0] > threshold:
+        n_previous += 1
+    next_previous = 0
     order = np.empty(0, dtype=np.int64)
     next_seed = 0
     while remaining > 0:
-        if size == 0:  # an island the previous frame does not reach: it starts at phase 0
+        if size == 0 and next_previous == n_previous:  # an island the previous frame does not reach: phase 0
             if order.shape[0] == 0:
                 order = np.argsort(-magnitude[:, 1], kind="mergesort")
             while done[order[next_seed]]:
@@ -667,15 +673,23 @@ def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
             remaining -= 1
             phase[k, 1] = 0.0
             size = _keyed_push(keys, indices, size, magnitude[k, 1], 2 * k + 1)
-        index, size = _keyed_pop(keys, indices, size)
-        k = index >> 1
-        if index & 1 == 0:
+        # the larger of the previous frame's next and the heap's top (ties: the lower entry index)
+        from_previous = next_previous < n_previous
+        if from_previous and size > 0:
+            k = previous[next_previous]
+            key = magnitude[k, 0]
+            from_previous = key > keys[0] or (key == keys[0] and 2 * k < indices[0])
+        if from_previous:
+            k = previous[next_previous]
+            next_previous += 1
             if not done[k]:
                 phase[k, 1] = phase[k, 0] + 0.5 * (time_step[k, 0] + time_step[k, 1])
                 done[k] = True
                 remaining -= 1
                 size = _keyed_push(keys, indices, size, magnitude[k, 1], 2 * k + 1)
             continue
+        index, size = _keyed_pop(keys, indices, size)
+        k = index >> 1
         for dk in (1, -1):
             kk = k + dk
             if kk < 0 or kk >= bins or done[kk]:
@@ -706,3 +720,87 @@ def keep_magnitude(target, magnitude, estimate):
         else:
             flat_change[i] = 0.0
     return change
+
+
+@numba.njit(cache=True)
+def normalized_frames(signal, weight, window, offset, hop, count, tiny):
+    """Windowed frames of an overlap-added signal over its summed squared windows; parameters and result as
+    ``numpy_backend.normalized_frames`` (one pass: it runs for every refinement of a stream's frames)."""
+    batch, n_fft = signal.shape[0], window.shape[0]
+    out = np.empty((batch, count, n_fft))
+    for b in range(batch):
+        for i in range(count):
+            start = offset + i * hop
+            for t in range(n_fft):
+                value, w = signal[b, start + t], weight[start + t]
+                if w > tiny:
+                    value = value / w
+                out[b, i, t] = value * window[t]
+    return out
+
+
+@numba.njit(cache=True)
+def overlap_add_frames(signal, frames, window, offset, hop):
+    """``signal[:, offset + i hop + t] += frames[:, i, t] window[t]`` in place; as ``numpy_backend.overlap_add_frames``."""
+    n_fft = window.shape[0]
+    for b in range(signal.shape[0]):
+        for i in range(frames.shape[1]):
+            start = offset + i * hop
+            for t in range(n_fft):
+                signal[b, start + t] += frames[b, i, t] * window[t]
+    return signal
+
+
+@numba.njit(cache=True)
+def polyphase_outputs(history, phases, first, count, up, down, offset, history_start):
+    """Outputs of a causal polyphase resampler; parameters and result as ``numpy_backend.polyphase_outputs``
+    (it runs on every block of a stream)."""
+    channels, taps = history.shape[0], phases.shape[1]
+    out = np.empty((channels, count), dtype=np.float32)
+    for j in range(count):
+        position = (first + j) * down + offset
+        phase = position % up
+        start = position // up - history_start - taps + 1
+        for c in range(channels):
+            total = 0.0
+            for t in range(taps):
+                total += np.float64(history[c, start + t]) * np.float64(phases[phase, t])
+            out[c, j] = total
+    return out
+
+
+@numba.njit(fastmath=True, cache=True)
+def frame_product(weights, columns, out):
+    """``out = weights @ columns`` for a few columns (a stream's channels); as ``numpy_backend.frame_product``.
+
+    A live stream computes one frame of a layer at a time: BLAS would hand such a product to
+    its threads (a wake-up that costs more than the product, at random) or, on one thread,
+    read the weights once per column. Here each column is copied contiguous once and every
+    row of weights read once for two columns at a time, in one thread. The sums are
+    reassociated (``fastmath``, for SIMD) in an order fixed by the shapes alone (no peeling
+    for alignment), so a frame's result does not depend on where the arrays lie.
+    """
+    n_out, n_in = weights.shape
+    batch = columns.shape[1]
+    x = np.empty((batch, n_in), dtype=np.float32)
+    for k in range(n_in):
+        for b in range(batch):
+            x[b, k] = columns[k, b]
+    for o in range(n_out):
+        b = 0
+        while b + 1 < batch:
+            first = np.float32(0.0)
+            second = np.float32(0.0)
+            for k in range(n_in):
+                w = weights[o, k]
+                first += w * x[b, k]
+                second += w * x[b + 1, k]
+            out[o, b] = first
+            out[o, b + 1] = second
+            b += 2
+        if b < batch:
+            total = np.float32(0.0)
+            for k in range(n_in):
+                total += weights[o, k] * x[b, k]
+            out[o, b] = total
+    return out

@@ -57,10 +57,10 @@ def in_blocks(x, sizes, step):
 
 @settings(max_examples=15, deadline=None)
 @given(rates=st.sampled_from([(44100, 22050), (22050, 44100), (48000, 22050), (16000, 22050), (8000, 8001)]),
-       sizes=st.lists(st.integers(1, 300), min_size=1, max_size=5))
-def test_resampler_equals_the_whole_signal_filtered(rates, sizes):
+       sizes=st.lists(st.integers(1, 300), min_size=1, max_size=5), backend=st.sampled_from([cpu, numpy_backend]))
+def test_resampler_equals_the_whole_signal_filtered(rates, sizes, backend):
     x = np.random.default_rng(0).standard_normal((2, 1500)).astype(np.float32)
-    resampler = StreamingResampler(*rates, 2)
+    resampler = StreamingResampler(*rates, 2, backend=backend)
     y = in_blocks(x, sizes, resampler.process)
     reference = scipy.signal.upfirdn(polyphase_filter(resampler.up, resampler.down), x, resampler.up, resampler.down,
                                      axis=1)
@@ -71,7 +71,7 @@ def test_resampler_equals_the_whole_signal_filtered(rates, sizes):
 def test_resampler_filter_is_resample_polys():
     """resample_poly is the same filter, centred: its output is ours ``half / down`` samples earlier."""
     x = harmonic_tone(0.2, 22050)[np.newaxis]
-    resampler = StreamingResampler(22050, 44100, 1)
+    resampler = StreamingResampler(22050, 44100, 1, backend=cpu)
     y = resampler.process(np.concatenate([x, np.zeros((1, 100), np.float32)], axis=1))
     offline = nst.resample(x, orig_sr=22050, target_sr=44100)
     delay = int(resampler.delay)
@@ -81,8 +81,9 @@ def test_resampler_filter_is_resample_polys():
 
 @settings(max_examples=15, deadline=None)
 @given(stride=st.integers(1, 3), width=st.sampled_from([1, 3, 5, 7]), sizes=st.lists(st.integers(1, 9), min_size=1,
-                                                                                       max_size=4))
-def test_incremental_network_equals_one_pass(stride, width, sizes):
+                                                                                       max_size=4),
+       backend=st.sampled_from([cpu, numpy_backend]))
+def test_incremental_network_equals_one_pass(stride, width, sizes, backend):
     arch = Architecture(n_bins=9, channels=(7, 6, 5, 4), width=width, stride=stride)
     params, state = random_network(arch, seed=stride + width)
     net = Autoencoder(arch)
@@ -90,19 +91,19 @@ def test_incremental_network_equals_one_pass(stride, width, sizes):
     multiple = stride ** 4
     x = np.random.default_rng(1).random((2, 9, multiple * (4 + -(-60 // multiple)))).astype(np.float32)
     whole = net.forward(params, state, x, keep_caches=False)[0]
-    incremental = IncrementalNetwork(arch, params, state, 2)
+    incremental = IncrementalNetwork(arch, params, state, 2, backend=backend)
     y = in_blocks(x, sizes, incremental.process)
     assert y.shape[2] == incremental.available(x.shape[2])
     assert y.shape[2] >= x.shape[2] - 8 * (width // 2) * multiple  # at most the layers' reach
     np.testing.assert_allclose(y, whole[:, :, :y.shape[2]], atol=1e-5)
     # pulled: never more than a limit that grows by fits and starts, then all that is left
-    pulled, limits = IncrementalNetwork(arch, params, state, 2), iter(range(0, 10 ** 6, 3))
+    pulled, limits = IncrementalNetwork(arch, params, state, 2, backend=backend), iter(range(0, 10 ** 6, 3))
     parts = [pulled.process(block, next(limits)) for block in np.array_split(x, 7, axis=2)]
     assert sum(p.shape[2] for p in parts) <= 18
     parts.append(pulled.process(x[:, :, :0]))
     np.testing.assert_allclose(np.concatenate(parts, axis=2), y, atol=1e-5)
     # stepped: a frame of a layer at a time between the calls, as a stream works ahead
-    stepped, parts = IncrementalNetwork(arch, params, state, 2), []
+    stepped, parts = IncrementalNetwork(arch, params, state, 2, backend=backend), []
     for i, block in enumerate(np.array_split(x, 5, axis=2)):
         parts.append(stepped.process(block, 3 * i))
         for _ in range(sizes[i % len(sizes)] * 3):
@@ -113,6 +114,40 @@ def test_incremental_network_equals_one_pass(stride, width, sizes):
     assert not stepped.step(10 ** 6)[0]
 
 
+@pytest.mark.parametrize("stride, causal", [(1, True), (2, False)])
+def test_the_copies_a_stream_starts_with_cost_a_few_products(stride, causal):
+    """A stream starts with copies of its first frame whose outputs are not needed (``reset(skip=...)``):
+    what they cost does not grow with their number, and the frames after them are one pass's."""
+    arch = Architecture(n_bins=9, channels=(7, 6, 5, 4), width=5, stride=stride, causal=causal)
+    params, state = random_network(arch, seed=3)
+    rng = np.random.default_rng(4)
+    copies, fresh = 4 * stride ** 4, 16 * stride ** 4
+    x = np.concatenate([np.repeat(rng.random((2, 9, 1)), copies, axis=2), rng.random((2, 9, fresh))], axis=2)
+    x = x.astype(np.float32)
+    net = Autoencoder(arch)
+    net.train(False)
+    whole = net.forward(params, state, x, keep_caches=False)[0]
+
+    def products(frames, skip):
+        calls = []
+
+        class Counting:
+            @staticmethod
+            def frame_product(weights, columns, out):
+                calls.append(weights.shape)
+                return cpu.frame_product(weights, columns, out)
+
+        incremental = IncrementalNetwork(arch, params, state, 2, backend=Counting)
+        incremental.reset(skip=skip)
+        return in_blocks(frames, [7, 30, 1], incremental.process), len(calls)
+
+    y, with_copies = products(x, copies)
+    np.testing.assert_allclose(y, whole[:, :, copies:copies + y.shape[2]], atol=1e-5)
+    assert y.shape[2] >= fresh - 8 * 2 * stride ** 4
+    _, without = products(x[:, :, copies:], 0)  # the fresh frames alone, from the start
+    assert with_copies <= without + 8 * 2 * arch.width
+
+
 @settings(max_examples=15, deadline=None)
 @given(sizes=st.lists(st.integers(1, 200), min_size=1, max_size=5))
 def test_style_frames_equal_the_offline_feedforward(model, sizes):
@@ -120,7 +155,7 @@ def test_style_frames_equal_the_offline_feedforward(model, sizes):
     x = np.random.default_rng(2).standard_normal((2, 3000)).astype(np.float32) * np.float32(0.3)
     x[:, -1200:] = 0.0  # what follows the end is silence in both
     offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), model.triple)
-    frames = StyleFrames(*model.triple, n_fft=N_FFT, hop_length=HOP, batch=2, context=64)
+    frames = StyleFrames(*model.triple, n_fft=N_FFT, hop_length=HOP, batch=2, context=64, backend=cpu)
     y = in_blocks(x, sizes, frames.process)
     assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
     np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
@@ -136,7 +171,7 @@ def test_a_causal_models_frames_need_no_look_ahead_and_equal_the_offline_ones(si
     offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), causal.triple)
     # the offline network puts 64 copies of the first frame before it; the stream only the 32 its
     # 8 causal layers of width 5 reach back to
-    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=64)
+    frames = StyleFrames(*causal.triple, n_fft=N_FFT, hop_length=HOP, batch=1, context=64, backend=cpu)
     assert frames.context == 32 == Stream(causal, block_size=64)._frames.context
     y = in_blocks(x, sizes, frames.process)
     # every frame whose samples are all here is out: no look-ahead
@@ -194,10 +229,13 @@ def test_a_gan_model_streams(gan_model):
 
 
 @settings(max_examples=25, deadline=None)
-@given(bins=st.integers(1, 40), seed=st.integers(0, 1000), tolerance=st.sampled_from([0.0, 0.1, 0.5]))
-def test_frame_heap_integration_matches_the_reference(bins, seed, tolerance):
+@given(bins=st.integers(1, 40), seed=st.integers(0, 1000), tolerance=st.sampled_from([0.0, 0.1, 0.5]),
+       ties=st.booleans())
+def test_frame_heap_integration_matches_the_reference(bins, seed, tolerance, ties):
     rng = np.random.default_rng(seed)
     magnitude = rng.random((bins, 2))
+    if ties:  # equal magnitudes in both frames: the visiting order falls back on the entry index
+        magnitude = np.round(4 * magnitude) / 4
     magnitude[rng.random((bins, 2)) < 0.2] = 0.0  # islands and gaps
     time_step, freq_step = rng.standard_normal((bins, 2)), rng.standard_normal(bins)
     phase = rng.random((bins, 2))
@@ -223,6 +261,58 @@ def test_keep_magnitude_matches_the_reference(shape, seed):
     np.testing.assert_allclose(np.abs(got), np.abs(target), atol=1e-12)
     moved = estimate != 0
     np.testing.assert_allclose(np.angle(got[moved] * np.conj(estimate[moved])), 0.0, atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(shape=st.tuples(st.integers(1, 40), st.integers(0, 300), st.integers(1, 5)), seed=st.integers(0, 100))
+def test_frame_product_matches_the_reference_and_not_where_the_arrays_lie(shape, seed):
+    n_out, n_in, batch = shape
+    rng = np.random.default_rng(seed)
+    weights = rng.standard_normal((n_out, n_in)).astype(np.float32)
+    columns = rng.standard_normal((n_in, batch)).astype(np.float32)
+    expected = numpy_backend.frame_product(weights, columns, np.empty((n_out, batch), np.float32))
+    got = cpu.frame_product(weights, columns, np.empty((n_out, batch), np.float32))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.sqrt(n_in))
+    for offset in (1, 3):  # the same arrays at other addresses: the same result to the bit
+        moved = np.empty(weights.size + offset, np.float32)[offset:].reshape(weights.shape)
+        moved[...] = weights
+        np.testing.assert_array_equal(cpu.frame_product(moved, columns, np.empty((n_out, batch), np.float32)), got)
+
+
+@settings(max_examples=15, deadline=None)
+@given(channels=st.integers(1, 3), taps=st.integers(1, 30), up=st.integers(1, 5), down=st.integers(1, 5),
+       first=st.integers(0, 50), count=st.integers(0, 40), offset=st.integers(0, 4), seed=st.integers(0, 100))
+def test_polyphase_outputs_match_the_reference(channels, taps, up, down, first, count, offset, seed):
+    rng = np.random.default_rng(seed)
+    phases = rng.standard_normal((up, taps)).astype(np.float32)
+    history_start = ((first * down + offset) // up) - taps - 3  # the first output's window lies inside
+    length = ((first + count) * down + offset) // up - history_start + 1
+    history = rng.standard_normal((channels, length)).astype(np.float32)
+    expected = numpy_backend.polyphase_outputs(history, phases, first, count, up, down, offset, history_start)
+    got = cpu.polyphase_outputs(history, phases, first, count, up, down, offset, history_start)
+    assert got.dtype == np.float32 and got.shape == (channels, count)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.integers(1, 3), n_fft=st.integers(1, 16), hop=st.integers(1, 8), count=st.integers(1, 4),
+       offset=st.integers(0, 5), seed=st.integers(0, 100))
+def test_normalized_frames_and_overlap_add_match_the_reference(batch, n_fft, hop, count, offset, seed):
+    rng = np.random.default_rng(seed)
+    n = offset + (count - 1) * hop + n_fft + 3
+    signal, window = rng.standard_normal((batch, n)), rng.random(n_fft)
+    weight = rng.random(n)
+    weight[rng.random(n) < 0.3] = 0.0  # no window there: the sample is taken as it is
+    expected = numpy_backend.normalized_frames(signal, weight, window, offset, hop, count, 1e-10)
+    got = cpu.normalized_frames(signal, weight, window, offset, hop, count, 1e-10)
+    np.testing.assert_array_equal(got, expected)
+    frames = rng.standard_normal((batch, count, n_fft))
+    expected_sum = numpy_backend.overlap_add_frames(signal.copy(), frames, window, offset, hop)
+    got_sum = cpu.overlap_add_frames(signal.copy(), frames, window, offset, hop)
+    np.testing.assert_allclose(got_sum, expected_sum, rtol=1e-14, atol=1e-14)
+    untouched = np.ones(n, bool)
+    untouched[offset:offset + (count - 1) * hop + n_fft] = False
+    np.testing.assert_array_equal(got_sum[:, untouched], signal[:, untouched])
 
 
 def test_frame_heap_integration_follows_a_stationary_sinusoid():

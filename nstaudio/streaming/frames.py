@@ -76,12 +76,14 @@ class StyleFrames:
         :func:`nstaudio.nn.train.apply_network`), so that the first frames agree too. Only those
         the network reaches back to are fed (:attr:`context`), in whole stride periods so that
         the stride grid stays where it was.
+    backend : module
+        Whose kernels the network runs.
     """
 
-    def __init__(self, arch, params, state, *, n_fft, hop_length, batch, context):
+    def __init__(self, arch, params, state, *, n_fft, hop_length, batch, context, backend):
         self.batch = batch
         self.spectrogram = SpectrogramFrames(n_fft=n_fft, hop_length=hop_length, batch=batch)
-        self.network = IncrementalNetwork(arch, params, state, batch)
+        self.network = IncrementalNetwork(arch, params, state, batch, backend=backend)
         period = arch.stride ** 4
         reach = -(-self.network.reach_back() // period) * period
         self.context = min(-(-context // period) * period, reach)  # the offline overlap, as apply_network rounds it
@@ -89,8 +91,7 @@ class StyleFrames:
 
     def reset(self):
         self.spectrogram.reset()
-        self.unseen_context = self.context
-        self.network.reset()
+        self.network.reset(skip=self.context)  # the outputs of the copies are not needed
 
     def available(self, received):
         """Stylized frames out after ``received`` samples (vectorised)."""
@@ -107,17 +108,14 @@ class StyleFrames:
         if first and log_magnitude.shape[2]:
             log_magnitude = np.concatenate([np.repeat(log_magnitude[:, :, :1], self.context, axis=2),
                                             log_magnitude], axis=2)
-        return self._trim(self.network.process(log_magnitude, None if limit is None else limit + self.context))
+        out = self.network.process(log_magnitude, None if limit is None else limit + self.context)
+        return np.maximum(out, 0)  # a log1p magnitude is never negative (as feedforward)
 
-    def step(self, limit):
-        """One frame of one layer of the work ``limit`` frames need: ``(worked, frames completed)``."""
-        worked, out = self.network.step(limit + self.context)
-        return worked, self._trim(out)
-
-    def _trim(self, out):
-        skip = min(self.unseen_context, out.shape[2])  # the outputs of the repeated first frame
-        self.unseen_context -= skip
-        return np.maximum(out[:, :, skip:], 0)  # a log1p magnitude is never negative (as feedforward)
+    def step(self, limit=None):
+        """One frame of one layer of the work ``limit`` frames need (None: of any there is to do):
+        ``(worked, frames completed)``."""
+        worked, out = self.network.step(None if limit is None else limit + self.context)
+        return worked, np.maximum(out, 0)
 
 
 class GanFrames:
@@ -169,9 +167,10 @@ class GanFrames:
         """Windows that the first ``limit`` frames out take (a frame is out once the next window has run)."""
         return -(-limit // self.hop) + 1
 
-    def step(self, limit):
-        """One generator window of those ``limit`` frames need: ``(worked, frames completed)``."""
-        if self.windows >= self._windows_for(limit):
+    def step(self, limit=None):
+        """One generator window of those ``limit`` frames need (None: of any there is to run):
+        ``(worked, frames completed)``."""
+        if limit is not None and self.windows >= self._windows_for(limit):
             return False, np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
         before = self.windows
         out = self.process(np.zeros((self.batch, 0), np.float32), limit=self.windows * self.hop)
@@ -254,8 +253,8 @@ class PhaseSynthesis:
         if open_frames is None:  # RTISI-LA's: those that overlap the next frame
             open_frames = max(1, -(-n_fft // hop_length) - 1)
         self.refine = open_frames if iterations else 0
-        self.window = get_window("hann", n_fft, n_fft)
-        self.window_squared = self.window.astype(np.float64) ** 2
+        self.window = get_window("hann", n_fft, n_fft).astype(np.float64)
+        self.window_squared = self.window ** 2
         gamma = HANN_GAMMA * n_fft ** 2
         bins = np.arange(1 + n_fft // 2)
         self.time_base = hop_length * 2 * np.pi * bins / n_fft
@@ -376,47 +375,42 @@ class PhaseSynthesis:
         self.previous_log = raw_log
         # the new frame joins the open ones and the overlap-added signal
         spectrum = magnitude * np.exp(1j * pair_phase[:, :, 1])
-        self._add(self.phased, spectrum, weight=True)
+        self._add(self.phased, spectrum)
         self.open = np.concatenate([self.open, spectrum[:, np.newaxis, :]], axis=1)
         self.open_magnitude = np.concatenate([self.open_magnitude, magnitude[:, np.newaxis, :]], axis=1)
         self.phased += 1
         for _ in range(self.iterations):
             self._refine()
             yield True
-        if self.open.shape[1] > self.refine:  # the oldest open frame is final
-            self.open, self.open_magnitude = self.open[:, 1:], self.open_magnitude[:, 1:]
+        if self.iterations:  # the next frame's phase grows from the newest frame's refined phase
+            pair_phase[:, :, 0] = np.angle(self.open[:, -1])
+        if self.open.shape[1] > self.refine:  # the oldest open frame is final (contiguous: refined in place)
+            self.open = np.ascontiguousarray(self.open[:, 1:])
+            self.open_magnitude = np.ascontiguousarray(self.open_magnitude[:, 1:])
             self.frames += 1
 
-    def _add(self, frame, spectrum, *, weight=False):
-        """Overlap-add frame ``frame``'s windowed inverse FFT of ``spectrum`` (and, if ``weight``, its squared
-        window: a frame's window counts once, however often its spectrum changes)."""
+    def _add(self, frame, spectrum):
+        """Overlap-add frame ``frame``'s windowed inverse FFT of ``spectrum`` (batch, bins), and its squared
+        window (a frame's window counts once, however often its spectrum changes)."""
         offset = frame * self.hop_length - self.n_fft // 2 - self.output_start
         grow = offset + self.n_fft - self.weight.shape[0]
-        if grow > 0:
+        if grow > 0:  # room for a few frames more at once: growing copies what is there
+            grow += 4 * self.hop_length
             self.output = np.concatenate([self.output, np.zeros((self.batch, grow))], axis=1)
             self.weight = np.concatenate([self.weight, np.zeros(grow)])
-        signal = scipy.fft.irfft(spectrum, n=self.n_fft, axis=-1)
-        signal *= self.window
-        self.output[:, offset:offset + self.n_fft] += signal
-        if weight:
-            self.weight[offset:offset + self.n_fft] += self.window_squared
+        signal = scipy.fft.irfft(spectrum[:, np.newaxis], n=self.n_fft, axis=-1)
+        self.backend.overlap_add_frames(self.output, signal, self.window, offset, self.hop_length)
+        self.weight[offset:offset + self.n_fft] += self.window_squared
 
     def _refine(self):
         """One RTISI-LA pass: every open frame takes the phase of the signal under it (all frames from the
         same signal, so that the pass is one batch of FFTs)."""
         count = self.open.shape[1]
         offset = self.frames * self.hop_length - self.n_fft // 2 - self.output_start
-        span = slice(offset, offset + (count - 1) * self.hop_length + self.n_fft)
-        weight = self.weight[span]
-        signal = self.output[:, span] / np.where(weight > _TINY, weight, 1.0)
-        segments = np.lib.stride_tricks.sliding_window_view(signal, self.n_fft, axis=1)[:, ::self.hop_length]
-        estimate = scipy.fft.rfft(segments * self.window, axis=-1)  # (batch, count, bins)
-        self.open = np.ascontiguousarray(self.open)  # updated in place
-        change = self.backend.keep_magnitude(self.open, np.ascontiguousarray(self.open_magnitude), estimate)
+        segments = self.backend.normalized_frames(self.output, self.weight, self.window, offset, self.hop_length,
+                                                  count, _TINY)
+        estimate = scipy.fft.rfft(segments, axis=-1)  # (batch, count, bins)
+        change = self.backend.keep_magnitude(self.open, self.open_magnitude, estimate)  # self.open in place
         # the inverse FFT is linear: each frame's contribution changes by that of the change
-        change = scipy.fft.irfft(change, n=self.n_fft, axis=-1) * self.window
-        for i in range(count):
-            start = offset + i * self.hop_length
-            self.output[:, start:start + self.n_fft] += change[:, i]
-        # the next frame's phase grows from the newest frame's refined phase
-        self.pairs[2][:, :, 0] = np.angle(self.open[:, -1])
+        self.backend.overlap_add_frames(self.output, scipy.fft.irfft(change, n=self.n_fft, axis=-1), self.window,
+                                        offset, self.hop_length)

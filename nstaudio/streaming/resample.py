@@ -31,6 +31,8 @@ class StreamingResampler:
     ----------
     orig_sr, target_sr : int
     channels : int
+    backend : module
+        Whose ``polyphase_outputs`` runs (``nstaudio.kernels.get_backend``).
     offset : int
         Shifts the output grid ``offset`` upsampled samples later in the input: less delay,
         each output waits that much longer for its input (0 <= offset <= the filter's half length).
@@ -43,7 +45,7 @@ class StreamingResampler:
         How far the output lags the input, in output samples: ``(half - offset) / down``.
     """
 
-    def __init__(self, orig_sr, target_sr, channels, *, offset=0):
+    def __init__(self, orig_sr, target_sr, channels, *, backend, offset=0):
         self.up, self.down = polyphase_ratio(orig_sr, target_sr)
         h = polyphase_filter(self.up, self.down)
         self.half = (len(h) - 1) // 2
@@ -58,7 +60,7 @@ class StreamingResampler:
             taps = h[r::self.up]
             phases[r, self.taps - len(taps):] = taps[::-1]
         self.phases = phases.astype(np.float32)
-        self.channels = channels
+        self.channels, self.backend = channels, backend
         self.reset()
 
     def reset(self):
@@ -96,16 +98,12 @@ class StreamingResampler:
         end = int(self.available(self.received))
         if end == self.produced:
             return np.zeros((self.channels, 0), np.float32)
-        n = np.arange(self.produced, end)
-        position = n * self.down + self.offset  # in upsampled samples
-        last_input = position // self.up - self.history_start  # the newest input each output meets
-        windows = np.lib.stride_tricks.sliding_window_view(self.history, self.taps, axis=1)
-        picked = windows[:, last_input - self.taps + 1]  # (channels, outputs, taps)
-        y = np.einsum("cnt,nt->cn", picked, self.phases[position % self.up])
+        y = self.backend.polyphase_outputs(self.history, self.phases, self.produced, end - self.produced, self.up,
+                                           self.down, self.offset, self.history_start)
         self.produced = end
         # keep what the next output's window reaches back to
         first_needed = (end * self.down + self.offset) // self.up - self.taps + 1
         drop = max(0, first_needed - self.history_start)
         self.history = self.history[:, drop:]
         self.history_start += drop
-        return y.astype(np.float32, copy=False)
+        return y

@@ -14,8 +14,13 @@ from ..validation import check_choice, check_float, check_int, check_sample_rate
 from .frames import GanFrames, PhaseSynthesis, StyleFrames
 from .resample import StreamingResampler
 
-# The share of a block's duration that may go to work ahead of need (see Stream._run_here).
-AHEAD_SHARE = 0.1
+# Work ahead of need ends this far into a block's duration (see Stream._run_here): a piece is
+# begun only if the longest piece lately would end before then. The real-time target is a
+# quarter of the block's duration; the rest is margin for the machine's own hiccups.
+AHEAD_SHARE = 0.2
+# How fast the longest piece lately forgets a long one (per piece), so that one hiccup of the
+# machine does not stop the work ahead for long.
+PIECE_MEMORY = 0.9
 # The phase reconstruction's defaults (benchmarks/test_stream.py and RESULTS.md, section "stream
 # (issue 18)"): a centred model already waits more than a second for its network, so its phase
 # takes RTISI-LA's 3 open frames (at the usual overlap of 4) and 2 passes (most of the gain of 4,
@@ -124,19 +129,19 @@ class Stream:
         else:
             self._period = model.arch.stride ** 4  # frames between the bottleneck's
             self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                       context=CONTEXT_FRAMES)
+                                       context=CONTEXT_FRAMES, backend=backend)
         self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
                                          lookahead=self.lookahead, iterations=self.phase_iters,
                                          open_frames=phase_frames, seed=seed, backend=backend)
         self._to_model = self._from_model = None
         resampling = 0
         if self.sr != sr_model:
-            self._to_model = StreamingResampler(self.sr, sr_model, self.channels)
+            self._to_model = StreamingResampler(self.sr, sr_model, self.channels, backend=backend)
             # both ways have the same filter length (20 max(up, down) + 1); the way back is shifted by
             # under one sample so that the two filters delay by whole samples
             up, both_halves = self._to_model.up, 2 * self._to_model.half
             offset = both_halves % up
-            self._from_model = StreamingResampler(sr_model, self.sr, self.channels, offset=offset)
+            self._from_model = StreamingResampler(sr_model, self.sr, self.channels, backend=backend, offset=offset)
             resampling = (both_halves - offset) // up
         # one hop of slack, in which the work of the next frame is spread over the blocks before it
         self._slack = -(-hop_length * self.sr // sr_model)
@@ -150,10 +155,13 @@ class Stream:
         self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
                                   spread=self._slack,
                                   alignment=self.latency - window - network - phase - resampling - self._slack)
-        self.reset()
-        # compile and load every kernel now, not in the first blocks of a live stream
+        # compile and load every kernel now, not in the first blocks of a live stream; then once more, for the
+        # pieces' durations once compiled
         warm_up = self.latency + self.sr * n_fft // sr_model
-        self._run(np.zeros((self.channels, warm_up), np.float32), warm_up)
+        for _ in range(2):
+            self.reset()
+            self._longest_piece = 0.0
+            self._run(np.zeros((self.channels, warm_up), np.float32), warm_up)
         self.reset()
 
     def reset(self):
@@ -204,22 +212,34 @@ class Stream:
         if self._to_model is not None:
             y = self._to_model.process(y)
         # What this call's output needs is done now (frames a strided network completes in a
-        # burst wait until then). Then, within a small share of the block's duration, work goes
-        # on ahead on what the next hop needs, a piece at a time: one frame of one layer, one
-        # channel's phase, one refinement pass. Each network frame is its own matrix product, so
-        # the output does not depend on when the pieces are done.
-        due = self._model_samples(self._emitted + n - self._padding)
-        ahead = self._model_samples(self._emitted + n - self._padding + self._slack)
-        frames = self._frames.process(y, limit=self._synthesis.frames_for(due))
-        y = self._synthesis.process(frames, until=due)
-        deadline, target = started + AHEAD_SHARE * n / self.sr, self._synthesis.frames_for(ahead)
-        while time.perf_counter() < deadline:
-            if self._synthesis.final() < ahead and self._synthesis.step():
-                continue
-            worked, frames = self._frames.step(target)
-            if not worked:
-                break
+        # burst wait until then; before the latency's padding is out, nothing is due). Then,
+        # within a share of the block's duration, work goes on ahead on what the next hop needs,
+        # a piece at a time: one frame of one layer, one channel's phase, one refinement pass.
+        # (Work further ahead would fill every block up to that share, and leave it no room for
+        # the machine's hiccups.) Each network frame is its own matrix product, so the output
+        # does not depend on when the pieces are done.
+        wanted = self._emitted + n - self._padding  # output samples this call must complete
+        due = self._model_samples(wanted) if wanted > 0 else None
+        frames = self._frames.process(y, limit=self._frames_for(due))
+        if due is None:
             self._synthesis.push(frames)
+            y = self._synthesis.take()
+        else:
+            y = self._synthesis.process(frames, until=due)
+        # (at the start, as soon as they come, the frames the first output takes)
+        ahead = self._model_samples(max(wanted, 1) + self._slack)
+        target, budget = self._frames_for(ahead), AHEAD_SHARE * n / self.sr
+        deadline = started + budget
+        while target:
+            began = time.perf_counter()
+            if began + min(self._longest_piece, budget / 2) > deadline:
+                break
+            if not (self._synthesis.final() < ahead and self._synthesis.step()):
+                worked, frames = self._frames.step(target)
+                if not worked:
+                    break
+                self._synthesis.push(frames)
+            self._longest_piece = max(time.perf_counter() - began, PIECE_MEMORY * self._longest_piece)
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
@@ -229,6 +249,10 @@ class Stream:
             raise RuntimeError(f"nstaudio bug: stream underrun, {self._pending.shape[1]} samples ready, {n} due")
         out, self._pending = self._pending[:, :n], self._pending[:, n:]
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _frames_for(self, samples):
+        """The model's frames that ``samples`` final model-rate samples take; none for None (nothing due)."""
+        return 0 if samples is None else self._synthesis.frames_for(samples)
 
     def _model_samples(self, samples):
         """Model-rate samples that ``samples`` output samples (before the latency's padding) take."""
