@@ -138,10 +138,21 @@ class _Block:
             params[f"bn_{self.name}"] = self.norm.init_params(rng, dtype)
             state[f"bn_{self.name}"] = self.norm.init_state(dtype)
 
-    def forward(self, params, state, x, training):
+    def weight(self, params, state):
+        """The weight the layer uses: spectrally normalised where the block is."""
+        W = params[self.name]["W"]
+        if not self.sn:
+            return W
+        sn = state[f"sn_{self.name}"]
+        return spectral_norm.normalize(W, sn["u"], sn["v"])[0]
+
+    def forward(self, params, state, x, training, weight=None):
+        """``weight``: :meth:`weight`'s, computed before (inference, which does not differentiate it)."""
         p = params[self.name]
         W, c_sn = p["W"], None
-        if self.sn:
+        if weight is not None:
+            W = weight
+        elif self.sn:
             sn = state[f"sn_{self.name}"]
             W, c_sn = spectral_norm.normalize(W, sn["u"], sn["v"])
         b = p["b"] if self.bias else array_module(x).zeros(W.shape[0], x.dtype)
@@ -194,6 +205,11 @@ class Network:
             block.init(rng, params, state, dtype)
         return params, state
 
+    def weights(self, params, state):
+        """Every block's weight as it is used (spectrally normalised where it is), by block name: for
+        inference that runs many times on one set of weights (:meth:`Generator.forward`'s ``weights``)."""
+        return {block.name: block.weight(params, state) for block in self.blocks}
+
     def power_iterate(self, params, state):
         """One power-iteration step of every spectral norm (once per training step of this network)."""
         for block in self.blocks:
@@ -226,19 +242,23 @@ class Generator(Network):
         self.up = Upsample1d(2)
         self.tanh = Tanh()
 
-    def forward(self, params, state, x, training=True):
-        """x (B, n_mels, T), T a multiple of 4 -> y (B, n_mels, T), and the cache for :meth:`backward`."""
+    def forward(self, params, state, x, training=True, weights=None):
+        """x (B, n_mels, T), T a multiple of 4 -> y (B, n_mels, T), and the cache for :meth:`backward`.
+
+        ``weights``: :meth:`weights`' (for inference only: a cache made with them has no gradient
+        through the spectral norm)."""
         if x.shape[2] % 4:
             raise ParameterError(f"the generator needs a multiple of 4 frames, got {x.shape[2]}")
         xp = array_module(x)
-        h0, c0 = self.enc[0].forward(params, state, x, training)
-        h1, c1 = self.enc[1].forward(params, state, h0, training)
-        h2, c2 = self.enc[2].forward(params, state, h1, training)
-        d0, cd0 = self.dec[0].forward(params, state, self.up.forward({}, h2)[0], training)
+        w = (lambda block: None) if weights is None else (lambda block: weights[block.name])
+        h0, c0 = self.enc[0].forward(params, state, x, training, w(self.enc[0]))
+        h1, c1 = self.enc[1].forward(params, state, h0, training, w(self.enc[1]))
+        h2, c2 = self.enc[2].forward(params, state, h1, training, w(self.enc[2]))
+        d0, cd0 = self.dec[0].forward(params, state, self.up.forward({}, h2)[0], training, w(self.dec[0]))
         s0 = xp.concatenate([d0, h1], axis=1)
-        d1, cd1 = self.dec[1].forward(params, state, self.up.forward({}, s0)[0], training)
+        d1, cd1 = self.dec[1].forward(params, state, self.up.forward({}, s0)[0], training, w(self.dec[1]))
         s1 = xp.concatenate([d1, h0], axis=1)
-        z, co = self.out.forward(params, state, s1, training)
+        z, co = self.out.forward(params, state, s1, training, w(self.out))
         y, ct = self.tanh.forward({}, z)
         return y, (c0, c1, c2, cd0, cd1, co, ct)
 

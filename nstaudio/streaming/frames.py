@@ -145,6 +145,7 @@ class GanFrames:
         self.hop = self.window // 2
         self.weight = crossfade_windows(1, self.window)[1].astype(np.float32)
         self.generator = Generator(model.arch)
+        self.weights = self.generator.weights(model.params, model.state)  # spectrally normalised once, not per window
         self.reset()
 
     def reset(self):
@@ -194,7 +195,7 @@ class GanFrames:
         for k in range(self.windows, runnable):
             start = k * self.hop - self.features_start
             y = self.generator.forward(self.model.params, self.model.state, self.features[:, :, start:start + self.window],
-                                       training=False)[0]
+                                       training=False, weights=self.weights)[0]
             grow = k * self.hop + self.window - self.features_start - self.blend.shape[2]
             if grow > 0:
                 self.blend = np.concatenate([self.blend, np.zeros(self.blend.shape[:2] + (grow,))], axis=2)
