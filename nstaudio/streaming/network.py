@@ -116,11 +116,13 @@ class _IncrementalLayer:
         """Outputs computable from the frames received."""
         return int(self.available(self.received))
 
-    def run(self, limit):
+    def run(self, limit, products=None):
         """The outputs computable now, at most ``limit`` in all (never fewer than given), each from its own
-        product, after ReLU and BatchNorm where the layer has them: (m, out_channels, batch)."""
+        product, after ReLU and BatchNorm where the layer has them: (m, out_channels, batch). With
+        ``products``, no more than that many products (outputs given again from equal frames are free)."""
         end = max(self.produced, min(self.ready(), limit))
         out = np.empty((end - self.produced, self.out_channels, self.batch), np.float32)
+        done = 0
         for i in range(end - self.produced):
             W, start, count = self._window(self.produced + i)
             y = out[i]
@@ -129,6 +131,10 @@ class _IncrementalLayer:
             if run is not None and earlier is not None and earlier[0] == run:  # the same frames as before
                 y[...] = earlier[1]
                 continue
+            if products is not None and done == products:
+                end, out = self.produced + i, out[:i]
+                break
+            done += 1
             self.backend.frame_product(W, self._frames(start, count), y)
             y += self.bias
             if self.norm is not None:
@@ -301,13 +307,14 @@ class IncrementalNetwork:
         worked : bool
             False when nothing is left to do within ``limit``.
         frames : np.ndarray, shape (batch, n_bins, m), float32
-            The network's output frames this completed (m is 0 or 1).
+            The network's output frames this completed (m is 1 but where the layer gave outputs
+            of equal frames again, which cost nothing, beside it; else 0).
         """
         limits = self._limits(limit, eager=True)
         last = len(self.layers) - 1
         for i, (layer, layer_limit) in enumerate(zip(self.layers, limits)):
             if layer.produced < min(layer.ready(), layer_limit):
-                h = layer.run(layer.produced + 1)
+                h = layer.run(layer_limit, products=1)  # with the copies of one frame before it, if any
                 if i == last:
                     return True, np.ascontiguousarray(h.transpose(2, 1, 0))
                 self.layers[i + 1].push(h)  # handed on, not computed further

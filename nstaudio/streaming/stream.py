@@ -155,13 +155,13 @@ class Stream:
         self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
                                   spread=self._slack,
                                   alignment=self.latency - window - network - phase - resampling - self._slack)
-        # compile and load every kernel now, not in the first blocks of a live stream; then once more, for the
-        # pieces' durations once compiled
-        warm_up = self.latency + self.sr * n_fft // sr_model
-        for _ in range(2):
-            self.reset()
-            self._longest_piece = 0.0
-            self._run(np.zeros((self.channels, warm_up), np.float32), warm_up)
+        # compile and load every kernel now, not in the first blocks of a live stream: in blocks, so that
+        # the arrays take every layout they will take (numba compiles one version per layout); this also
+        # measures the pieces of work ahead (a property of the machine, kept over resets)
+        self._longest_piece = 0.0  # of the work ahead, lately (seconds)
+        self.reset()
+        for _ in range(-(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1):
+            self._run(np.zeros((self.channels, self.block_size), np.float32), self.block_size)
         self.reset()
 
     def reset(self):
