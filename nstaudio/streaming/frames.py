@@ -29,6 +29,8 @@ class SpectrogramFrames:
     def __init__(self, *, n_fft, hop_length, batch):
         self.n_fft, self.hop_length, self.batch = n_fft, hop_length, batch
         self.window = get_window("hann", n_fft, n_fft)
+        self.none = np.zeros((batch, 1 + n_fft // 2, 0), np.float32)  # no frames (read only)
+        self.none.flags.writeable = False
         self.reset()
 
     def reset(self):
@@ -37,17 +39,20 @@ class SpectrogramFrames:
         self.received = self.frames = 0
 
     def available(self, received):
-        """Frames complete after ``received`` samples (frame f needs samples up to f hop + n_fft/2 - 1)."""
+        """Frames complete after ``received`` samples (frame f needs samples up to f hop + n_fft/2 - 1; vectorised)."""
+        half = self.n_fft // 2
+        if np.ndim(received) == 0:  # once a block: no arrays
+            return (int(received) - half) // self.hop_length + 1 if received >= half else 0
         received = np.asarray(received)
-        return np.where(received >= self.n_fft // 2, (received - self.n_fft // 2) // self.hop_length + 1, 0)
+        return np.where(received >= half, (received - half) // self.hop_length + 1, 0)
 
     def process(self, x):
         """Take samples (batch, n) float32; return the frames they complete, (batch, 1 + n_fft // 2, m) float32."""
         self.samples = np.concatenate([self.samples, x], axis=1)
         self.received += x.shape[1]
-        end = int(self.available(self.received))
+        end = self.available(self.received)
         if end == self.frames:
-            return np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
+            return self.none
         first = self.frames * self.hop_length - self.n_fft // 2 - self.samples_start
         span = self.samples[:, first:first + (end - self.frames - 1) * self.hop_length + self.n_fft]
         frames = np.lib.stride_tricks.sliding_window_view(span, self.n_fft, axis=1)[:, ::self.hop_length]
@@ -303,6 +308,8 @@ class PhaseSynthesis:
 
     def push(self, log_magnitude):
         """Queue log1p-magnitude frames (batch, bins, n) for :meth:`step`."""
+        if not log_magnitude.shape[2]:
+            return
         magnitude = np.expm1(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
         self.pending = np.concatenate([self.pending, magnitude], axis=2)
 
@@ -324,6 +331,8 @@ class PhaseSynthesis:
     def take(self):
         """The samples that became final since the last call, (batch, m) float32."""
         final = self.final()
+        if final <= self.emitted:
+            return np.zeros((self.batch, 0), np.float32)
         out = self.output[:, self.emitted - self.output_start:final - self.output_start]
         weight = self.weight[self.emitted - self.output_start:final - self.output_start]
         out = np.where(weight > _TINY, out / np.where(weight > _TINY, weight, 1.0), out).astype(np.float32)

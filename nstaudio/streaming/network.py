@@ -292,6 +292,8 @@ class IncrementalNetwork:
             ``m`` frames, those after the ones already returned (and from :meth:`reset`'s ``skip``
             on), equal to one pass's.
         """
+        if not frames.shape[2] and limit is not None and self.layers[-1].produced >= limit:
+            return frames  # nothing new, and all that is needed is out (once a block, mostly)
         h = np.ascontiguousarray(np.transpose(frames, (2, 1, 0)), dtype=np.float32)
         for layer, layer_limit in zip(self.layers, self._limits(limit)):
             layer.push(h)

@@ -74,6 +74,8 @@ class StreamingResampler:
     def available(self, received):
         """Outputs computable after ``received`` input samples: those whose last tap is an input already
         there (the zeros stuffed after the last sample are known too). Works on arrays."""
+        if np.ndim(received) == 0:  # once a block: no arrays
+            return max(0, -((self.offset - int(received) * self.up) // self.down))
         received = np.asarray(received)
         return np.maximum(0, -((self.offset - received * self.up) // self.down))
 
@@ -95,7 +97,7 @@ class StreamingResampler:
         """
         self.received += x.shape[1]
         self.history = np.concatenate([self.history, np.asarray(x, dtype=np.float32)], axis=1)
-        end = int(self.available(self.received))
+        end = self.available(self.received)
         if end == self.produced:
             return np.zeros((self.channels, 0), np.float32)
         y = self.backend.polyphase_outputs(self.history, self.phases, self.produced, end - self.produced, self.up,
