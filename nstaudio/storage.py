@@ -58,11 +58,18 @@ def absolute(path):
 
 def canonical(path):
     """One spelling per file, to tell whether two paths name the same one: a URL with its scheme
-    normalised, a local path resolved through its links."""
+    normalised, a local path (or a ``file://`` URL) resolved through its links."""
     if not is_url(path):
         return os.path.realpath(path)
     fs, inner = filesystem(path)
+    if "file" in _protocols(fs):  # file:///x/a.wav is /x/a.wav
+        return os.path.realpath(inner)
     return fs.unstrip_protocol(inner)
+
+
+def _protocols(fs):
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
 def join(base, relative):

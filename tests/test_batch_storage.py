@@ -221,6 +221,15 @@ def test_batch_command_on_file_urls_with_worker_processes(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["a.wav", LEDGER_NAME, "sub"]
 
 
+def test_a_file_url_output_that_is_a_local_input_is_refused(tmp_path):
+    sf.write(str(tmp_path / "a.wav"), harmonic_tone(0.5, seed=1), SR)
+    sf.write(str(tmp_path / "style.wav"), harmonic_tone(0.5, seed=2), SR)
+    with pytest.raises(ParameterError, match="is one of the inputs"):
+        collect([f"file://{tmp_path}/a.wav"], str(tmp_path), styles=[str(tmp_path / "style.wav")])
+    with pytest.raises(ParameterError, match="is the input directory"):
+        collect([str(tmp_path)], f"file://{tmp_path}", styles=[str(tmp_path / "style.wav")])
+
+
 @pytest.mark.parametrize("args, message", [
     (["nosuchscheme://x/songs", "--style", "{style}"], "not a URL that fsspec can open"),
     (["{songs}", "--style", "memory://nowhere/style.wav"], "memory://nowhere/style.wav: no such file"),
