@@ -314,7 +314,8 @@ class PhaseSynthesis:
         self.pending = np.concatenate([self.pending, magnitude], axis=2)
 
     def step(self):
-        """Do one piece of a frame's work (one channel's phase, or the overlap-add); False if there is none.
+        """Do one piece of a frame's work (one channel's phase, the overlap-add, or one refinement pass); False if
+        there is none.
 
         A live stream does a few pieces per block ahead of need, so that no block does a whole
         frame's work for all its channels at once.
@@ -389,6 +390,8 @@ class PhaseSynthesis:
         self.open = np.concatenate([self.open, spectrum[:, np.newaxis, :]], axis=1)
         self.open_magnitude = np.concatenate([self.open_magnitude, magnitude[:, np.newaxis, :]], axis=1)
         self.phased += 1
+        if self.iterations:
+            yield True
         for _ in range(self.iterations):
             self._refine()
             yield True
