@@ -116,11 +116,15 @@ class StyleFrames:
         out = self.network.process(log_magnitude, None if limit is None else limit + self.context)
         return np.maximum(out, 0)  # a log1p magnitude is never negative (as feedforward)
 
-    def step(self, limit=None):
+    def step(self, limit=None, piece=None):
         """One frame of one layer of the work ``limit`` frames need (None: of any there is to do):
-        ``(worked, frames completed)``."""
-        worked, out = self.network.step(None if limit is None else limit + self.context)
+        ``(worked, frames completed)``; ``piece``, :meth:`next_piece`'s answer, if the caller has it."""
+        worked, out = self.network.step(None if limit is None else limit + self.context, piece)
         return worked, np.maximum(out, 0)
+
+    def next_piece(self, limit=None):
+        """What :meth:`step` would do: the network layer it would run a frame of, or None for nothing."""
+        return self.network.next_piece(None if limit is None else limit + self.context)
 
 
 class GanFrames:
@@ -173,9 +177,16 @@ class GanFrames:
         """Windows that the first ``limit`` frames out take (a frame is out once the next window has run)."""
         return -(-limit // self.hop) + 1
 
-    def step(self, limit=None):
+    def next_piece(self, limit=None):
+        """What :meth:`step` would do: 0 (a generator window), or None for nothing."""
+        padded = self.features_start + self.features.shape[2]
+        runnable = max(0, (padded - self.window) // self.hop + 1)
+        wanted = runnable if limit is None else min(runnable, self._windows_for(limit))
+        return 0 if wanted > self.windows else None
+
+    def step(self, limit=None, piece=None):
         """One generator window of those ``limit`` frames need (None: of any there is to run):
-        ``(worked, frames completed)``."""
+        ``(worked, frames completed)`` (``piece``: :meth:`next_piece`'s answer, not needed here)."""
         if limit is not None and self.windows >= self._windows_for(limit):
             return False, np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
         before = self.windows
@@ -277,6 +288,7 @@ class PhaseSynthesis:
         self.pairs = tuple(np.zeros((self.batch, bins, 2)) for _ in range(3))
         self.previous_log = np.zeros((self.batch, bins))  # the last frame's log-magnitude, before clamping
         self.job = None  # the frame being synthesized, a generator from _synthesize
+        self.piece = 0  # the next piece of its work: a channel's phase, the overlap-add, a refinement pass
         self.peak = np.zeros(self.batch)
         self.frames = 0  # frames final (overlap-added for good)
         self.phased = 0  # frames with a phase, final or still refined
@@ -325,9 +337,18 @@ class PhaseSynthesis:
                 return False
             self.job = self._synthesize(self.pending[:, :, 0], self.pending[:, :, 1] if self.lookahead else None)
             self.pending = self.pending[:, :, 1:]
+            self.piece = 0
+        self.piece += 1
         if next(self.job, None) is None:  # the generator ended: the frame is overlap-added
             self.job = None
         return True
+
+    def next_piece(self):
+        """Which piece of a frame's work :meth:`step` would do (its place in the frame's pieces, 0 for the
+        first channel's phase), or None for nothing."""
+        if self.job is None:
+            return 0 if self.pending.shape[2] > self.lookahead else None
+        return self.piece
 
     def take(self):
         """The samples that became final since the last call, (batch, m) float32."""

@@ -69,6 +69,7 @@ class _IncrementalLayer:
         self.end = self.zeros_before if input_start == 0 else 0  # frames[:end] are held
         self.received = input_start if fed_from is None else fed_from
         self.produced = output_start
+        self._ready = int(self.available(self.received))
         # run_of[i]: the index of the first frame of frames[i]'s run of equal frames (the zeros are one)
         self.run_of = np.full(self.frames.shape[0], self.first, np.int64)
         self.repeated = {}  # id(weights) -> (run, the output of a window within that run)
@@ -77,6 +78,7 @@ class _IncrementalLayer:
         """Keep new input frames, ``x`` (m, channels, batch) (those before the input start are not needed)."""
         unneeded = min(x.shape[0], max(0, self.input_start - self.received))
         self.received += unneeded
+        self._ready = int(self.available(self.received))
         x = x[unneeded:]
         m = x.shape[0]
         if not m:
@@ -95,6 +97,7 @@ class _IncrementalLayer:
         self.frames[self.end:self.end + m] = x
         self.end += m
         self.received += m
+        self._ready = int(self.available(self.received))
 
     def _make_room(self, m):
         """Drop the frames no output still needs; grow if the rest and ``m`` more do not fit in half."""
@@ -114,7 +117,7 @@ class _IncrementalLayer:
 
     def ready(self):
         """Outputs computable from the frames received."""
-        return int(self.available(self.received))
+        return self._ready
 
     def run(self, limit, products=None):
         """The outputs computable now, at most ``limit`` in all (never fewer than given), each from its own
@@ -300,7 +303,7 @@ class IncrementalNetwork:
             h = layer.run(layer_limit)
         return np.ascontiguousarray(h.transpose(2, 1, 0))
 
-    def step(self, limit=None):
+    def step(self, limit=None, piece=None):
         """Compute one frame of one layer: the lowest that has one to do (an encoder layer whenever its input
         is there, a decoder layer within ``limit``'s needs; None: any).
 
@@ -311,17 +314,28 @@ class IncrementalNetwork:
         frames : np.ndarray, shape (batch, n_bins, m), float32
             The network's output frames this completed (m is 1 but where the layer gave outputs
             of equal frames again, which cost nothing, beside it; else 0).
+
+        ``piece``: :meth:`next_piece`'s answer for the same ``limit``, if the caller has it.
         """
         limits = self._limits(limit, eager=True)
-        last = len(self.layers) - 1
+        i = self._next(limits) if piece is None else piece
+        if i is None:
+            return False, np.zeros((self.batch, self.n_bins, 0), np.float32)
+        h = self.layers[i].run(limits[i], products=1)  # with the copies of one frame before it, if any
+        if i == len(self.layers) - 1:
+            return True, np.ascontiguousarray(h.transpose(2, 1, 0))
+        self.layers[i + 1].push(h)  # handed on, not computed further
+        return True, np.zeros((self.batch, self.n_bins, 0), np.float32)
+
+    def next_piece(self, limit=None):
+        """The layer :meth:`step` would compute a frame of (its index), or None for nothing."""
+        return self._next(self._limits(limit, eager=True))
+
+    def _next(self, limits):
         for i, (layer, layer_limit) in enumerate(zip(self.layers, limits)):
             if layer.produced < min(layer.ready(), layer_limit):
-                h = layer.run(layer_limit, products=1)  # with the copies of one frame before it, if any
-                if i == last:
-                    return True, np.ascontiguousarray(h.transpose(2, 1, 0))
-                self.layers[i + 1].push(h)  # handed on, not computed further
-                return True, np.zeros((self.batch, self.n_bins, 0), np.float32)
-        return False, np.zeros((self.batch, self.n_bins, 0), np.float32)
+                return i
+        return None
 
     def _limits(self, limit, *, eager=False):
         """Each layer's limit for the network's ``limit``: the frames the ones after it need (None: all).

@@ -15,11 +15,11 @@ from .frames import GanFrames, PhaseSynthesis, StyleFrames
 from .resample import StreamingResampler
 
 # Work ahead of need ends this far into a block's duration (see Stream._run_here): a piece is
-# begun only if the longest piece lately would end before then. The real-time target is a
-# quarter of the block's duration; the rest is margin for the machine's own hiccups.
+# begun only if the longest piece of its kind lately would end before then. The real-time target
+# is a quarter of the block's duration; the rest is margin for the machine's own hiccups.
 AHEAD_SHARE = 0.2
-# How fast the longest piece lately forgets a long one (per piece), so that one hiccup of the
-# machine does not stop the work ahead for long.
+# How fast the longest piece of a kind lately is forgotten, per block, so that a hiccup of the
+# machine does not hold the work ahead back for long.
 PIECE_MEMORY = 0.9
 # The phase reconstruction's defaults (benchmarks/test_stream.py and RESULTS.md, section "stream
 # (issue 18)"): a centred model already waits more than a second for its network, so its phase
@@ -158,7 +158,7 @@ class Stream:
         # compile and load every kernel now, not in the first blocks of a live stream: in blocks, so that
         # the arrays take every layout they will take (numba compiles one version per layout); this also
         # measures the pieces of work ahead (a property of the machine, kept over resets)
-        self._longest_piece = 0.0  # of the work ahead, lately (seconds)
+        self._piece_times = {}  # kind of piece of work ahead -> the longest lately (seconds)
         self.reset()
         for _ in range(-(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1):
             self._run(np.zeros((self.channels, self.block_size), np.float32), self.block_size)
@@ -228,18 +228,22 @@ class Stream:
             y = self._synthesis.process(frames, until=due)
         # (at the start, as soon as they come, the frames the first output takes)
         ahead = self._model_samples(max(wanted, 1) + self._slack)
-        target, budget = self._frames_for(ahead), AHEAD_SHARE * n / self.sr
-        deadline = started + budget
+        target, deadline = self._frames_for(ahead), started + AHEAD_SHARE * n / self.sr
+        for kind in self._piece_times:
+            self._piece_times[kind] *= PIECE_MEMORY
         while target:
-            began = time.perf_counter()
-            if began + min(self._longest_piece, budget / 2) > deadline:
+            piece = self._synthesis.next_piece() if self._synthesis.final() < ahead else None
+            kind = ("phase", piece) if piece is not None else ("frames", self._frames.next_piece(target))
+            if kind[1] is None:
                 break
-            if not (self._synthesis.final() < ahead and self._synthesis.step()):
-                worked, frames = self._frames.step(target)
-                if not worked:
-                    break
-                self._synthesis.push(frames)
-            self._longest_piece = max(time.perf_counter() - began, PIECE_MEMORY * self._longest_piece)
+            began = time.perf_counter()
+            if began + self._piece_times.get(kind, 0.0) > deadline:
+                break
+            if kind[0] == "phase":
+                self._synthesis.step()
+            else:
+                self._synthesis.push(self._frames.step(target, kind[1])[1])
+            self._piece_times[kind] = max(time.perf_counter() - began, self._piece_times.get(kind, 0.0))
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
