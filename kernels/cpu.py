@@ -804,3 +804,44 @@ def frame_product(weights, columns, out):
                 total += weights[o, k] * x[b, k]
             out[o, b] = total
     return out
+
+
+@numba.njit(cache=True)
+def _csr_times(indptr, indices, data, x, out):
+    """``out = A @ x`` for A in CSR form and x (n, T), row by row in the order of A's entries (as scipy)."""
+    for i in range(out.shape[0]):
+        for t in range(out.shape[1]):
+            out[i, t] = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            j, a = indices[jj], data[jj]
+            for t in range(out.shape[1]):
+                out[i, t] += a * x[j, t]
+
+
+@numba.njit(cache=True)
+def mel_fista(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, coverage, step, momenta, bins):
+    """FISTA for ``min ||F P - M||^2, P >= 0``; parameters and result as ``numpy_backend.mel_fista`` (without a
+    Python step per iteration: a stream inverts a frame or two at a time)."""
+    n_mels, T = M.shape
+    P = np.empty((bins, T), dtype=np.float32)
+    _csr_times(Ft_indptr, Ft_indices, Ft_data, M, P)
+    for i in range(bins):
+        for t in range(T):
+            P[i, t] = P[i, t] / coverage[i]
+    Y = P.copy()
+    residual = np.empty((n_mels, T), dtype=np.float32)
+    gradient = np.empty((bins, T), dtype=np.float32)
+    P_next = np.empty((bins, T), dtype=np.float32)
+    for momentum in momenta:
+        _csr_times(F_indptr, F_indices, F_data, Y, residual)
+        for i in range(n_mels):
+            for t in range(T):
+                residual[i, t] = residual[i, t] - M[i, t]
+        _csr_times(Ft_indptr, Ft_indices, Ft_data, residual, gradient)
+        for i in range(bins):
+            for t in range(T):
+                value = Y[i, t] - step * gradient[i, t]
+                P_next[i, t] = value if value > 0 else np.float32(0.0)
+                Y[i, t] = P_next[i, t] + momentum * (P_next[i, t] - P[i, t])
+        P, P_next = P_next, P
+    return P

@@ -493,3 +493,39 @@ def frame_product(weights, columns, out):
         Written in place and returned.
     """
     return np.matmul(weights, columns, out=out)
+
+
+def mel_fista(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, coverage, step, momenta, bins):
+    """Non-negative least squares ``min ||F P - M||^2, P >= 0`` by FISTA, every column at once, in float32.
+
+    Parameters
+    ----------
+    F_indptr, F_indices, F_data : np.ndarray
+        The filterbank F (n_mels, bins) in CSR form (float32 data).
+    Ft_indptr, Ft_indices, Ft_data : np.ndarray
+        Its transpose in CSR form.
+    M : np.ndarray, shape (n_mels, T), float32, C-contiguous
+    coverage : np.ndarray, shape (bins,), float32
+        ``F^T 1`` (1 where it is 0): the start is ``F^T M / coverage``.
+    step : np.float32
+        ``1 / L``, L at least ``||F||_2^2``.
+    momenta : np.ndarray, shape (n_iter,), float32
+        ``(t_k - 1) / t_{k+1}`` per step.
+    bins : int
+
+    Returns
+    -------
+    np.ndarray, shape (bins, T), float32
+    """
+    import scipy.sparse
+
+    F = scipy.sparse.csr_matrix((F_data, F_indices, F_indptr), shape=(M.shape[0], bins))
+    Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(bins, M.shape[0]))
+    P = (Ft @ M) / coverage[:, None]
+    Y = P
+    for momentum in momenta:
+        gradient = Ft @ (F @ Y - M)
+        P_next = np.maximum(Y - step * gradient, 0, dtype=np.float32)
+        Y = P_next + momentum * (P_next - P)
+        P = P_next
+    return P

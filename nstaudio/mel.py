@@ -90,7 +90,7 @@ def mel_to_power(mel_power, filterbank, *, n_iter=50):
     with F as a sparse matrix (each band covers a few bins: about 1 % of a 192 x 577 filterbank
     is non-zero). It starts from each bin's mean of the bands over it (``F^T M / F^T 1``) and
     steps by ``1 / L`` with ``L = max row sum * max column sum >= ||F||_2^2`` (Schur's bound;
-    no SVD of F).
+    no SVD of F). :class:`MelInversion` is the same, prepared once for many calls.
 
     Parameters
     ----------
@@ -103,28 +103,56 @@ def mel_to_power(mel_power, filterbank, *, n_iter=50):
     -------
     np.ndarray, shape (..., bins, T), float32, non-negative
     """
-    n_iter = check_int("n_iter", n_iter, minimum=0)
-    F = np.asarray(filterbank, dtype=np.float32)
-    M = np.asarray(mel_power, dtype=np.float32)
-    if M.shape[-2] != F.shape[0]:
-        raise ParameterError(f"mel spectrogram of {M.shape[-2]} bands for a filterbank of {F.shape[0]}")
-    if np.any(F < 0):
-        raise ParameterError("the filterbank must be non-negative")
-    step = np.float32(1.0 / max(float(F.sum(axis=1).max() * F.sum(axis=0).max()), 1e-30))
-    coverage = F.sum(axis=0)[:, None]
-    lead, (n_mels, T) = M.shape[:-2], M.shape[-2:]
-    M = np.moveaxis(M, -2, 0).reshape(n_mels, -1)  # (n_mels, frames of every channel)
-    F_sparse = scipy.sparse.csr_matrix(F)
-    Ft_sparse = F_sparse.T.tocsr()
-    P = (Ft_sparse @ M) / np.where(coverage > 0, coverage, 1)
-    Y, t = P, 1.0
-    for _ in range(n_iter):
-        gradient = Ft_sparse @ (F_sparse @ Y - M)
-        P_next = np.maximum(Y - step * gradient, 0, dtype=np.float32)
+    return MelInversion(filterbank).power(mel_power, n_iter=n_iter)
+
+
+class MelInversion:
+    """:func:`mel_to_power` for one filterbank, prepared once (its sparse forms, step and coverage): a
+    stream inverts a few frames at a time, where preparing would cost more than inverting.
+
+    Parameters
+    ----------
+    filterbank : np.ndarray, shape (n_mels, bins), non-negative
+    """
+
+    def __init__(self, filterbank):
+        F = np.asarray(filterbank, dtype=np.float32)
+        if np.any(F < 0):
+            raise ParameterError("the filterbank must be non-negative")
+        self.n_mels, self.bins = F.shape
+        self.step = np.float32(1.0 / max(float(F.sum(axis=1).max() * F.sum(axis=0).max()), 1e-30))
+        coverage = F.sum(axis=0)
+        self.coverage = np.where(coverage > 0, coverage, 1).astype(np.float32)  # F^T 1, 1 where no band reaches
+        forward = scipy.sparse.csr_matrix(F)
+        self.matrices = tuple((m.indptr, m.indices, m.data) for m in (forward, forward.T.tocsr()))
+
+    def power(self, mel_power, *, n_iter=50, backend=None):
+        """The power of :func:`mel_to_power` for ``mel_power`` (..., n_mels, T).
+
+        ``backend``: whose ``mel_fista`` runs (None: the numpy reference, on scipy's sparse
+        products; numba's is the same loop without a Python step per iteration).
+        """
+        n_iter = check_int("n_iter", n_iter, minimum=0)
+        M = np.asarray(mel_power, dtype=np.float32)
+        if M.shape[-2] != self.n_mels:
+            raise ParameterError(f"mel spectrogram of {M.shape[-2]} bands for a filterbank of {self.n_mels}")
+        lead, T = M.shape[:-2], M.shape[-1]
+        M = np.ascontiguousarray(np.moveaxis(M, -2, 0).reshape(self.n_mels, -1))  # (n_mels, frames of every channel)
+        if backend is None:
+            from .kernels import numpy_backend as backend
+        P = backend.mel_fista(*self.matrices[0], *self.matrices[1], M, self.coverage, self.step,
+                              _momenta(n_iter), self.bins)
+        return np.ascontiguousarray(np.moveaxis(P.reshape(self.bins, *lead, T), 0, -2), dtype=np.float32)
+
+
+def _momenta(n_iter):
+    """FISTA's momentum coefficients ``(t_k - 1) / t_{k+1}``, float32, one per step."""
+    momenta, t = np.empty(n_iter, np.float32), 1.0
+    for k in range(n_iter):
         t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
-        Y = P_next + np.float32((t - 1.0) / t_next) * (P_next - P)
-        P, t = P_next, t_next
-    return np.ascontiguousarray(np.moveaxis(P.reshape(F.shape[1], *lead, T), 0, -2), dtype=np.float32)
+        momenta[k] = (t - 1.0) / t_next
+        t = t_next
+    return momenta
 
 
 def mel_convergence(mel_power, power, filterbank):

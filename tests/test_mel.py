@@ -42,3 +42,17 @@ def test_mel_to_power_refuses_what_it_cannot_invert():
         mel.mel_to_power(np.ones((10, 5)), bank)
     with pytest.raises(ParameterError, match="non-negative"):
         mel.mel_to_power(np.ones((192, 5)), -bank)
+
+
+@pytest.mark.parametrize("frames, n_iter", [(1, 30), (7, 50), (3, 0)])
+def test_the_numba_inversion_is_the_numpy_references(frames, n_iter):
+    from nstaudio.kernels import cpu
+
+    bank = _bank()
+    rng = np.random.default_rng(frames)
+    bands = bank @ (rng.random((2, 577, frames)) ** 4)
+    inversion = mel.MelInversion(bank)
+    expected = inversion.power(bands, n_iter=n_iter)
+    got = inversion.power(bands, n_iter=n_iter, backend=cpu)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7 * float(expected.max()))
+    np.testing.assert_array_equal(mel.mel_to_power(bands, bank, n_iter=n_iter), expected)  # the one-off form

@@ -211,7 +211,7 @@ def test_gan_frames_equal_the_offline_gan_method(gan_model, sizes):
     x = np.random.default_rng(3).standard_normal((2, sr)).astype(np.float32) * np.float32(0.3)
     x[:, -sr // 3:] = 0.0
     offline = gan_method(np.log1p(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))), gan_model)
-    frames = GanFrames(gan_model, batch=2)
+    frames = GanFrames(gan_model, batch=2, backend=cpu)
     y = in_blocks(x, sizes, frames.process)
     assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
     np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-4)

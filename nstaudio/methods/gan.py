@@ -52,9 +52,13 @@ def features(magnitude, basis, n_fft):
     return mel.power_to_unit(np.matmul(basis, power))
 
 
-def magnitude_from_features(unit, basis, n_fft, *, n_iter=MEL_INVERSION_ITERS):
-    """Linear-frequency STFT magnitudes (..., bins, T) whose features are ``unit`` (..., n_mels, T)."""
-    power = mel.mel_to_power(mel.unit_to_power(unit), basis, n_iter=n_iter)
+def magnitude_from_features(unit, basis, n_fft, *, n_iter=MEL_INVERSION_ITERS, inversion=None, backend=None):
+    """Linear-frequency STFT magnitudes (..., bins, T) whose features are ``unit`` (..., n_mels, T).
+
+    ``inversion``: :class:`nstaudio.mel.MelInversion` of ``basis``, prepared before (a stream's, which
+    inverts a window's frames at a time), run on ``backend``'s kernel (None: the numpy reference)."""
+    inversion = mel.MelInversion(basis) if inversion is None else inversion
+    power = inversion.power(mel.unit_to_power(unit), n_iter=n_iter, backend=backend)
     return np.sqrt(power) * np.float32(magnitude_scale(n_fft))
 
 

@@ -247,16 +247,31 @@ class Generator(Network):
 
         ``weights``: :meth:`weights`' (for inference only: a cache made with them has no gradient
         through the spectral norm)."""
+        pieces = self.forward_in_pieces(params, state, x, training, weights)
+        while True:
+            try:
+                next(pieces)
+            except StopIteration as finished:
+                return finished.value
+
+    def forward_in_pieces(self, params, state, x, training=True, weights=None):
+        """:meth:`forward` as a generator that stops after each block (a stream runs a window's
+        blocks in the gaps of its audio callbacks); its return value is forward's."""
         if x.shape[2] % 4:
             raise ParameterError(f"the generator needs a multiple of 4 frames, got {x.shape[2]}")
         xp = array_module(x)
         w = (lambda block: None) if weights is None else (lambda block: weights[block.name])
         h0, c0 = self.enc[0].forward(params, state, x, training, w(self.enc[0]))
+        yield
         h1, c1 = self.enc[1].forward(params, state, h0, training, w(self.enc[1]))
+        yield
         h2, c2 = self.enc[2].forward(params, state, h1, training, w(self.enc[2]))
+        yield
         d0, cd0 = self.dec[0].forward(params, state, self.up.forward({}, h2)[0], training, w(self.dec[0]))
+        yield
         s0 = xp.concatenate([d0, h1], axis=1)
         d1, cd1 = self.dec[1].forward(params, state, self.up.forward({}, s0)[0], training, w(self.dec[1]))
+        yield
         s1 = xp.concatenate([d1, h0], axis=1)
         z, co = self.out.forward(params, state, s1, training, w(self.out))
         y, ct = self.tanh.forward({}, z)

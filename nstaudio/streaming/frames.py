@@ -133,23 +133,29 @@ class GanFrames:
     The frames' mel features go through the generator in half-overlapping windows of the
     length it was trained on, crossfaded (:func:`nstaudio.methods.gan.apply_generator`); a
     frame is out once the last window over it has run, and goes back from mel bands to STFT
-    magnitudes on its own.
+    magnitudes with the frames that window finished. A window's work is a job of pieces (the
+    generator's blocks one at a time, then the blend, then the mel inversion), so that a
+    stream can do it between its blocks.
 
     Parameters
     ----------
     model : Network
         A ``gan`` model.
     batch : int
+    backend : module
+        Whose ``mel_fista`` inverts the mel bands.
     """
 
-    def __init__(self, model, *, batch):
+    def __init__(self, model, *, batch, backend):
         from ..methods.gan import crossfade_windows, mel_basis
+        from ..mel import MelInversion
         from ..nn.melgan import Generator
 
         sr, n_fft, hop_length = model.spectrogram_settings
-        self.model, self.batch, self.n_fft = model, batch, n_fft
+        self.model, self.batch, self.n_fft, self.backend = model, batch, n_fft, backend
         self.spectrogram = SpectrogramFrames(n_fft=n_fft, hop_length=hop_length, batch=batch)
         self.basis = mel_basis(sr, n_fft, model.arch.n_mels)
+        self.inversion = MelInversion(self.basis)
         self.window = model.arch.frames
         self.hop = self.window // 2
         self.weight = crossfade_windows(1, self.window)[1].astype(np.float32)
@@ -164,7 +170,9 @@ class GanFrames:
         self.features = np.zeros((self.batch, self.model.arch.n_mels, 0), np.float32)
         self.features_start = 0
         self.blend = np.zeros((self.batch, self.model.arch.n_mels, 0), np.float64)
-        self.windows = 0  # windows run
+        self.windows = 0  # windows whose job is done, their frames out
+        self.job, self.piece = None, 0  # the window being run (a generator from _window) and its next piece
+        self.out = []  # frames out, not yet returned
 
     def available(self, received):
         """Frames out after ``received`` samples (vectorised): those no later window reaches."""
@@ -177,56 +185,83 @@ class GanFrames:
         """Windows that the first ``limit`` frames out take (a frame is out once the next window has run)."""
         return -(-limit // self.hop) + 1
 
-    def next_piece(self, limit=None):
-        """What :meth:`step` would do: 0 (a generator window), or None for nothing."""
+    def _wanted(self, limit):
+        """Windows to have run: those whose features are in, no more than ``limit`` frames take."""
         padded = self.features_start + self.features.shape[2]
         runnable = max(0, (padded - self.window) // self.hop + 1)
-        wanted = runnable if limit is None else min(runnable, self._windows_for(limit))
-        return 0 if wanted > self.windows else None
+        return runnable if limit is None else min(runnable, max(self.windows, self._windows_for(limit)))
+
+    def next_piece(self, limit=None):
+        """What :meth:`step` would do: the place of the piece in its window's job, or None for nothing."""
+        if self.job is not None:
+            return self.piece
+        return 0 if self._wanted(limit) > self.windows else None
 
     def step(self, limit=None, piece=None):
-        """One generator window of those ``limit`` frames need (None: of any there is to run):
-        ``(worked, frames completed)`` (``piece``: :meth:`next_piece`'s answer, not needed here)."""
-        if limit is not None and self.windows >= self._windows_for(limit):
-            return False, np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
-        before = self.windows
-        out = self.process(np.zeros((self.batch, 0), np.float32), limit=self.windows * self.hop)
-        return self.windows > before, out
+        """One piece of a window's job, of the windows ``limit`` frames need (None: of any there is to
+        run): ``(worked, frames completed)`` (``piece``: :meth:`next_piece`'s answer, not needed here)."""
+        if self.next_piece(limit) is None:
+            return False, self._take()
+        self._advance()
+        return True, self._take()
 
     def process(self, x, limit=None):
         """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
-        (batch, 1 + n_fft // 2, m) float32 (no more than ``limit`` in all, if given)."""
-        from ..methods.gan import features, magnitude_from_features
+        (batch, 1 + n_fft // 2, m) float32 (no more than ``limit`` in all, if given: windows wait until
+        their frames are due)."""
+        from ..methods.gan import features
 
         first = self.spectrogram.frames == 0
         log_magnitude = self.spectrogram.process(x)
-        unit = features(np.expm1(log_magnitude), self.basis, self.n_fft)
-        if first and unit.shape[2]:
-            unit = np.concatenate([np.repeat(unit[:, :, :1], self.hop, axis=2), unit], axis=2)
-        self.features = np.concatenate([self.features, unit], axis=2)
-        padded = self.features_start + self.features.shape[2]
-        runnable = max(0, (padded - self.window) // self.hop + 1)
-        if limit is not None:  # windows wait until their frames are due
-            runnable = min(runnable, max(self.windows, self._windows_for(limit)))
-        for k in range(self.windows, runnable):
-            start = k * self.hop - self.features_start
-            y = self.generator.forward(self.model.params, self.model.state, self.features[:, :, start:start + self.window],
-                                       training=False, weights=self.weights)[0]
-            grow = k * self.hop + self.window - self.features_start - self.blend.shape[2]
-            if grow > 0:
-                self.blend = np.concatenate([self.blend, np.zeros(self.blend.shape[:2] + (grow,))], axis=2)
-            self.blend[:, :, start:start + self.window] += y * self.weight
-        self.windows = max(self.windows, runnable)
+        if log_magnitude.shape[2]:
+            unit = features(np.expm1(log_magnitude), self.basis, self.n_fft)
+            if first:
+                unit = np.concatenate([np.repeat(unit[:, :, :1], self.hop, axis=2), unit], axis=2)
+            self.features = np.concatenate([self.features, unit], axis=2)
+        wanted = self._wanted(limit)
+        while self.windows < wanted:
+            self._advance()
+        return self._take()
+
+    def _advance(self):
+        """Do the next piece of the current window's job, starting the next window's if none is running."""
+        if self.job is None:
+            self.job, self.piece = self._window(self.windows), 0
+        self.piece += 1
+        finished = object()
+        if next(self.job, finished) is finished:
+            self.job = None
+
+    def _window(self, k):
+        """Window ``k``'s job: the generator's blocks, then the blend and the frames it finishes, then their
+        mel inversion (a generator that stops after each piece)."""
+        from ..methods.gan import magnitude_from_features
+
+        start = k * self.hop - self.features_start
+        y, _ = yield from self.generator.forward_in_pieces(self.model.params, self.model.state,
+                                                           self.features[:, :, start:start + self.window],
+                                                           training=False, weights=self.weights)
+        grow = k * self.hop + self.window - self.features_start - self.blend.shape[2]
+        if grow > 0:
+            self.blend = np.concatenate([self.blend, np.zeros(self.blend.shape[:2] + (grow,))], axis=2)
+        self.blend[:, :, start:start + self.window] += y * self.weight
         # padded frames before the next window's start are final; the first ``hop`` are padding
-        final = self.windows * self.hop - self.features_start
-        done = self.blend[:, :, :max(final, 0)].astype(np.float32)
-        skip = max(0, self.hop - self.features_start)
-        out = done[:, :, skip:]
-        self.blend, self.features = self.blend[:, :, max(final, 0):], self.features[:, :, max(final, 0):]
-        self.features_start += max(final, 0)
-        if not out.shape[2]:
+        final = max((k + 1) * self.hop - self.features_start, 0)
+        done = self.blend[:, :, :final].astype(np.float32)[:, :, max(0, self.hop - self.features_start):]
+        self.blend, self.features = self.blend[:, :, final:], self.features[:, :, final:]
+        self.features_start += final
+        if done.shape[2]:
+            yield True
+            self.out.append(np.log1p(magnitude_from_features(done, self.basis, self.n_fft, inversion=self.inversion,
+                                                             backend=self.backend)))
+        self.windows = k + 1
+
+    def _take(self):
+        """The frames out since the last call, (batch, 1 + n_fft // 2, m)."""
+        if not self.out:
             return np.zeros((self.batch, 1 + self.n_fft // 2, 0), np.float32)
-        return np.log1p(magnitude_from_features(out, self.basis, self.n_fft))
+        out, self.out = np.concatenate(self.out, axis=2), []
+        return out
 
 
 class PhaseSynthesis:

@@ -124,7 +124,7 @@ class Stream:
         phase_frames = default_frames if phase_frames is None else check_int("phase_frames", phase_frames, minimum=1,
                                                                              maximum=MAX_PHASE_FRAMES)
         if model.kind == "gan":
-            self._frames = GanFrames(model, batch=self.channels)
+            self._frames = GanFrames(model, batch=self.channels, backend=backend)
             self._period = self._frames.hop  # frames between the generator's windows
         else:
             self._period = model.arch.stride ** 4  # frames between the bottleneck's
