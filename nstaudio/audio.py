@@ -18,6 +18,7 @@ from . import limits
 from .errors import AudioError, OutputError, ParameterError
 from .files import atomic_path
 from .limits import MAX_CHANNELS, MAX_SAMPLE_RATE
+from .storage import local_path_hint
 from .validation import as_audio, check_floating, check_int, check_layout, check_sample_rate
 
 READ_BLOCK = 1 << 16  # frames decoded per read
@@ -124,7 +125,7 @@ def _check_input_file(path):
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise AudioError(f"{path}: no such file") from None
+        raise AudioError(f"{path}: no such file{local_path_hint(path)}") from None
     except OSError as exc:
         raise AudioError(f"{path}: cannot read it ({exc.strerror})") from None
     if stat.S_ISDIR(mode):

@@ -31,7 +31,9 @@ def check_writable(path):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise OutputError(f"{path}: directory {directory!r} does not exist")
+        from .storage import local_path_hint  # (storage writes through this module)
+
+        raise OutputError(f"{path}: directory {directory!r} does not exist{local_path_hint(path)}")
     name = os.path.basename(path)
     if not name:
         raise OutputError(f"{path!r}: names a directory, not a file")

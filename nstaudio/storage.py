@@ -31,6 +31,12 @@ def is_url(path):
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def local_path_hint(path):
+    """What to add to "no such file" for ``path``: where URLs work, if it is one ('' if not). Only
+    batches read and write URLs; elsewhere a URL is a local path that does not exist."""
+    return " (URLs work in `nstaudio batch` and `nstaudio.batch`; here give a local path)" if is_url(path) else ""
+
+
 def filesystem(url):
     """``(fs, path)``: the fsspec filesystem of ``url`` and the path on it.
 

@@ -6,7 +6,7 @@ import soundfile as sf
 
 import nstaudio as nst
 from nstaudio import audio
-from nstaudio.errors import AudioError, ParameterError
+from nstaudio.errors import AudioError, OutputError, ParameterError
 
 from conftest import harmonic_tone
 
@@ -94,6 +94,15 @@ def test_save_rejects_unknown_extension(tmp_path):
 def test_load_bad_files(tmp_path, make, message):
     with pytest.raises(AudioError, match=message):
         nst.load(make(tmp_path))
+
+
+def test_a_url_where_a_local_file_is_wanted_says_where_urls_work(tmp_path):
+    with pytest.raises(AudioError, match=r"^s3://bucket/a.wav: no such file \(URLs work in `nstaudio batch`"):
+        nst.load("s3://bucket/a.wav")
+    with pytest.raises(OutputError, match=r"URLs work in `nstaudio batch`"):
+        nst.save("s3://bucket/out.wav", harmonic_tone(0.1), 22050)
+    with pytest.raises(AudioError, match=r"^missing.wav: no such file$"):  # a plain path: no hint
+        nst.load("missing.wav")
 
 
 def _write_bytes(path, data):
