@@ -11,9 +11,11 @@ object at once). Local paths take none of these detours; each function here serv
 """
 
 import contextlib
+import glob
 import os
 import posixpath
 import re
+import tempfile
 import uuid
 
 from . import limits
@@ -150,8 +152,9 @@ def read_text(url):
 
 
 @contextlib.contextmanager
-def local_copy(path, directory):
-    """Yield a local path holding the file ``path``: itself if local, else a copy in ``directory``.
+def local_copy(path, directory=None):
+    """Yield a local path holding the file ``path``: itself if local, else a copy in ``directory`` (None: a
+    temporary directory of its own, removed after the block).
 
     NstAudioErrors raised in the block that name the copy name ``path`` instead.
 
@@ -162,6 +165,10 @@ def local_copy(path, directory):
     """
     if not is_url(path):
         yield path
+        return
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch, local_copy(path, scratch) as local:
+            yield local
         return
     fs, inner = filesystem(path)
     with _reading(path):
@@ -220,13 +227,17 @@ def write_bytes(url, data):
 
 
 def remove_unfinished(directory):
-    """Remove the temporary files a stopped upload left in the directory URL ``directory``."""
+    """Remove the temporary files (:data:`nstaudio.files.TEMP_PREFIX`) a stopped write or upload left in
+    ``directory``, a local directory or a URL."""
+    if not is_url(directory):
+        for path in glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return
     fs, inner = filesystem(directory)
-    try:
+    with contextlib.suppress(OSError):
         for path in fs.glob(posixpath.join(inner, TEMP_PREFIX + "*")):
             fs.rm_file(path)
-    except OSError:
-        pass
 
 
 def _replace(fs, url, inner, write):

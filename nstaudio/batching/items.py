@@ -11,7 +11,6 @@ import csv
 import io
 import os
 import posixpath
-import tempfile
 from dataclasses import dataclass, field
 
 from .. import audio, storage
@@ -139,12 +138,8 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
 
 def check_audio_file(path):
     """:func:`nstaudio.audio.check_audio_file` of a local path or a URL (a copy of it, fetched here)."""
-    with _scratch() as directory, storage.local_copy(path, directory) as local:
+    with storage.local_copy(path) as local:
         audio.check_audio_file(local)
-
-
-def _scratch():
-    return tempfile.TemporaryDirectory(prefix=TEMP_PREFIX)
 
 
 def _audio_files(directory, outdir):
@@ -277,11 +272,8 @@ def _manifest_relative(content, base):
     directory, or its name where it lies elsewhere."""
     if storage.is_url(content) != storage.is_url(base):
         return _basename(content)
-    if storage.is_url(content):
-        inside = posixpath.relpath(storage.canonical(content), storage.canonical(base))
-        return _basename(content) if inside.startswith(os.pardir) else os.path.join(*inside.split("/"))
-    inside = os.path.relpath(os.path.abspath(content), base)
-    return os.path.basename(content) if inside.startswith(os.pardir) else inside
+    inside = _relative(content, base)
+    return _basename(content) if inside.startswith(os.pardir) else inside
 
 
 def _column_name(name):

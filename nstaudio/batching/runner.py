@@ -6,9 +6,7 @@ common (one analysis task per style set and settings, one copy of each model, mo
 worker once), run the items (``worker``) and record each one as it finishes.
 """
 
-import glob
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -17,7 +15,6 @@ from dataclasses import dataclass, field
 from .. import models, storage
 from ..api import resolve_settings
 from ..errors import NstAudioError, ParameterError
-from ..files import TEMP_PREFIX
 from .cluster import check_options, connect, require_distributed
 from .items import collect
 from .ledger import open_ledger
@@ -149,7 +146,7 @@ def _read_models(items, networks):
 
 def _load_model(path):
     """The style or gan model at ``path`` (local or a URL), read here."""
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch, storage.local_copy(path, scratch) as local:
+    with storage.local_copy(path) as local:
         return models.load_model(local, kind=("style", "gan"))
 
 
@@ -265,11 +262,4 @@ def _remove_unfinished(items):
     temporary file and fail with an error, never a broken output).
     """
     for directory in {storage.dirname(item.output) for item in items}:
-        if storage.is_url(directory):
-            storage.remove_unfinished(directory)
-            continue
-        for path in glob.glob(os.path.join(glob.escape(directory), TEMP_PREFIX + "*")):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        storage.remove_unfinished(directory)

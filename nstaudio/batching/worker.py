@@ -77,11 +77,10 @@ def analyse_styles(style_paths, settings):
     StyleAnalysis, or Failed with the one-line reason (a missing style, not audio, too short).
     """
     try:
-        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch:
-            styles = []
-            for path in style_paths:
-                with storage.local_copy(path, scratch) as local:
-                    styles.append(audio.load(local))
+        styles = []
+        for path in style_paths:
+            with storage.local_copy(path) as local:
+                styles.append(audio.load(local))
         with limit_threads(thread_share()):
             return analyse_style([y for y, _ in styles], [sr for _, sr in styles], **settings)
     except NstAudioError as exc:
