@@ -447,12 +447,11 @@ class PhaseSynthesis:
         self.open_magnitude = np.concatenate([self.open_magnitude, magnitude[:, np.newaxis, :]], axis=1)
         self.phased += 1
         if self.iterations:
-            yield True
-        for _ in range(self.iterations):
-            self._refine()
-            yield True
-        if self.iterations:  # the next frame's phase grows from the newest frame's refined phase
-            pair_phase[:, :, 0] = np.angle(self.open[:, -1])
+            yield True  # the overlap-add, a piece of its own
+            for _ in range(self.iterations):
+                self._refine()
+                yield True
+            pair_phase[:, :, 0] = np.angle(self.open[:, -1])  # the next frame grows from the refined phase
         if self.open.shape[1] > self.refine:  # the oldest open frame is final (contiguous: refined in place)
             self.open = np.ascontiguousarray(self.open[:, 1:])
             self.open_magnitude = np.ascontiguousarray(self.open_magnitude[:, 1:])

@@ -78,11 +78,14 @@ class _IncrementalLayer:
         """Keep new input frames, ``x`` (m, channels, batch) (those before the input start are not needed)."""
         unneeded = min(x.shape[0], max(0, self.input_start - self.received))
         self.received += unneeded
-        self._ready = int(self.available(self.received))
         x = x[unneeded:]
+        if x.shape[0]:
+            self._keep(x)
+        self._ready = int(self.available(self.received))
+
+    def _keep(self, x):
+        """Hold frames ``x`` (m >= 1, channels, batch) after those held, each with its run of equal frames."""
         m = x.shape[0]
-        if not m:
-            return
         if self.end + m > self.frames.shape[0]:
             self._make_room(m)
         # each new frame's run: its predecessor's if equal to it, else its own
@@ -97,7 +100,6 @@ class _IncrementalLayer:
         self.frames[self.end:self.end + m] = x
         self.end += m
         self.received += m
-        self._ready = int(self.available(self.received))
 
     def _make_room(self, m):
         """Drop the frames no output still needs; grow if the rest and ``m`` more do not fit in half."""

@@ -228,10 +228,10 @@ class Stream:
             y = self._synthesis.process(frames, until=due)
         # (at the start, as soon as they come, the frames the first output takes)
         ahead = self._model_samples(max(wanted, 1) + self._slack)
-        target, deadline = self._frames_for(ahead), started + AHEAD_SHARE * n / self.sr
+        target, deadline = self._synthesis.frames_for(ahead), started + AHEAD_SHARE * n / self.sr
         for kind in self._piece_times:
             self._piece_times[kind] *= PIECE_MEMORY
-        while target:
+        while True:
             piece = self._synthesis.next_piece() if self._synthesis.final() < ahead else None
             kind = ("phase", piece) if piece is not None else ("frames", self._frames.next_piece(target))
             if kind[1] is None:
