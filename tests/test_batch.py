@@ -9,10 +9,12 @@ is retried by Dask.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -336,6 +338,24 @@ def test_local_workers_get_their_thread_share_and_glibcs_adaptive_malloc(monkeyp
     assert seen == [({"OMP_NUM_THREADS": str(share), "OPENBLAS_NUM_THREADS": str(share),
                       "MKL_NUM_THREADS": str(share), "MALLOC_TRIM_THRESHOLD_": None}, share)] * 2
     assert {name: os.environ.get(name) for name in names} == before  # this process keeps its own
+
+
+def test_a_local_cluster_prints_nothing_when_another_holds_dasks_port():
+    """Dask's scheduler serves HTTP on port 8787 even without a dashboard, and warns (on the batch's
+    stderr) when another cluster holds it: the local cluster takes a free port instead."""
+    holder = socket.socket()
+    try:
+        holder.bind(("0.0.0.0", 8787))  # (if it is taken already, someone else holds it: the same case)
+        holder.listen()
+    except OSError:
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with connect(workers=1) as client:
+                assert client.submit(lambda: 1, pure=False).result() == 1
+    finally:
+        holder.close()
 
 
 def test_batch_without_dask_says_how_to_install_it(monkeypatch, corpus):

@@ -109,10 +109,13 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
         # (measured on 1 and 2 threads; RESULTS.md, "batch (issue 17)").
         # memory_limit=0: no nanny terminating a worker at a fraction of the machine; nstaudio
         # refuses a run the memory cannot hold before it starts (nstaudio.limits).
+        # No dashboard; the scheduler's own HTTP server (health routes) would still take port 8787
+        # and, where another cluster holds it, print a warning: a free port on this host instead.
         with dask.config.set(NANNY_UNSET):
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True,
                                                dashboard_address=None, memory_limit=0, env=limits,
-                                               silence_logs=logging.ERROR)
+                                               silence_logs=logging.ERROR,
+                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         try:
             client = distributed.Client(cluster)
         except BaseException:
