@@ -161,8 +161,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         ``timedomain``); 0 runs all ``iterations``.
     tolerance_window : int or None
     temporal_weight, spectral_weight : float or None
-        Verma & Smith's energy-envelope terms (``optimize`` only; default 0, off): hold the
-        output's energy per frame to the content's and its energy per frequency to the style's.
+        Verma & Smith's energy-envelope terms (``optimize`` and ``timedomain``; default 0, off):
+        hold the output's energy per frame to the content's and its energy per frequency to the
+        style's (for ``timedomain``, on the log1p magnitudes of its frames).
     phase_iters : int or None
         Fast Griffin-Lim iterations; default 16 for ``optimize`` (from PGHI's phase), 32 for
         ``feedforward`` (``timedomain`` reconstructs no phase).

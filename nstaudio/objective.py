@@ -174,6 +174,7 @@ class StyleTransferObjective:
                 for Xc in content
             ]
         xp = backend.xp
+        self.temporal_targets = self.spectral_target = None  # the envelope terms' targets, where weighted
         if self.temporal_weight > 0:
             self.temporal_targets = [xp.mean(backend.asarray(Xc, self.dtype), axis=0) for Xc in content]
         if self.spectral_weight > 0:
@@ -225,18 +226,43 @@ class StyleTransferObjective:
 
     def _envelopes(self, X, grad):
         """The two envelope terms of X (B, C, T); their gradients are added into ``grad``."""
-        xp, C, T = self.backend.xp, X.shape[1], X.shape[2]
-        temporal = spectral = 0.0
-        for b in range(X.shape[0]):
-            if self.temporal_weight > 0:
-                residual = xp.mean(X[b], axis=0) - self.temporal_targets[b]  # (T,)
-                temporal += self.temporal_weight * float(xp.sum(residual.astype(np.float64) ** 2))
-                grad[b] += (self.dtype.type(2 * self.temporal_weight / C) * residual)[None, :]
-            if self.spectral_weight > 0:
-                residual = xp.mean(X[b], axis=1) - self.spectral_target  # (C,)
-                spectral += self.spectral_weight * float(xp.sum(residual.astype(np.float64) ** 2))
-                grad[b] += (self.dtype.type(2 * self.spectral_weight / T) * residual)[:, None]
-        return temporal, spectral
+        return envelope_terms(self.backend.xp, X, grad, temporal_weight=self.temporal_weight,
+                              temporal_targets=self.temporal_targets,
+                              spectral_weight=self.spectral_weight,
+                              spectral_target=self.spectral_target)
+
+
+def envelope_terms(xp, X, grad, *, temporal_weight, temporal_targets, spectral_weight, spectral_target):
+    """Verma and Smith's envelope terms of spectrograms X, their gradients added into ``grad``.
+
+    ``temporal_weight * sum_t (mean_f X[b, f, t] - temporal_targets[b][t])^2`` (each frame's mean
+    over bins kept to the content's) plus ``spectral_weight * sum_f (mean_t X[b, f, t] -
+    spectral_target[f])^2`` (each bin's mean over time brought to the style's), summed over b.
+
+    Parameters
+    ----------
+    xp : module
+        numpy or cupy, the arrays'.
+    X, grad : arrays, shape (B, C, T)
+    temporal_targets : sequence of arrays, each shape (T,), or None where ``temporal_weight`` is 0
+    spectral_target : array, shape (C,), or None where ``spectral_weight`` is 0
+
+    Returns
+    -------
+    temporal, spectral : float
+    """
+    dtype, C, T = X.dtype, X.shape[1], X.shape[2]
+    temporal = spectral = 0.0
+    for b in range(X.shape[0]):
+        if temporal_weight > 0:
+            residual = xp.mean(X[b], axis=0) - temporal_targets[b]  # (T,)
+            temporal += temporal_weight * float(xp.sum(residual.astype(np.float64) ** 2))
+            grad[b] += (dtype.type(2 * temporal_weight / C) * residual)[None, :]
+        if spectral_weight > 0:
+            residual = xp.mean(X[b], axis=1) - spectral_target  # (C,)
+            spectral += spectral_weight * float(xp.sum(residual.astype(np.float64) ** 2))
+            grad[b] += (dtype.type(2 * spectral_weight / T) * residual)[:, None]
+    return temporal, spectral
 
 
 def normalised_weights(weights, n):

@@ -65,6 +65,26 @@ def test_gradient_back_to_the_samples(p):
     assert_gradient(grad, finite_difference(lambda v: obj(v)[0], y))
 
 
+@settings(max_examples=25, deadline=None)
+@given(p=problem, temporal=st.sampled_from([0.0, 0.5, 40.0]), spectral=st.sampled_from([0.0, 0.7, 30.0]))
+def test_envelope_gradients_back_to_the_samples(p, temporal, spectral):
+    """The envelope terms' own value and gradient (with them less without them), against central differences."""
+    rng = np.random.default_rng(p["seed"])
+    W = random_filters(p["N"], 3 * (p["frame"] // 2 + 1), p["K"], seed=p["seed"], dtype=np.float64)
+    content = rng.standard_normal((p["B"], p["n"]))
+    styles = [rng.standard_normal(n) for n in p["styles"]]
+    settings = dict(frame=p["frame"], hop=p["hop"], alpha=p["alpha"], dtype=np.float64)
+    plain = TimeDomainObjective(p["backend"], W, content, styles, **settings)
+    both = TimeDomainObjective(p["backend"], W, content, styles, temporal_weight=temporal, spectral_weight=spectral,
+                               **settings)
+    terms = lambda v: both(v)[0] - plain(v)[0]  # noqa: E731
+    y = rng.standard_normal(content.shape)
+    value = terms(y)
+    assert value == pytest.approx(both.last_parts["temporal"] + both.last_parts["spectral"], rel=1e-6, abs=1e-9)
+    assert (value > 0) == (temporal > 0 or spectral > 0)
+    assert_gradient(both(y)[1] - plain(y)[1], finite_difference(terms, y))
+
+
 def test_silence_has_a_finite_gradient():
     W = random_filters(3, 3 * 9, 2, seed=0, dtype=np.float64)
     rng = np.random.default_rng(0)
