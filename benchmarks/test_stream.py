@@ -108,7 +108,7 @@ def test_latency(models):
     _lines.append("Latency and its parts, in ms (target: at most 150 ms at the model's settings; the style models': "
                   "22050 Hz, n_fft 2048, hop 512; the gan model's: its own):")
     _lines.append("")
-    _lines.append("| model | stream | total | window | network look-ahead | phase | spread (one hop) | "
+    _lines.append("| model | stream | total | window | network look-ahead | phase | spread | "
                   "resampling | alignment |")
     _lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, model in models.items():
@@ -118,6 +118,8 @@ def test_latency(models):
             settings += [(RATE, dict(lookahead=1)), (RATE, dict(phase_frames=3))]
         else:
             settings += [(RATE, dict(lookahead=0))]
+        if model.kind == "gan":
+            settings += [(RATE, dict(spread=1))]
         for sr, options in settings:
             stream = Stream(model, channels=2, block_size=256, sr=sr, **options)
             parts = stream.latency_parts
@@ -125,7 +127,8 @@ def test_latency(models):
             ms = {key: 1000 * value / sr for key, value in parts.items()}
             label = (f"{sr} Hz, " + (", ".join(f"{k} {v}" for k, v in options.items()) or "defaults")
                      + f" (PGHI look-ahead {stream.lookahead}, {stream.phase_iters} RTISI-LA passes over "
-                     f"{stream._synthesis.refine} open frames)")
+                     f"{stream._synthesis.refine} open frames, spread over {stream.spread} "
+                     + ("hop)" if stream.spread == 1 else "hops)"))
             _lines.append(f"| {name} ({describe(model)}) | {label} | {1000 * stream.latency / sr:.1f} | "
                           f"{ms['window']:.1f} | {ms['network']:.1f} | {ms['phase']:.1f} | {ms['spread']:.1f} | "
                           f"{ms['resampling']:.2f} | {ms['alignment']:.2f} |")

@@ -25,7 +25,7 @@ from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, OPTIMIZERS
 from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
-from nstaudio.streaming.stream import PHASE_DEFAULTS
+from nstaudio.streaming.stream import PHASE_DEFAULTS, SPREAD_HOPS
 
 
 # click >= 8.2 raises this for a bare `nstaudio`; older clicks print the help themselves.
@@ -325,6 +325,9 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @click.option("--phase-frames", type=int, default=None,
               help="Frames kept open for that refinement, a hop of latency each "
                    f"[default: {PHASE_DEFAULTS[True][1]} for a causal model, else n_fft/hop - 1].")
+@click.option("--spread", type=int, default=None,
+              help="Hops of latency over which the work of the frames next due is done ahead, a piece per block "
+                   f"[default: {SPREAD_HOPS['style']} for a style model, {SPREAD_HOPS['gan']} for a gan model].")
 @click.option("--input-gain", type=float, default=None,
               help="Gain before the network, undone after it [default: -1 dB, for input that peaks at full "
                    "scale].")
@@ -338,7 +341,7 @@ def batch(paths, outdir, styles, model_path, quiet, **options):
 @click.option("--seconds", type=float, default=None, help="With --live: stop after this long.")
 @click.option("--list-devices", is_flag=True, help="List the audio devices (for --live) and exit.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def stream(input_path, model_path, output, block_size, lookahead, phase_iters, phase_frames, input_gain, live,
+def stream(input_path, model_path, output, block_size, lookahead, phase_iters, phase_frames, spread, input_gain, live,
            input_device, channels, sr, seconds, list_devices, quiet):
     """Stylize INPUT block by block with a trained --model, as a real-time effect would.
 
@@ -354,7 +357,7 @@ def stream(input_path, model_path, output, block_size, lookahead, phase_iters, p
         raise click.UsageError("missing --model (a model from `nstaudio train-style` or `nstaudio train-gan`)")
     model = models.load_model(model_path, kind=("style", "gan"))
     settings = dict(block_size=block_size, lookahead=lookahead, input_gain=input_gain, phase_iters=phase_iters,
-                    phase_frames=phase_frames)
+                    phase_frames=phase_frames, spread=spread)
     if live:
         if input_path is not None:
             raise click.UsageError("--live takes no INPUT file: --input names the input device")

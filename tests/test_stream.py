@@ -420,6 +420,20 @@ def test_stream_latency_parts_and_the_default_model_look_ahead(model):
     assert resampled.latency == 2 * stream.latency + 40
 
 
+@pytest.mark.parametrize("which", ["style", "gan"])
+def test_more_spread_is_more_latency_by_whole_hops_and_the_same_output(model, gan_model, which):
+    """Spreading the work over more hops delays the output by those hops and changes nothing else."""
+    chosen = model if which == "style" else gan_model
+    sr, n_fft, hop = chosen.spectrogram_settings
+    x = harmonic_tone(0.6, sr, f0=250.0)[np.newaxis] * np.float32(0.8)
+    one, three = (Stream(chosen, block_size=100, spread=k) for k in (1, 3))
+    assert one.spread == 1 and three.spread == 3
+    assert three.latency_parts["spread"] == 3 * hop and three.latency == one.latency + 2 * hop
+    a, b = run_stream(one, x, 100), run_stream(three, x, 100)
+    assert np.sqrt(np.mean(a ** 2)) > 0
+    np.testing.assert_array_equal(b[:, 2 * hop:2 * hop + a.shape[1] - 100], a[:, :a.shape[1] - 100])
+
+
 def test_stream_stereo_channels_are_independent_and_reset_restarts(model):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 2000)).astype(np.float32) * np.float32(0.2)
@@ -470,6 +484,8 @@ def test_numpy_and_cpu_streams_agree(model):
     (dict(phase_iters=-1), None, "phase_iters"),
     (dict(device="cuda"), None, "device"),
     (dict(input_gain=0.0), None, "input_gain"),
+    (dict(spread=0), None, "spread"),
+    (dict(spread=2.5), None, "spread"),
     (dict(sr=10), None, "sr"),
     (dict(block_size=64), np.zeros((1, 65), np.float32), "shape"),
     (dict(block_size=64), np.zeros((2, 64), np.float32), "shape"),
@@ -503,13 +519,13 @@ def test_cli_streams_a_file_aligned_with_it(model, model_file, tmp_path):
     source = tmp_path / "in.wav"
     sf.write(source, x.T, 16000, subtype="PCM_24")
     out = tmp_path / "out.wav"
-    result = invoke("stream", "--model", model_file, source, "-o", out, "--block-size", "100")
+    result = invoke("stream", "--model", model_file, source, "-o", out, "--block-size", "100", "--spread", "2")
     assert result.exit_code == 0, result.output
     assert "latency" in result.output
     info = sf.info(out)
     assert (info.frames, info.channels, info.samplerate, info.subtype) == (x.shape[1], 2, 16000, "PCM_24")
     y, _ = sf.read(out, always_2d=True, dtype="float32")
-    stream = Stream(model, channels=2, block_size=100, sr=16000)
+    stream = Stream(model, channels=2, block_size=100, sr=16000, spread=2)
     expected = run_stream(stream, sf.read(source, always_2d=True, dtype="float32")[0].T, 100)
     np.testing.assert_allclose(y.T, expected[:, stream.latency:stream.latency + x.shape[1]], atol=2 ** -22)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
@@ -517,7 +533,7 @@ def test_cli_streams_a_file_aligned_with_it(model, model_file, tmp_path):
 
 @pytest.mark.parametrize("case", ["missing input", "silent", "nan", "not audio", "too short", "output is input",
                                   "output is model",
-                                  "small block", "no model", "gan model", "no output", "live option"])
+                                  "small block", "no spread", "no model", "gan model", "no output", "live option"])
 def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case):
     good = tmp_path / "good.wav"
     sf.write(good, harmonic_tone(0.3, SR), SR)
@@ -542,6 +558,8 @@ def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case)
         out = model_file
     elif case == "small block":
         extra = ["--block-size", "8"]
+    elif case == "no spread":
+        extra = ["--spread", "0"]
     elif case == "no model":
         model_arg = []
     elif case == "gan model":

@@ -51,7 +51,7 @@ def stream_file(model, input_path, output, *, block_size=512, callback=None, **s
         ``callback(done, total)`` in samples, after each block.
     **stream_options
         :class:`Stream`'s other settings (``device``, ``input_gain``, ``lookahead``, ``phase_iters``,
-        ``phase_frames``, ``seed``).
+        ``phase_frames``, ``spread``, ``seed``).
 
     Returns
     -------

@@ -234,13 +234,19 @@ class GanFrames:
 
     def _window(self, k):
         """Window ``k``'s job: the generator's blocks, then the blend and the frames it finishes, then their
-        mel inversion (a generator that stops after each piece)."""
+        mel inversion (a generator that stops after each piece). The generator and the inversion run a
+        channel at a time: in stereo, pieces half as long for the stream to fit between its blocks."""
         from ..methods.gan import magnitude_from_features
 
         start = k * self.hop - self.features_start
-        y, _ = yield from self.generator.forward_in_pieces(self.model.params, self.model.state,
-                                                           self.features[:, :, start:start + self.window],
-                                                           training=False, weights=self.weights)
+        window = self.features[:, :, start:start + self.window]
+        outputs = []
+        for b in range(self.batch):
+            y, _ = yield from self.generator.forward_in_pieces(self.model.params, self.model.state,
+                                                               window[b:b + 1], training=False, weights=self.weights)
+            outputs.append(y)
+            yield True
+        y = np.concatenate(outputs, axis=0)
         grow = k * self.hop + self.window - self.features_start - self.blend.shape[2]
         if grow > 0:
             self.blend = np.concatenate([self.blend, np.zeros(self.blend.shape[:2] + (grow,))], axis=2)
@@ -251,9 +257,12 @@ class GanFrames:
         self.blend, self.features = self.blend[:, :, final:], self.features[:, :, final:]
         self.features_start += final
         if done.shape[2]:
-            yield True
-            self.out.append(np.log1p(magnitude_from_features(done, self.basis, self.n_fft, inversion=self.inversion,
-                                                             backend=self.backend)))
+            magnitudes = []
+            for b in range(self.batch):
+                yield True
+                magnitudes.append(magnitude_from_features(done[b:b + 1], self.basis, self.n_fft,
+                                                          inversion=self.inversion, backend=self.backend))
+            self.out.append(np.log1p(np.concatenate(magnitudes, axis=0)))
         self.windows = k + 1
 
     def _take(self):

@@ -18,8 +18,10 @@ from .resample import StreamingResampler
 # begun only if the longest piece of its kind lately would end before then. The real-time target
 # is a quarter of the block's duration; the rest is margin for the machine's own hiccups.
 AHEAD_SHARE = 0.2
-# How fast the longest piece of a kind lately is forgotten, per block, so that a hiccup of the
-# machine does not hold the work ahead back for long.
+# How fast the longest piece of a kind lately is forgotten, each time a piece of that kind runs
+# or is held back, so that a hiccup of the machine does not hold the work ahead back for long.
+# (Per run, not per block: a gan model's window runs each of its pieces once in some 25 blocks
+# of 256 samples, and a record that faded per block was gone by the next window.)
 PIECE_MEMORY = 0.9
 # The phase reconstruction's defaults (benchmarks/test_stream.py and RESULTS.md, section "stream
 # (issue 18)"): a centred model already waits more than a second for its network, so its phase
@@ -28,6 +30,14 @@ PIECE_MEMORY = 0.9
 # open frame, refined 4 times: within 1 dB of offline fast Griffin-Lim at 140 ms in all.
 # (lookahead, open frames (None: n_fft // hop - 1), passes)
 PHASE_DEFAULTS = {False: (1, None, 2), True: (0, 1, 4)}
+# Hops of latency in which the work of the frames next due is done ahead, a piece per block, by
+# the model's kind. A style model's frames come one a hop: one hop. A gan model's come a window's
+# hop (12 frames) at a time, and its window (generator, blend, mel inversion, then the phase of
+# 12 frames: about 20 ms of work at 44.1 kHz stereo on the 2-core benchmark machine) is due a
+# hop after its last input frame; over 4 hops (36 ms more latency) that work fits between blocks
+# of 512 samples and more (RESULTS.md, section "stream (issue 18)").
+SPREAD_HOPS = {"style": 1, "gan": 4}
+MAX_SPREAD = 64
 MAX_PHASE_ITERS = 64
 MAX_PHASE_FRAMES = 64
 MIN_BLOCK = 64
@@ -80,6 +90,10 @@ class Stream:
         The three default (None) by the model: for a causal model (``train_style(causal=True)``,
         trained for low latency) 0, 4 passes and 1 frame; else 1, 2 passes and
         ``n_fft // hop_length - 1`` frames (:data:`PHASE_DEFAULTS`, from the benchmark).
+    spread : int or None
+        Hops of latency in which the work of the frames next due is done ahead, a piece at a
+        time in the blocks before they are due: more spreads a burst of work (a gan model's
+        window) over more blocks. None: by the model's kind (:data:`SPREAD_HOPS`).
     seed : int
         Seeds the random phase of the quietest coefficients.
 
@@ -90,8 +104,8 @@ class Stream:
     latency_parts : dict
         What the latency is made of, in samples at ``sr``: ``window`` (one STFT frame), ``network``
         (the architecture's look-ahead, at its worst), ``phase`` (the look-ahead of the phase reconstruction),
-        ``resampling`` (both filters' delay), ``spread`` (one hop, in which a frame's work is
-        spread over the blocks before it is due) and ``alignment`` (the rest: the hop and the
+        ``resampling`` (both filters' delay), ``spread`` (``spread`` hops, in which a frame's work
+        is spread over the blocks before it is due) and ``alignment`` (the rest: the hop and the
         stride grid that blocks fall on).
 
     Examples
@@ -102,7 +116,7 @@ class Stream:
     """
 
     def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=None,
-                 phase_iters=None, phase_frames=None, seed=0):
+                 phase_iters=None, phase_frames=None, spread=None, seed=0):
         if not isinstance(model, Network):
             model = load_model(model, kind=("style", "gan"))
         elif model.kind not in ("style", "gan"):
@@ -143,8 +157,10 @@ class Stream:
             offset = both_halves % up
             self._from_model = StreamingResampler(sr_model, self.sr, self.channels, backend=backend, offset=offset)
             resampling = (both_halves - offset) // up
-        # one hop of slack, in which the work of the next frame is spread over the blocks before it
-        self._slack = -(-hop_length * self.sr // sr_model)
+        # the slack in which the work of the next frames is spread over the blocks before they are due
+        self.spread = check_int("spread", SPREAD_HOPS[model.kind] if spread is None else spread, minimum=1,
+                                maximum=MAX_SPREAD)
+        self._slack = -(-self.spread * hop_length * self.sr // sr_model)
         received = self._scan()
         self._padding = self._worst_shortfall(received) + self._slack  # silence the output starts with
         self.latency = self._padding + resampling
@@ -229,21 +245,22 @@ class Stream:
         # (at the start, as soon as they come, the frames the first output takes)
         ahead = self._model_samples(max(wanted, 1) + self._slack)
         target, deadline = self._synthesis.frames_for(ahead), started + AHEAD_SHARE * n / self.sr
-        for kind in self._piece_times:
-            self._piece_times[kind] *= PIECE_MEMORY
         while True:
             piece = self._synthesis.next_piece() if self._synthesis.final() < ahead else None
             kind = ("phase", piece) if piece is not None else ("frames", self._frames.next_piece(target))
             if kind[1] is None:
                 break
             began = time.perf_counter()
-            if began + self._piece_times.get(kind, 0.0) > deadline:
+            expected = self._piece_times.get(kind, 0.0)
+            if began + expected > deadline:
+                # a hiccup's record fades while it holds the work back, so that it cannot hold it for ever
+                self._piece_times[kind] = PIECE_MEMORY * expected
                 break
             if kind[0] == "phase":
                 self._synthesis.step()
             else:
                 self._synthesis.push(self._frames.step(target, kind[1])[1])
-            self._piece_times[kind] = max(time.perf_counter() - began, self._piece_times.get(kind, 0.0))
+            self._piece_times[kind] = max(time.perf_counter() - began, PIECE_MEMORY * expected)
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
