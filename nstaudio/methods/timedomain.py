@@ -11,10 +11,10 @@ three components (3C input channels, width K along time) and a ReLU give F. The 
 content on the stacked components and the conv layer, Gram style on the magnitudes and the
 conv layer, and Verma and Smith's envelope terms on the log magnitudes L = log1p(M) (the
 same terms as `optimize`'s, which works on log1p magnitudes: each frame's mean kept to the
-content's, each bin's mean over time brought to the style's). Its gradient flows back to the samples analytically: the conv part reuses the
-`optimize` objective (so every backend serves it), the magnitude's derivative is R/M, I/M
-(0 where M = 0), the real DFT's adjoint is a weighted inverse real FFT, and the framing's
-adjoint is overlap-add.
+content's, each bin's mean over time brought to the style's). Its gradient flows back to the
+samples analytically: the conv part reuses the `optimize` objective (so every backend serves
+it), the magnitude's derivative is R/M, I/M (0 where M = 0), the real DFT's adjoint is a
+weighted inverse real FFT, and the framing's adjoint is overlap-add.
 """
 
 import numpy as np
