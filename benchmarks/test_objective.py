@@ -26,6 +26,11 @@ def problem(seconds, style_seconds=10.0):
     return content, style, W, X
 
 
+def describe_plan(plan):
+    """``(4,)`` -> "4", ``(2, 2)`` -> "2x2", ``()`` -> "none"."""
+    return "x".join(map(str, plan)) or "none"
+
+
 def evaluation_flops(C, T, Ts, conv_fraction=1.0):
     """FLOPs of one value+gradient: conv forward + adjoint, plus the cheaper exact Gram form.
 
@@ -56,11 +61,11 @@ def test_objective_value_and_gradient(torch, report, seconds):
     rate = gemm_rate()
     C, T, Ts = content.shape[1], content.shape[2], style.shape[1]
     floor = evaluation_flops(C, T, Ts) / rate
-    levels = fast_fir.split_levels(K, T)
-    own_floor = evaluation_flops(C, T, Ts, fast_fir.work_fraction(K, levels)) / rate
+    plan = fast_fir.split_plan(K, T)
+    own_floor = evaluation_flops(C, T, Ts, fast_fir.work_fraction(K, plan)) / rate
     report(f"1. objective+grad, T={T} ({seconds} s)", t_ours, t_torch,
            f"loss {loss_err:.1e}, grad {grad_err:.1e}; floor {floor:.3f} s, nstaudio at {t_ours / floor:.2f}x floor; "
-           f"{levels} fast FIR splits ({fast_fir.work_fraction(K, levels):.0%} of the conv FLOPs): "
+           f"fast FIR split {describe_plan(plan)} ({fast_fir.work_fraction(K, plan):.0%} of the conv FLOPs): "
            f"{t_ours / own_floor:.2f}x its own floor")
     assert loss_err < 1e-4
     assert grad_err < 1e-3
@@ -76,7 +81,7 @@ def test_scaling_is_linear(report):
         t, _, _, _ = alternate(lambda: objective(X), lambda: None, repeats=2)
         per_frame.append(t / content.shape[2])
         report(f"4. scaling: objective+grad at {seconds} s (T={content.shape[2]}, {objective.gram_form} form, "
-               f"{fast_fir.split_levels(K, content.shape[2])} fast FIR splits)", t,
+               f"fast FIR split {describe_plan(fast_fir.split_plan(K, content.shape[2]))})", t,
                None, f"{1e3 * t / content.shape[2]:.2f} ms per frame")
     # Linear growth: the cost per frame stays bounded (the Gram form switches before T' ~ N).
     assert max(per_frame) < 3 * min(per_frame)

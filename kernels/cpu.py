@@ -137,26 +137,26 @@ class ConvWeights:
         self.mat = xp.ascontiguousarray(W.transpose(0, 2, 1).reshape(self.N, self.K * self.C))
 
 
-def prepare_weights(W, frames=None, levels=None):
+def prepare_weights(W, frames=None, plan=None):
     """Lay out W (N, C, K) once: flattened for the im2col GEMMs, split by fast FIR where that saves work.
 
     Parameters
     ----------
     W : np.ndarray, shape (N, C, K)
     frames : int or None
-        Input frames the convolution will mostly run on; chooses the number of fast FIR
-        splits (:func:`fast_fir.split_levels`). None: direct form.
-    levels : int or None
-        Force this many splits instead.
+        Input frames the convolution will mostly run on; chooses the fast FIR splits
+        (:func:`fast_fir.split_plan`). None: direct form.
+    plan : tuple of int or None
+        Force these splits instead (phases of each, outermost first; ``()``: direct form).
 
     Returns
     -------
     ConvWeights or fast_fir.SplitWeights
     """
     W = np.asarray(W)
-    if levels is None:
-        levels = 0 if frames is None else fast_fir.split_levels(W.shape[2], frames)
-    return fast_fir.prepare(W, levels, ConvWeights)
+    if plan is None:
+        plan = () if frames is None else fast_fir.split_plan(W.shape[2], frames)
+    return fast_fir.prepare(W, plan, ConvWeights)
 
 
 @parallel_kernel()

@@ -1,24 +1,31 @@
-"""Fast FIR splitting of the 1-D convolution: three half-width convolutions instead of one.
+"""Fast FIR splitting of the 1-D convolution: Toom-Cook products on polyphase components.
 
-With the taps of W and the frames of X split into even and odd phases
-(``W0 = W[..., 0::2]``, ``W1 = W[..., 1::2]``, ``X0 = X[:, 0::2]``, ``X1 = X[:, 1::2]``),
-the valid correlation ``Y = corr(W, X)`` interleaves
+With the taps of W and the frames of X split into ``f`` phases (``W_q = W[..., q::f]``,
+``X_r = X[:, r::f]``, each phase ``ceil(K/f)`` taps), the valid correlation
+``Y = corr(W, X)`` is, phase by phase,
 
-    Y[:, 2s]     = A[:, s] + B[:, s]
-    Y[:, 2s + 1] = P[:, s] - A[:, s + 1] - B[:, s]
+    Y[:, f s + p] = C_p[:, s] + C_{p-f}[:, s + 1]        (C_{-f} = 0)
 
-with ``A = corr(W0, X0)``, ``B = corr(W1, X1)`` and ``P = corr(W0 + W1, X1 + X0[:, 1:])``:
-Karatsuba's product on the polyphase components (the 2-parallel fast FIR algorithm,
-Mou & Duhamel 1991). Each of the three has ``ceil(K/2)`` taps over half the frames, so
-the GEMM work falls to ``3 ceil(K/2) / (2K)`` of the direct form: 0.82 for K = 11, and
-0.61 when the three are split once more. Only additions are added (no division, no
-large constants, unlike Winograd's or FFT convolutions), so float32 accuracy stays
-(measured ~1e-6 relative to the direct form). The adjoint runs the same steps transposed.
+where ``C_d`` sums ``corr(W_q, X_r)`` over ``r - q = d``: the coefficients of the product of
+the polynomials ``x(v) = sum_r v^r X_r`` and ``w(v) = sum_q v^(f-1-q) W_q`` (shifted by
+``f - 1``). Toom-Cook evaluates both at ``2f - 1`` points, correlates each pair once (one
+GEMM leaf of ``ceil(K/f)`` taps over a ``1/f`` of the frames) and interpolates: ``2f - 1``
+half-, third- or quarter-width convolutions instead of ``f^2``. With ``f = 2`` at the points
+0, 1 and infinity this is Karatsuba's 2-parallel fast FIR algorithm (Mou & Duhamel 1991);
+with ``f = 4`` at 0, +-1, +-2, +-1/2 it is Toom-4: for K = 11, 7 leaves of 3 taps over a
+quarter of the frames, 0.48 of the direct form's GEMM FLOPs (two Karatsuba splits: 9 leaves,
+0.61). The price is rounding: Karatsuba adds only additions (float32 error as the direct
+form's); Toom-3's and Toom-4's interpolation weighs the products by fractions (up to 5.25 in
+size) and leaves ~2.5x the direct form's float32 error (~1e-6 relative, measured in
+``tests/test_fast_fir.py``), far below what the optimizer resolves. The interpolation sums in
+float64. The adjoint runs the same steps transposed.
 
 The leaves are the backend's direct im2col GEMMs; this module never imports the backend:
 the caller passes its own ``conv`` / ``adjoint`` so that a split node's children can be
 split nodes or leaves alike.
 """
+
+import itertools
 
 import numba
 import numpy as np
@@ -29,78 +36,135 @@ from .threading_layer import parallel_kernel
 # (measured on 2 cores: leaves of ~50 output frames still gained, of ~28 lost).
 MIN_LEAF_FRAMES = 48
 MAX_LEVELS = 3
+# The leaves' weights, relative to W's own bytes (their evaluations at every point). More
+# leaves with fewer taps each would cut FLOPs further (Toom-4 twice: 0.28 of the direct
+# form for K = 11) but hold 4.5x W (0.8 GB for the default 4096 filters) in narrower GEMMs.
+MAX_LEAF_WEIGHTS = 2.5
+
+# Evaluation points per number of phases (None is infinity: the leading coefficients).
+# Chosen for float32: small integers and their inverses keep the interpolation's weights
+# small (Toom-4 at these points: float32 error 5e-7 relative; with 3 instead of -1/2: 2.6e-6).
+POINTS = {2: (0.0, 1.0, None), 3: (0.0, 1.0, -1.0, 0.5, None), 4: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)}
+FACTORS = tuple(POINTS)
 
 
-def work_fraction(K, levels):
-    """GEMM FLOPs of ``levels`` splits relative to the direct form, for filters of width K.
+def _scheme(factor):
+    """Evaluation matrices of the signal (2f-1, f) and the weights (2f-1, f), and interpolation (2f-1, 2f-1)."""
+    points = POINTS[factor]
+    degree = 2 * factor - 1  # coefficients of the product
+    powers = np.array([[0.0] * (degree - 1) + [1.0] if v is None else [v ** e for e in range(degree)]
+                       for v in points])
+    signal = powers[:, :factor].copy()                 # x(v) = sum_r v^r X_r
+    weights = powers[:, :factor][:, ::-1].copy()       # w(v) = sum_q v^(f-1-q) W_q
+    for i, v in enumerate(points):
+        if v is None:  # the leading coefficients: X_{f-1} and W_0
+            signal[i] = np.eye(factor)[factor - 1]
+            weights[i] = np.eye(factor)[0]
+    return signal, weights, np.linalg.inv(powers)
 
-    Each split turns one convolution of ``taps`` taps into three of ``ceil(taps/2)`` taps
-    over half the frames.
+
+def work_fraction(K, plan):
+    """GEMM FLOPs of the splits in ``plan`` relative to the direct form, for filters of width K.
+
+    Parameters
+    ----------
+    K : int
+    plan : tuple of int
+        Phases of each split, outermost first (``()``: the direct form).
     """
     fraction, taps = 1.0, K
-    for _ in range(levels):
-        half = (taps + 1) // 2
-        fraction *= 3 * half / (2 * taps)
-        taps = half
+    for factor in plan:
+        part = -(-taps // factor)
+        fraction *= (2 * factor - 1) * part / (factor * taps)
+        taps = part
     return fraction
 
 
-def split_levels(K, frames):
-    """How many times to split filters of width K for inputs of ``frames`` frames.
+def leaf_weights(K, plan):
+    """The leaves' weight bytes relative to W's: leaves times their taps over K."""
+    leaves, taps = 1, K
+    for factor in plan:
+        leaves, taps = leaves * (2 * factor - 1), -(-taps // factor)
+    return leaves * taps / K
 
-    Picks the level with the fewest GEMM FLOPs (:func:`work_fraction`; a level must save
-    at least 1 %) among those whose leaves still produce ``MIN_LEAF_FRAMES`` output frames.
+
+def split_plan(K, frames):
+    """The splits to run filters of width K on inputs of ``frames`` frames with.
+
+    The plan with the fewest GEMM FLOPs (:func:`work_fraction`; each added split must save
+    at least 1 %) whose leaves keep ``MIN_LEAF_FRAMES`` output frames and whose leaf
+    weights stay within ``MAX_LEAF_WEIGHTS`` of W's bytes.
 
     Returns
     -------
-    int
-        0 (direct) to ``MAX_LEVELS``.
+    tuple of int
+        Phases of each split, outermost first; ``()`` for the direct form.
     """
-    best = 0
-    taps, out_frames = K, frames - K + 1
-    for level in range(1, MAX_LEVELS + 1):
-        if taps < 2:
-            break  # a single tap cannot be split
-        taps, out_frames = (taps + 1) // 2, (out_frames + 1) // 2
-        if out_frames < MIN_LEAF_FRAMES:
-            break
-        if work_fraction(K, level) < 0.99 * work_fraction(K, best):
-            best = level
+    best, best_fraction = (), 1.0
+    for levels in range(1, MAX_LEVELS + 1):
+        for plan in itertools.product(FACTORS, repeat=levels):
+            taps, out_frames, feasible = K, frames - K + 1, True
+            for factor in plan:
+                feasible &= taps >= 2  # a single tap is not split
+                taps, out_frames = -(-taps // factor), -(-out_frames // factor)
+            fraction = work_fraction(K, plan)
+            if (feasible and out_frames >= MIN_LEAF_FRAMES and leaf_weights(K, plan) <= MAX_LEAF_WEIGHTS
+                    and fraction < 0.99 * best_fraction):
+                best, best_fraction = plan, fraction
     return best
 
 
 class SplitWeights:
-    """One fast FIR split of filters W (N, C, K): children for W0, W1 and W0 + W1.
+    """One Toom-Cook split of filters W (N, C, K) into ``factor`` phases: one child per point.
 
     Parameters
     ----------
     W : np.ndarray, shape (N, C, K), K >= 2
-    levels : int
-        Splits from here down (>= 1).
+    plan : tuple of int
+        Phases of this split and of those below it (``plan[0]`` here).
     make_leaf : callable
         ``make_leaf(W) -> leaf weights`` of the backend's direct convolution.
 
     Attributes
     ----------
     N, C, K : int
-    half : int
-        ceil(K / 2), the children's width (W1 gets a zero tap when K is odd).
+    factor : int
+        Phases.
+    taps : int
+        ceil(K / factor), the children's width (the last phases get zero taps).
+    evaluation, interpolation : tuple of np.ndarray, each shape (f, 2f-1)
+        The signal's evaluation and the products' interpolation as the ``(now, following)``
+        weights of :func:`_interleave` (float64).
     children : tuple
-        (even taps, odd taps, their sum), each SplitWeights or a leaf.
+        One per evaluation point, each SplitWeights or a leaf.
     """
 
-    def __init__(self, W, levels, make_leaf):
+    def __init__(self, W, plan, make_leaf):
         self.N, self.C, self.K = W.shape
-        self.half = (self.K + 1) // 2
-        even = np.ascontiguousarray(W[:, :, 0::2])
-        odd = np.zeros_like(even)
-        odd[:, :, :self.K // 2] = W[:, :, 1::2]
-        total = even + odd
+        self.factor = plan[0]
+        self.taps = -(-self.K // self.factor)
+        signal_matrix, weight_matrix, interpolation = _scheme(self.factor)
+        # As (now, following) pairs for _interleave / _deinterleave: the signal's evaluation
+        # involves one frame of each phase; of the product's coefficients, phase p takes C_p
+        # (row p + f - 1 of the interpolation) of its own frame and C_(p-f) (row p - 1) of the next.
+        f = self.factor
+        self.evaluation = (np.ascontiguousarray(signal_matrix.T), np.zeros((f, 2 * f - 1)))
+        following = np.zeros((f, 2 * f - 1))
+        following[1:] = interpolation[:f - 1]
+        self.interpolation = (np.ascontiguousarray(interpolation[f - 1:]), following)
 
-        def child(V):
-            return SplitWeights(V, levels - 1, make_leaf) if levels > 1 and V.shape[2] >= 2 else make_leaf(V)
+        def child(weights):
+            """w(v) at one point: the phases' taps W[..., f j + q] weighed by v^(f-1-q), summed in float64."""
+            V = np.zeros((self.N, self.C, self.taps))
+            for q in range(f):
+                if weights[q] != 0:
+                    phase = W[:, :, q::f]
+                    V[:, :, :phase.shape[2]] += weights[q] * phase
+            V = V.astype(W.dtype)
+            return SplitWeights(V, plan[1:], make_leaf) if len(plan) > 1 and self.taps >= 2 else make_leaf(V)
 
-        self.children = (child(even), child(odd), child(total))
+        # One point at a time: the leaves are the memory, not the float64 work arrays.
+        self.children = tuple(child(weights) for weights in weight_matrix)
         self._buffers = {}
 
     def buffer(self, name, shape, dtype):
@@ -112,66 +176,74 @@ class SplitWeights:
         return array
 
 
-def prepare(W, levels, make_leaf):
-    """``make_leaf(W)`` for 0 levels, else the tree of :class:`SplitWeights`."""
-    return make_leaf(W) if levels == 0 or W.shape[2] < 2 else SplitWeights(W, levels, make_leaf)
+def prepare(W, plan, make_leaf):
+    """``make_leaf(W)`` for an empty plan, else the tree of :class:`SplitWeights`."""
+    return make_leaf(W) if not plan or W.shape[2] < 2 else SplitWeights(W, tuple(plan), make_leaf)
 
 
 @parallel_kernel()
-def _split_signal(X, X0, X1, U):
-    """``X0[:, m] = X[:, 2m]``, ``X1[:, m] = X[:, 2m+1]``, ``U = X1 + X0[:, 1:]``; zeros past the end of X."""
-    C, T = X.shape
-    for c in numba.prange(C):
-        for m in range(X0.shape[1]):
-            X0[c, m] = X[c, 2 * m] if 2 * m < T else 0
-        for m in range(X1.shape[1]):
-            x1 = X[c, 2 * m + 1] if 2 * m + 1 < T else 0
-            X1[c, m] = x1
-            U[c, m] = x1 + X0[c, m + 1]
+def _interleave(P, now, following, Y):
+    """``Y[n, f s + p] = sum_i now[p, i] P[i, n, s] + following[p, i] P[i, n, s + 1]``.
 
-
-@parallel_kernel()
-def _merge_outputs(A, B, P, Y):
-    """``Y[:, 2s] = A[:, s] + B[:, s]``, ``Y[:, 2s+1] = P[:, s] - A[:, s+1] - B[:, s]``."""
-    N, T_out = Y.shape
+    The interpolation of the products into the output's phases, and (with the signal's
+    evaluation matrix, transposed, as ``now`` and zeros as ``following``) the adjoint of the
+    signal's evaluation. Summed phase by phase over contiguous frames (so that the sums
+    vectorise), in float64 (the interpolation's weights cancel), then interleaved into Y.
+    """
+    N, T = Y.shape
+    f, n_points = now.shape
+    S1 = P.shape[2]
     for n in numba.prange(N):
-        for s in range((T_out + 1) // 2):
-            Y[n, 2 * s] = A[n, s] + B[n, s]
-            if 2 * s + 1 < T_out:
-                Y[n, 2 * s + 1] = P[n, s] - A[n, s + 1] - B[n, s]
+        phases = np.zeros((f, S1), dtype=np.float64)
+        for i in range(n_points):
+            for p in range(f):
+                a, b = now[p, i], following[p, i]
+                if a != 0:
+                    for s in range(S1):
+                        phases[p, s] += a * P[i, n, s]
+                if b != 0:
+                    for s in range(S1 - 1):
+                        phases[p, s] += b * P[i, n, s + 1]
+        for p in range(f):
+            for s in range((T - p + f - 1) // f):
+                Y[n, f * s + p] = phases[p, s]
 
 
 @parallel_kernel()
-def _split_output_grad(dY, dA, dB, dP):
-    """Transpose of :func:`_merge_outputs`: the gradients of A, B and P from that of Y."""
-    N, T_out = dY.shape
-    S = dB.shape[1]
+def _deinterleave(Y, now, following, P):
+    """Transpose of :func:`_interleave`: ``P[i, n, s] = sum_p now[p, i] Y[n, f s + p] + following[p, i] Y[n, f (s-1) + p]``
+    (zero past the end of Y).
+
+    The signal's evaluation at the points (``now`` its matrix transposed, ``following``
+    zeros), and the adjoint of the interpolation.
+    """
+    N, T = Y.shape
+    f, n_points = now.shape
+    S1 = P.shape[2]
     for n in numba.prange(N):
-        previous = np.float32(0)  # dY[:, 2s - 1]
-        for s in range(S):
-            d_even = dY[n, 2 * s] if 2 * s < T_out else 0
-            d_odd = dY[n, 2 * s + 1] if 2 * s + 1 < T_out else 0
-            dA[n, s] = d_even - previous
-            dB[n, s] = d_even - d_odd
-            dP[n, s] = d_odd
-            previous = d_odd
-        dA[n, S] = -previous
+        phases = np.zeros((f, S1), dtype=np.float64)
+        for p in range(f):
+            for s in range((T - p + f - 1) // f):
+                phases[p, s] = Y[n, f * s + p]
+        row = np.empty(S1, dtype=np.float64)
+        for i in range(n_points):
+            row[:] = 0
+            for p in range(f):
+                a, b = now[p, i], following[p, i]
+                if a != 0:
+                    for s in range(S1):
+                        row[s] += a * phases[p, s]
+                if b != 0:
+                    for s in range(1, S1):
+                        row[s] += b * phases[p, s - 1]
+            for s in range(S1):
+                P[i, n, s] = row[s]
 
 
-@parallel_kernel()
-def _merge_signal_grad(dX0, dX1, dU, dX):
-    """Transpose of :func:`_split_signal`: the gradient of X from those of X0, X1 and U."""
-    C, T = dX.shape
-    for c in numba.prange(C):
-        for i in range(T):
-            m = i // 2
-            if i % 2 == 0:
-                value = dX0[c, m]
-                if m >= 1:
-                    value += dU[c, m - 1]
-            else:
-                value = dX1[c, m] + dU[c, m]
-            dX[c, i] = value
+def _frames(W, T_out):
+    """Output frames S of each phase, and the frames of the children's inputs (S + 1 + taps - 1)."""
+    S = -(-T_out // W.factor)
+    return S, S + W.taps
 
 
 def conv1d(X, W, conv, out):
@@ -186,17 +258,14 @@ def conv1d(X, W, conv, out):
     out : np.ndarray, shape (N, T - K + 1)
     """
     C, T = X.shape
-    T_out = T - W.K + 1
-    S = (T_out + 1) // 2  # frames of the even output phase
-    X0 = W.buffer("x0", (C, S + W.half), X.dtype)
-    X1 = W.buffer("x1", (C, S + W.half - 1), X.dtype)
-    U = W.buffer("u", (C, S + W.half - 1), X.dtype)
-    _split_signal(X, X0, X1, U)
-    even, odd, total = W.children
-    A = conv(X0, even, out=W.buffer("a", (W.N, S + 1), X.dtype))
-    B = conv(X1, odd, out=W.buffer("b", (W.N, S), X.dtype))
-    P = conv(U, total, out=W.buffer("p", (W.N, S), X.dtype))
-    _merge_outputs(A, B, P, out)
+    S, L = _frames(W, T - W.K + 1)
+    n_points = len(W.children)
+    E = W.buffer("signal", (n_points, C, L), X.dtype)
+    _deinterleave(X, *W.evaluation, E)
+    P = W.buffer("products", (n_points, W.N, S + 1), X.dtype)
+    for i, child in enumerate(W.children):
+        conv(E[i], child, out=P[i])
+    _interleave(P, *W.interpolation, out)
     return out
 
 
@@ -213,15 +282,13 @@ def conv1d_adjoint(dY, W, T, adjoint, out):
         The backend's ``conv1d_adjoint(dY, W, T, out=None)``, for the children.
     out : np.ndarray, shape (C, T)
     """
-    S = (dY.shape[1] + 1) // 2
-    # The forward pass is over, so its output buffers hold the gradients here.
-    dA = W.buffer("a", (W.N, S + 1), dY.dtype)
-    dB = W.buffer("b", (W.N, S), dY.dtype)
-    dP = W.buffer("p", (W.N, S), dY.dtype)
-    _split_output_grad(dY, dA, dB, dP)
-    even, odd, total = W.children
-    dX0 = adjoint(dA, even, S + W.half, out=W.buffer("x0", (W.C, S + W.half), dY.dtype))
-    dX1 = adjoint(dB, odd, S + W.half - 1, out=W.buffer("x1", (W.C, S + W.half - 1), dY.dtype))
-    dU = adjoint(dP, total, S + W.half - 1, out=W.buffer("u", (W.C, S + W.half - 1), dY.dtype))
-    _merge_signal_grad(dX0, dX1, dU, out)
+    S, L = _frames(W, dY.shape[1])
+    n_points = len(W.children)
+    # The forward pass is over, so its buffers hold the gradients here.
+    dP = W.buffer("products", (n_points, W.N, S + 1), dY.dtype)
+    _deinterleave(dY, *W.interpolation, dP)
+    dE = W.buffer("signal", (n_points, W.C, L), dY.dtype)
+    for i, child in enumerate(W.children):
+        adjoint(dP[i], child, L, out=dE[i])
+    _interleave(dE, *W.evaluation, out)
     return out

@@ -1,5 +1,7 @@
 """The cpu backend's fast FIR split of the convolution against the direct reference."""
 
+PLANS = [(2,), (3,), (4,), (2, 2), (4, 2), (2, 3), (3, 4), (2, 2, 2)]
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -13,11 +15,11 @@ from test_gradients import assert_gradient, finite_difference
 
 @settings(max_examples=60, deadline=None)
 @given(N=st.integers(1, 7), C=st.integers(1, 6), K=st.integers(2, 12), extra=st.integers(0, 30),
-       levels=st.integers(1, 3), seed=st.integers(0, 1000))
-def test_split_conv_and_adjoint_match_reference(N, C, K, extra, levels, seed):
+       plan=st.sampled_from(PLANS), seed=st.integers(0, 1000))
+def test_split_conv_and_adjoint_match_reference(N, C, K, extra, plan, seed):
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((N, C, K))
-    Wp = cpu.prepare_weights(W, levels=levels)
+    Wp = cpu.prepare_weights(W, plan=plan)
     assert isinstance(Wp, fast_fir.SplitWeights)
     # Prepared for one length, used on others, twice each: the node buffers are reused.
     for T in (K + extra, K + extra // 2, K + extra):
@@ -32,11 +34,11 @@ def test_split_conv_and_adjoint_match_reference(N, C, K, extra, levels, seed):
 
 @settings(max_examples=30, deadline=None)
 @given(N=st.integers(1, 5), C=st.integers(1, 5), K=st.integers(2, 9), extra=st.integers(0, 20),
-       levels=st.integers(1, 3), seed=st.integers(0, 1000))
-def test_split_adjoint_is_the_adjoint(N, C, K, extra, levels, seed):
+       plan=st.sampled_from(PLANS), seed=st.integers(0, 1000))
+def test_split_adjoint_is_the_adjoint(N, C, K, extra, plan, seed):
     """<conv(X), dY> == <X, conv^T(dY)> through the split itself."""
     rng = np.random.default_rng(seed)
-    Wp = cpu.prepare_weights(rng.standard_normal((N, C, K)), levels=levels)
+    Wp = cpu.prepare_weights(rng.standard_normal((N, C, K)), plan=plan)
     X = rng.standard_normal((C, K + extra))
     dY = rng.standard_normal((N, extra + 1))
     lhs = np.vdot(cpu.conv1d(X, Wp), dY)
@@ -44,31 +46,38 @@ def test_split_adjoint_is_the_adjoint(N, C, K, extra, levels, seed):
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-10)
 
 
-@pytest.mark.parametrize("levels", [1, 2])
-def test_split_keeps_float32_accuracy(levels):
-    """Only additions are added: the float32 split stays as close to exact as the direct form."""
+@pytest.mark.parametrize("plan, factor", [((2,), 1.5), ((2, 2), 2), ((3,), 3), ((4,), 4), ((2, 3), 4)])
+def test_split_keeps_float32_accuracy(plan, factor):
+    """Karatsuba adds only additions (float32 error as the direct form's); Toom-3 and Toom-4
+    interpolate with fractions, which costs a few times the direct form's rounding error, no more."""
     rng = np.random.default_rng(0)
     W = random_filters(64, 40, 11, seed=0)
     X = rng.random((40, 300)).astype(np.float32)
     exact = ref.conv1d(X.astype(np.float64), W.astype(np.float64))
     direct = cpu.conv1d(X, cpu.prepare_weights(W))
-    split = cpu.conv1d(X, cpu.prepare_weights(W, levels=levels))
+    split = cpu.conv1d(X, cpu.prepare_weights(W, plan=plan))
     error_direct = np.linalg.norm(direct - exact) / np.linalg.norm(exact)
     error_split = np.linalg.norm(split - exact) / np.linalg.norm(exact)
-    assert error_split < max(4 * error_direct, 1e-6)
+    assert error_split < factor * max(error_direct, 2e-7)
 
 
-def test_split_levels_follow_the_cost_model():
-    # K = 11: one split costs 3*6/22 = 0.82, two 0.61, a third saves nothing (3 taps -> 2 + 2).
-    assert fast_fir.split_levels(11, 431) == 2
-    assert fast_fir.split_levels(11, 100_000) == 2
-    # Leaves must keep MIN_LEAF_FRAMES output frames.
-    assert fast_fir.split_levels(11, 10 + 2 * fast_fir.MIN_LEAF_FRAMES) == 1
-    assert fast_fir.split_levels(11, 10 + fast_fir.MIN_LEAF_FRAMES) == 0
-    # K = 3: the first split alone saves nothing (3 -> 2 taps), the second does (2 -> 1).
-    assert fast_fir.split_levels(3, 2 + 4 * fast_fir.MIN_LEAF_FRAMES) == 2
-    assert fast_fir.split_levels(3, 2 + 2 * fast_fir.MIN_LEAF_FRAMES) == 0
-    assert fast_fir.split_levels(1, 10_000) == 0
+def test_split_plan_follows_the_cost_model():
+    # K = 11: Toom-4 runs 7 leaves of 3 taps over a quarter of the frames (0.48 of the direct
+    # form); two Karatsuba splits 9 (0.61); Toom-4 twice would cut more but holds 4.5x W.
+    assert fast_fir.work_fraction(11, (4,)) == pytest.approx(21 / 44)
+    assert fast_fir.work_fraction(11, (2, 2)) == pytest.approx(27 / 44)
+    assert fast_fir.split_plan(11, 431) == (4,)
+    assert fast_fir.split_plan(11, 100_000) == (4,)
+    assert fast_fir.leaf_weights(11, (4, 4)) > fast_fir.MAX_LEAF_WEIGHTS
+    # Leaves must keep MIN_LEAF_FRAMES output frames: fewer phases for shorter inputs.
+    assert fast_fir.split_plan(11, 10 + 4 * fast_fir.MIN_LEAF_FRAMES) == (4,)
+    assert fast_fir.split_plan(11, 10 + 3 * fast_fir.MIN_LEAF_FRAMES) == (3,)
+    assert fast_fir.split_plan(11, 10 + 2 * fast_fir.MIN_LEAF_FRAMES) == (2,)
+    assert fast_fir.split_plan(11, 10 + fast_fir.MIN_LEAF_FRAMES) == ()
+    # K = 3: Karatsuba alone saves nothing (3 -> 2 taps), Toom-3 does (5 leaves of one tap).
+    assert fast_fir.split_plan(3, 2 + 3 * fast_fir.MIN_LEAF_FRAMES) == (3,)
+    assert fast_fir.split_plan(3, 2 + 2 * fast_fir.MIN_LEAF_FRAMES) == ()
+    assert fast_fir.split_plan(1, 10_000) == ()
     assert isinstance(cpu.prepare_weights(np.ones((2, 2, 1)), frames=10_000), cpu.ConvWeights)
 
 
@@ -90,7 +99,7 @@ def _check_objective_through_the_split(B, C, N, K, extra, alpha, form, seed):
     content = rng.random((B, C, T))
     styles = [rng.random((C, K + 3))]
     obj = StyleTransferObjective(cpu, W, content, styles, alpha=alpha, gram_form=form, dtype=np.float64)
-    assert isinstance(obj.W, fast_fir.SplitWeights) == (fast_fir.split_levels(K, T) > 0)
+    assert isinstance(obj.W, fast_fir.SplitWeights) == (fast_fir.split_plan(K, T) != ())
     reference = StyleTransferObjective(ref, W, content, styles, alpha=alpha, gram_form=form, dtype=np.float64)
     X = rng.random((B, C, T)) + 0.5
     loss, grad = obj(X)
