@@ -121,3 +121,34 @@ def test_envelope_terms_are_verma_and_smith_s():
     assert both.last_parts["temporal"] == pytest.approx(temporal) and both.last_parts["spectral"] == pytest.approx(spectral)
     with pytest.raises(Exception, match="temporal_weight needs the content"):
         StyleTransferObjective(ref, W, None, styles, shape=(1, 4, 6), dtype=np.float64, temporal_weight=1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(B=st.integers(2, 3), C=st.integers(1, 4), N=st.integers(1, 5), K=st.integers(1, 6),
+       extra=st.integers(0, 12), form=st.sampled_from(["nxn", "kernel"]), backend=st.sampled_from([ref, cpu]),
+       seed=st.integers(0, 1000))
+def test_joined_channels_match_one_objective_per_channel(B, C, N, K, extra, form, backend, seed):
+    """Channels convolved end to end give each channel's own loss and gradient (the outputs
+    straddling two channels are dropped); the cpu backend's fast FIR split runs on the joined signal."""
+    from nstaudio.kernels import fast_fir
+
+    rng = np.random.default_rng(seed)
+    T = K + extra
+    W = random_filters(N, C, K, seed=seed, dtype=np.float64)
+    content = rng.random((B, C, T))
+    styles = [rng.random((C, K + 2))]
+    args = dict(alpha=0.3, gram_form=form, dtype=np.float64, temporal_weight=0.4, spectral_weight=0.2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_fir, "MIN_LEAF_FRAMES", 1)  # let these tiny lengths split
+        whole = StyleTransferObjective(backend, W, content, styles, **args)
+        channels = [StyleTransferObjective(backend, W, content[b:b + 1], styles, **args) for b in range(B)]
+        patch.setattr("nstaudio.objective.JOIN_FRAMES", B * T - 1)  # too long to join: one channel at a time
+        apart = StyleTransferObjective(backend, W, content, styles, **args)
+    assert whole.joined and not channels[0].joined and not apart.joined
+    for _ in range(2):  # the joined buffers are reused
+        X = rng.random((B, C, T))
+        parts = [objective(X[b:b + 1]) for b, objective in enumerate(channels)]
+        for objective in (whole, apart):
+            loss, grad = objective(X)
+            assert loss == pytest.approx(sum(part[0] for part in parts), rel=1e-11)
+            np.testing.assert_allclose(grad, np.concatenate([part[1] for part in parts]), rtol=1e-9, atol=1e-12)
