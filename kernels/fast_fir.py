@@ -14,8 +14,8 @@ half-, third- or quarter-width convolutions instead of ``f^2``. With ``f = 2`` a
 0, 1 and infinity this is Karatsuba's 2-parallel fast FIR algorithm (Mou & Duhamel 1991);
 with ``f = 4`` at 0, +-1, +-2, +-1/2 it is Toom-4: for K = 11, 7 leaves of 3 taps over a
 quarter of the frames, 0.48 of the direct form's GEMM FLOPs (two Karatsuba splits: 9 leaves,
-0.61). The price is rounding: Karatsuba adds only additions (float32 error as the direct
-form's); Toom-3's and Toom-4's interpolation weighs the products by fractions (up to 5.25 in
+0.61). The price is rounding: Karatsuba adds only additions (~1.3-1.5x the direct form's
+float32 error); Toom-3's and Toom-4's interpolation weighs the products by fractions (up to 5.25 in
 size) and leaves ~2.5x the direct form's float32 error (~1e-6 relative, measured in
 ``tests/test_fast_fir.py``), far below what the optimizer resolves. The interpolation sums in
 float64. The adjoint runs the same steps transposed.
@@ -43,7 +43,8 @@ MAX_LEAF_WEIGHTS = 2.5
 
 # Evaluation points per number of phases (None is infinity: the leading coefficients).
 # Chosen for float32: small integers and their inverses keep the interpolation's weights
-# small (Toom-4 at these points: ~4x the direct form's float32 error; with 3 in place of -1/2, ~19x).
+# small (Toom-4 at these points: ~2.5x the direct form's float32 error; with 3 in place of -1/2,
+# ~5x more again).
 POINTS = {2: (0.0, 1.0, None), 3: (0.0, 1.0, -1.0, 0.5, None), 4: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)}
 FACTORS = tuple(POINTS)
 
@@ -91,8 +92,8 @@ def leaf_weights(K, plan):
 def split_plan(K, frames):
     """The splits to run filters of width K on inputs of ``frames`` frames with.
 
-    The plan with the fewest GEMM FLOPs (:func:`work_fraction`; each added split must save
-    at least 1 %) whose leaves keep ``MIN_LEAF_FRAMES`` output frames and whose leaf
+    The plan with the fewest GEMM FLOPs (:func:`work_fraction`; a plan must save at least
+    1 % over the best one with fewer or the same number of splits found before it) whose leaves keep ``MIN_LEAF_FRAMES`` output frames and whose leaf
     weights stay within ``MAX_LEAF_WEIGHTS`` of W's bytes.
 
     Returns

@@ -1,7 +1,5 @@
 """The cpu backend's fast FIR split of the convolution against the direct reference."""
 
-PLANS = [(2,), (3,), (4,), (2, 2), (4, 2), (2, 3), (3, 4), (2, 2, 2)]
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -11,6 +9,8 @@ from nstaudio.kernels import cpu, fast_fir, numpy_backend as ref
 from nstaudio.objective import StyleTransferObjective
 
 from test_gradients import assert_gradient, finite_difference
+
+PLANS = [(2,), (3,), (4,), (2, 2), (4, 2), (2, 3), (3, 4), (2, 2, 2)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -48,7 +48,7 @@ def test_split_adjoint_is_the_adjoint(N, C, K, extra, plan, seed):
 
 @pytest.mark.parametrize("plan, factor", [((2,), 1.5), ((2, 2), 2), ((3,), 3), ((4,), 4), ((2, 3), 4)])
 def test_split_keeps_float32_accuracy(plan, factor):
-    """Karatsuba adds only additions (float32 error as the direct form's); Toom-3 and Toom-4
+    """Karatsuba adds only additions (float32 error near the direct form's); Toom-3 and Toom-4
     interpolate with fractions, which costs a few times the direct form's rounding error, no more."""
     rng = np.random.default_rng(0)
     W = random_filters(64, 40, 11, seed=0)
