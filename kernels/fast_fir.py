@@ -14,10 +14,11 @@ half-, third- or quarter-width convolutions instead of ``f^2``. With ``f = 2`` a
 0, 1 and infinity this is Karatsuba's 2-parallel fast FIR algorithm (Mou & Duhamel 1991);
 with ``f = 4`` at 0, +-1, +-2, +-1/2 it is Toom-4: for K = 11, 7 leaves of 3 taps over a
 quarter of the frames, 0.48 of the direct form's GEMM FLOPs (two Karatsuba splits: 9 leaves,
-0.61). The price is rounding: Karatsuba adds only additions (~1.3-1.5x the direct form's
+0.61). The price is rounding: Karatsuba adds only additions (1.3-1.8x the direct form's
 float32 error); Toom-3's and Toom-4's interpolation weighs the products by fractions (up to 5.25 in
-size) and leaves ~2.5x the direct form's float32 error (~1e-6 relative, measured in
-``tests/test_fast_fir.py``), far below what the optimizer resolves. The interpolation sums in
+size) and leaves 2.5-3.4x the direct form's float32 error (~1e-6 relative, measured in
+``tests/test_fast_fir.py``; the ratio depends on how the BLAS kernel orders the direct form's
+own sums), far below what the optimizer resolves. The interpolation sums in
 float64. The adjoint runs the same steps transposed.
 
 The leaves are the backend's direct im2col GEMMs; this module never imports the backend:
@@ -43,7 +44,7 @@ MAX_LEAF_WEIGHTS = 2.5
 
 # Evaluation points per number of phases (None is infinity: the leading coefficients).
 # Chosen for float32: small integers and their inverses keep the interpolation's weights
-# small (Toom-4 at these points: ~2.5x the direct form's float32 error; with 3 in place of -1/2,
+# small (Toom-4 at these points: 2.5-3.4x the direct form's float32 error; with 3 in place of -1/2,
 # ~5x more again).
 POINTS = {2: (0.0, 1.0, None), 3: (0.0, 1.0, -1.0, 0.5, None), 4: (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)}
 FACTORS = tuple(POINTS)
@@ -155,13 +156,10 @@ class SplitWeights:
         self.interpolation = (np.ascontiguousarray(interpolation[f - 1:]), following)
 
         def child(weights):
-            """w(v) at one point: the phases' taps W[..., f j + q] weighed by v^(f-1-q), summed in float64."""
-            V = np.zeros((self.N, self.C, self.taps))
-            for q in range(f):
-                if weights[q] != 0:
-                    phase = W[:, :, q::f]
-                    V[:, :, :phase.shape[2]] += weights[q] * phase
-            V = V.astype(W.dtype)
+            """w(v) at one point (N, C, taps): a view of an (N, taps, C) array, the leaves' im2col layout."""
+            V = np.empty((self.N, self.taps, self.C), dtype=W.dtype)
+            _weights_at_point(W, weights, V)
+            V = V.transpose(0, 2, 1)  # a leaf's flattening transposes it back: no copy
             return SplitWeights(V, plan[1:], make_leaf) if len(plan) > 1 and self.taps >= 2 else make_leaf(V)
 
         # One point at a time: the leaves are the memory, not the float64 work arrays.
@@ -180,6 +178,32 @@ class SplitWeights:
 def prepare(W, plan, make_leaf):
     """``make_leaf(W)`` for an empty plan, else the tree of :class:`SplitWeights`."""
     return make_leaf(W) if not plan or W.shape[2] < 2 else SplitWeights(W, tuple(plan), make_leaf)
+
+
+@parallel_kernel()
+def _weights_at_point(W, weights, V):
+    """``V[n, j, c] = sum_q weights[q] W[n, c, f j + q]`` (zero past K), summed in float64.
+
+    The weights' polynomial ``w(v) = sum_q v^(f-1-q) W_q`` at one point (``weights[q] =
+    v^(f-1-q)``), written taps-major so that a leaf's im2col matrix is this array as it lies.
+
+    Parameters
+    ----------
+    W : np.ndarray, shape (N, C, K), any strides
+    weights : np.ndarray, shape (f,), float64
+    V : np.ndarray, shape (N, ceil(K / f), C), W's dtype
+    """
+    N, C, K = W.shape
+    f = weights.shape[0]
+    taps = V.shape[1]
+    for n in numba.prange(N):
+        for j in range(taps):
+            for c in range(C):
+                total = 0.0
+                for q in range(f):
+                    if weights[q] != 0 and f * j + q < K:
+                        total += weights[q] * W[n, c, f * j + q]
+                V[n, j, c] = total
 
 
 @parallel_kernel()
