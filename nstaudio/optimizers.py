@@ -258,8 +258,10 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
     with _overflow_is_checked():
         for _ in range(iterations):
             frozen = (x <= lower) & (g > 0)
-            free = ~frozen
-            q = xp.where(frozen, 0, g)
+            # 1 on the free variables, 0 on the frozen: masking by this product is one vector pass, where a
+            # boolean index or xp.where takes ~20x as long (a branch per element; 75 ms an iteration at 6 s).
+            free = (~frozen).astype(x.dtype)
+            q = xp.where(frozen, 0, g)  # once: exact zeros even where g is not finite
             free_norm = np.sqrt(dot(q, q))
             if free_norm == 0:
                 break  # stationary: no free variable has a gradient
@@ -270,7 +272,7 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
             # no masked copy of the history is kept.
             reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
             for s, y, _ in pairs:
-                y_free = xp.where(free, y, 0)
+                y_free = y * free
                 sy, yy = dot(s, y_free), dot(y_free, y_free)
                 if sy > 1e-10 * yy:
                     reduced.append((s, y, 1.0 / sy, yy))
@@ -278,7 +280,7 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
             for s, y, rho, _ in reversed(reduced):
                 a = rho * dot(s, q)
                 q -= a * y
-                q[frozen] = 0
+                q *= free
                 alphas.append(a)
             if reduced:
                 _, _, rho, yy = reduced[-1]
@@ -287,9 +289,8 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
                 q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
             for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
                 q += s * (a - rho * dot(y, q))
-                q[frozen] = 0
+                q *= free
             direction = -q
-            direction[frozen] = 0
             slope = dot(g, direction)
             if slope >= 0:  # the curvature pairs went stale: restart from steepest descent
                 pairs.clear()
