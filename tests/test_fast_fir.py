@@ -75,10 +75,10 @@ def test_split_adjoint_is_the_adjoint(N, C, K, extra, plan, seed):
 
 
 # The factors allow for the BLAS: the direct form's own error depends on how its kernel orders
-# the float32 sums, and so does the ratio. Measured on seeds 0-2: an AVX-512 Intel Xeon, (2,)
-# 1.3-1.5x and (4,) ~2.5x; OpenBLAS's AVX2 (Haswell) kernels on an AMD EPYC, whose direct form
-# is more accurate (2.4-2.6e-7), (2,) 1.7-1.8x, (2, 2) 2.0-2.1x, (3,) 2.7-2.8x, (4,) 3.0-3.4x,
-# (2, 3) 3.3-3.5x. A wrong point or weight costs orders of magnitude, not a factor of 1.5.
+# the float32 sums, and so does the ratio. On an AVX-512 Intel Xeon (seed 0): (2,) 1.3-1.5x,
+# (4,) ~2.5x; on OpenBLAS's AVX2 (Haswell) kernels of an AMD EPYC, whose direct form is more
+# accurate (2.4-2.6e-7), seeds 0-2: (2,) 1.7-1.8x, (2, 2) 2.0-2.1x, (3,) 2.7-2.8x, (4,) 3.0-3.4x,
+# (2, 3) 3.3-3.5x. Worse points cost ~5x more (see fast_fir.POINTS), a wrong weight far more.
 @pytest.mark.parametrize("plan, factor", [((2,), 2.5), ((2, 2), 3), ((3,), 4), ((4,), 5), ((2, 3), 5)])
 def test_split_keeps_float32_accuracy(plan, factor):
     """Karatsuba adds only additions (float32 error near the direct form's); Toom-3 and Toom-4
