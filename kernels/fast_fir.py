@@ -162,7 +162,7 @@ class SplitWeights:
             V = V.transpose(0, 2, 1)  # a leaf's flattening transposes it back: no copy
             return SplitWeights(V, plan[1:], make_leaf) if len(plan) > 1 and self.taps >= 2 else make_leaf(V)
 
-        # One point at a time: the leaves are the memory, not the float64 work arrays.
+        # One point at a time: a nested split frees its intermediate weights before the next point makes its own.
         self.children = tuple(child(weights) for weights in weight_matrix)
         self._buffers = {}
 
