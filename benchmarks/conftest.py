@@ -136,9 +136,26 @@ def write_section(section, header, body):
 
 
 def module_ran_whole(request):
-    """A module-scoped fixture's teardown: every test so far passed and none was deselected by -k or -m."""
+    """A module-scoped fixture's teardown: every test so far passed and every test of the module was selected.
+
+    A selection by node id (``test_quality.py::test_method[...]``), ``--deselect``, ``--lf`` or
+    ``-k``/``-m`` runs part of the module, and its table must not replace the whole one recorded.
+    """
     config = request.config
-    return request.session.testsfailed == 0 and not config.getoption("keyword") and not config.getoption("markexpr")
+    if request.session.testsfailed or config.getoption("keyword") or config.getoption("markexpr"):
+        return False
+    module = request.node
+    selected = sum(1 for item in request.session.items if item.path == module.path)
+    return selected == sum(1 for _ in _items(module))
+
+
+def _items(collector):
+    """Every test item under ``collector``, collected afresh (whatever the command line selected)."""
+    for node in collector.collect():
+        if isinstance(node, pytest.Item):
+            yield node
+        else:
+            yield from _items(node)
 
 
 def _complete_run(config, exitstatus):
