@@ -19,6 +19,11 @@ import pytest
 
 RESULTS = os.path.join(os.path.dirname(__file__), "RESULTS.md")
 _rows = []
+_deselected = []  # items dropped by --deselect or --lf: the run is then not whole
+
+
+def pytest_deselected(items):
+    _deselected.extend(items)
 
 
 @pytest.fixture(scope="session")
@@ -162,7 +167,8 @@ def _complete_run(config, exitstatus):
     """Only `pytest benchmarks` as a whole, passing, replaces the recorded results."""
     here = os.path.abspath(os.path.dirname(__file__))
     whole = all(os.path.abspath(str(arg)) == here for arg in config.args)
-    return exitstatus == 0 and whole and not config.getoption("keyword") and not config.getoption("markexpr")
+    return (exitstatus == 0 and whole and not _deselected and not config.getoption("keyword")
+            and not config.getoption("markexpr"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

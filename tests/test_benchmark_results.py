@@ -65,3 +65,20 @@ def test_part_of_the_module_is_not_whole(bench, args):
 
 def test_a_failure_is_not_whole(bench):
     assert _verdict(bench, fail_at=0) == "False"
+
+
+SPEED_MODULE = """
+import pytest
+
+@pytest.mark.parametrize("case", ["a", "b"])
+def test_speed(case, report):
+    report(case, 1.0, 2.0, "same")
+"""
+
+
+@pytest.mark.parametrize("args, written", [((), True), (("--deselect", "test_speed.py::test_speed[b]"), False),
+                                           (("-k", "a"), False)], ids=["whole", "deselect", "keyword"])
+def test_speed_table_written_only_by_a_whole_run(bench, args, written):
+    bench.makepyfile(test_speed=SPEED_MODULE)
+    bench.runpytest_inprocess("-p", "no:cacheprovider", str(bench.path), *args)
+    assert (bench.path / "RESULTS.md").exists() == written
