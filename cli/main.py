@@ -23,7 +23,7 @@ from nstaudio.methods import REGISTRY
 from nstaudio.errors import NstAudioError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
-from nstaudio.methods.optimize import INITS, OPTIMIZERS
+from nstaudio.methods.optimize import INITS, NETWORKS, OPTIMIZERS
 from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
 from nstaudio.streaming.stream import PHASE_DEFAULTS, SPREAD_HOPS
 
@@ -166,6 +166,11 @@ def _method_options():
         click.option("--spectral-weight", type=float, default=None,
                      help="Weight of Verma & Smith's spectral envelope: the output's energy per frequency held to "
                           f"the style's; {_only('spectral_weight')} only [default: {_defaults('spectral_weight')}]."),
+        click.option("--network", type=click.Choice(NETWORKS), default=None,
+                     help="random: the loss through --filters random filters; expected: its expectation over the "
+                          "random filters in closed form, no filters, 10-30x faster on clips of seconds, time and "
+                          f"memory growing as the square of the length; {_only('network')} only "
+                          f"[default: {_defaults('network')}]."),
         click.option("--filters", "n_filters", type=int, default=None,
                      help=f"Random conv filters [default: {_defaults('n_filters')}]."),
         click.option("--width", type=int, default=None,

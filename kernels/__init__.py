@@ -2,8 +2,8 @@
 
 ``get_backend(device)`` returns a module with the same functions for every backend
 (``conv1d``, ``conv1d_adjoint``, ``relu_content``, ``relu_content_backward``,
-``style_loss_nxn``, ``style_loss_kernel``, ``asarray``, ``to_numpy``). Optional
-dependencies are probed once, when first asked for (as in sigpy's ``config``).
+``style_loss_nxn``, ``style_loss_kernel``, ``sum_squares``, ``arccos_kernel``, ``asarray``,
+``to_numpy``). Optional dependencies are probed once, when first asked for (as in sigpy's ``config``).
 """
 
 import functools

@@ -387,6 +387,32 @@ def style_loss_kernel(F, S_hat, target_sq, out=None):
     return float(value), dF
 
 
+@parallel_kernel()
+def _arccos_kernel(U, a2, b2, kappa, d_u, d_a2):
+    two_pi = 2.0 * np.pi
+    for i in numba.prange(U.shape[0]):
+        a = np.float64(a2[i])
+        for j in range(U.shape[1]):
+            u = np.float64(U[i, j])
+            ab2 = a * np.float64(b2[j])
+            s = np.sqrt(max(ab2 - u * u, 0.0))
+            ab = np.sqrt(ab2)
+            cos = u / ab if ab > 0 else 0.0
+            cos = min(max(cos, -1.0), 1.0)
+            rest = np.pi - np.arccos(cos)
+            kappa[i, j] = (s + rest * u) / two_pi
+            d_u[i, j] = rest / two_pi
+            d_a2[i, j] = s / (2.0 * two_pi * a) if a > 0 else 0.0
+
+
+def arccos_kernel(U, a2, b2):
+    """The arc-cosine kernel and its derivatives in one pass, float64 inside; see
+    ``numpy_backend.arccos_kernel``."""
+    kappa, d_u, d_a2 = (np.empty_like(U) for _ in range(3))
+    _arccos_kernel(U, a2, b2, kappa, d_u, d_a2)
+    return kappa, d_u, d_a2
+
+
 # --- Griffin-Lim -----------------------------------------------------------------------------------
 # Frame-major layout throughout: spectra are (frames, bins) so every FFT runs along the
 # contiguous last axis and no transposed copy is ever made. The signal lives in the

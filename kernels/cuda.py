@@ -133,6 +133,13 @@ def sum_squares(A):
     return float(cp.asnumpy(total)[0])
 
 
+def arccos_kernel(U, a2, b2):
+    """The arc-cosine kernel and its derivatives; see ``numpy_backend.arccos_kernel``."""
+    kappa, d_u, d_a2 = (cp.empty_like(U) for _ in range(3))
+    _launch(ck.arccos_kernel, U.size, U, a2, b2, kappa, d_u, d_a2)
+    return kappa, d_u, d_a2
+
+
 def style_loss_nxn(F, G_s, out=None):
     """Gram style loss in the N x N form; see ``numpy_backend.style_loss_nxn``."""
     T_out = F.shape[1]

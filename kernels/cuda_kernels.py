@@ -188,3 +188,26 @@ def overlap_windows(cols, stride, padding, bias, out):
             if q >= 0 and q % stride == 0 and q // stride < T:
                 acc += cols[b, c, k, q // stride]
         out[b, c, s] = acc
+
+
+@cuda.jit
+def arccos_kernel(U, a2, b2, kappa, d_u, d_a2):
+    """The arc-cosine kernel and its derivatives, element-wise over U (R, S), float64 inside;
+    see ``numpy_backend.arccos_kernel``."""
+    R, S = U.shape
+    two_pi = 2.0 * math.pi
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for idx in range(start, R * S, stride):
+        i = idx // S
+        j = idx - i * S
+        a = float(a2[i])
+        u = float(U[i, j])
+        ab2 = a * float(b2[j])
+        s = math.sqrt(max(ab2 - u * u, 0.0))
+        ab = math.sqrt(ab2)
+        cos = u / ab if ab > 0 else 0.0
+        cos = min(max(cos, -1.0), 1.0)
+        rest = math.pi - math.acos(cos)
+        kappa[i, j] = (s + rest * u) / two_pi
+        d_u[i, j] = rest / two_pi
+        d_a2[i, j] = s / (2.0 * two_pi * a) if a > 0 else 0.0

@@ -126,6 +126,11 @@ def style_loss_nxn(F, G_s, out=None):
     return float(np.sum(D.astype(np.float64) ** 2)), _into(out, (4.0 / T_out) * (D @ F))
 
 
+def sum_squares(A):
+    """``sum(A**2)`` in float64."""
+    return float(np.sum(np.asarray(A, dtype=np.float64) ** 2))
+
+
 def style_loss_kernel(F, S_hat, target_sq, out=None):
     """Gram style loss in the kernel (time x time) form; equal to :func:`style_loss_nxn`.
 
@@ -155,6 +160,38 @@ def style_loss_kernel(F, S_hat, target_sq, out=None):
              - 2 * np.sum(B.astype(np.float64) ** 2) / T_out + target_sq)
     dF = (4.0 / T_out**2) * (F @ A) - (4.0 / T_out) * (S_hat @ B.T)
     return float(value), _into(out, dF)
+
+
+def arccos_kernel(U, a2, b2):
+    """The order-1 arc-cosine kernel (Cho & Saul 2009) and its partial derivatives, element-wise.
+
+    For patches p, q with ``U = p . q``, ``a2 = |p|^2``, ``b2 = |q|^2`` and theta their angle:
+    ``kappa = (|p||q| sin(theta) + (pi - theta) p.q) / (2 pi)``, which is
+    ``E[relu(w.p) relu(w.q)]`` for ``w ~ N(0, I)``;
+    ``d kappa / d U = (pi - theta) / (2 pi)`` and ``d kappa / d a2 = |p||q| sin(theta) / (4 pi a2)``
+    (both free of the 1/sin(theta) that differentiating each part alone would give).
+    A zero patch gets kappa 0, d/dU 1/4 (theta taken as pi/2) and d/d a2 0.
+
+    Parameters
+    ----------
+    U : array, shape (R, S)
+    a2 : array, shape (R,)
+    b2 : array, shape (S,)
+
+    Returns
+    -------
+    kappa, d_u, d_a2 : arrays, shape (R, S), of U's dtype
+    """
+    u = U.astype(np.float64)
+    ab2 = a2.astype(np.float64)[:, None] * b2.astype(np.float64)[None, :]
+    s = np.sqrt(np.maximum(ab2 - u * u, 0.0))
+    ab = np.sqrt(ab2)
+    cos = np.clip(np.divide(u, ab, out=np.zeros_like(u), where=ab > 0), -1.0, 1.0)
+    rest = np.pi - np.arccos(cos)
+    a2_safe = np.broadcast_to(a2.astype(np.float64)[:, None], u.shape)
+    d_a2 = np.divide(s, 4 * np.pi * a2_safe, out=np.zeros_like(u), where=a2_safe > 0)
+    dtype = U.dtype
+    return ((s + rest * u) / (2 * np.pi)).astype(dtype), (rest / (2 * np.pi)).astype(dtype), d_a2.astype(dtype)
 
 
 def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):

@@ -184,6 +184,18 @@ def test_batch_outputs_equal_run_outputs_and_a_corrupt_file_fails_alone(corpus):
     assert not [name for _, _, names in os.walk(outdir) for name in names if name.startswith(".nstaudio-")]
 
 
+def test_a_style_setting_of_the_method_reaches_the_shared_analysis(corpus):
+    """--network expected: the one analysis the items share is made for it (the analysis settings
+    come from the method's style_settings, not a hand-kept list)."""
+    tmp, songs, style = corpus
+    outdir = str(tmp / "out")
+    os.remove(os.path.join(songs, "bad.wav"))
+    result = run_cli(["batch", songs, style, "-o", outdir, "--workers", "1", "--network", "expected", *TINY])
+    assert result.returncode == 0, result.stderr
+    assert "3 done, 0 skipped, 0 failed" in result.stderr  # before: "the style analysis does not fit"
+    assert {entry["status"] for entry in read_entries(outdir)} == {"done"}
+
+
 def test_a_killed_batch_run_again_does_every_item_exactly_once(tmp_path):
     songs = tmp_path / "songs"
     for i in range(6):

@@ -36,7 +36,7 @@ def test_help_lists_commands_and_options():
     run_help = invoke("run", "--help").output
     for option in ("--alpha", "--iterations", "--filters", "--width", "--n-fft", "--hop", "--sr", "--optimizer",
                    "--init", "--phase-iters", "--phase-init", "--seed", "--style-weights", "--device", "--quiet",
-                   "--plot", "--tol", "--tol-window"):
+                   "--plot", "--tol", "--tol-window", "--network"):
         assert option in run_help
 
 
@@ -71,6 +71,14 @@ def test_run_several_styles_with_weights(files, tmp_path, wav_files):
     result = invoke("run", content, style, other, "--style-weights", "2,1", "-o", out, *FAST)
     assert result.exit_code == 0, result.output
     assert sf.info(out).format == "FLAC"
+
+
+def test_run_with_the_expected_network(files, tmp_path):
+    content, style = files
+    out = tmp_path / "out.wav"
+    result = invoke("run", content, style, "-o", out, "--network", "expected", *FAST)
+    assert result.exit_code == 0, result.output
+    assert sf.info(out).channels == 2 and np.all(np.isfinite(sf.read(out)[0]))
 
 
 def test_plot(files, tmp_path):
@@ -109,13 +117,16 @@ def _bad_inputs(tmp, content, style):
         "bad device": ([content, style, "-o", out, "--device", "tpu"], "device"),
         "negative tolerance": ([content, style, "-o", out, "--tol", "-1"], "tolerance"),
         "zero tolerance window": ([content, style, "-o", out, "--tol-window", "0"], "tolerance_window"),
+        "unknown network": ([content, style, "-o", out, "--network", "infinite"], "--network"),
+        "network for timedomain": ([content, style, "-o", out, "--method", "timedomain", "--network", "expected"],
+                                   "network does not apply"),
     }
 
 
 CASES = ["missing file", "not audio", "empty", "silent", "nan", "n_fft < 16", "hop > n_fft", "filters = 0",
          "iterations < 0", "style shorter than a frame", "output is the content", "output is the style", "plot is an input",
          "unknown output format", "missing output dir", "bad weights", "wrong weight count", "bad device",
-         "negative tolerance", "zero tolerance window"]
+         "negative tolerance", "zero tolerance window", "unknown network", "network for timedomain"]
 
 
 @pytest.mark.parametrize("case", CASES)

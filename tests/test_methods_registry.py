@@ -122,7 +122,7 @@ README_ROWS = {"--alpha": "alpha", "--tol": "tolerance", "--tol-window": "tolera
                "--optimizer": "optimizer", "--learning-rate": "learning_rate", "--phase-iters": "phase_iters",
                "--phase-init": "phase_init", "--hop": "hop_divisor",
                "--temporal-weight": "temporal_weight", "--spectral-weight": "spectral_weight",
-               "--filters": "n_filters"}
+               "--filters": "n_filters", "--network": "network"}
 
 
 @pytest.mark.parametrize("flag", sorted(README_ROWS))

@@ -31,6 +31,7 @@ SETTING_COLUMNS = {
     "tol_window": ("tolerance_window", _INT), "tolerance_window": ("tolerance_window", _INT),
     "temporal_weight": ("temporal_weight", _FLOAT),
     "spectral_weight": ("spectral_weight", _FLOAT),
+    "network": ("network", _TEXT),
     "filters": ("n_filters", _INT), "n_filters": ("n_filters", _INT),
     "width": ("width", _INT),
     "n_fft": ("n_fft", _INT),

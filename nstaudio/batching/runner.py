@@ -15,14 +15,21 @@ from dataclasses import dataclass, field
 from .. import models, storage
 from ..api import resolve_settings
 from ..errors import NstAudioError, ParameterError
+from ..methods import REGISTRY
 from .cluster import check_options, connect, require_distributed
 from .items import collect
 from .ledger import open_ledger
 
-# The settings a style analysis depends on (nstaudio.api.analyse_style): items that agree on
-# these and on their style files share one analysis.
-ANALYSIS_SETTINGS = ("method", "style_weights", "sr_work", "n_fft", "hop_length", "n_filters", "width", "seed",
-                     "device")
+# The settings every style analysis depends on (nstaudio.api.analyse_style), besides each
+# method's own ``style_settings``: items that agree on all of them and on their style files
+# share one analysis.
+ANALYSIS_SETTINGS = ("method", "style_weights", "sr_work", "n_fft", "hop_length")
+
+
+def analysis_settings(options):
+    """The settings of ``options`` (an item's, as given) its style analysis depends on."""
+    names = ANALYSIS_SETTINGS + REGISTRY.resolve(options.get("method"), None).style_settings
+    return {name: options[name] for name in names if options.get(name) is not None}
 # How often the progress callback is called while no item finishes (seconds).
 TICK = 0.5
 
@@ -242,7 +249,7 @@ def _shared(client, items, networks):
                 scattered[item.model] = client.scatter(networks[item.model], hash=False)
             shared.append(scattered[item.model])
             continue
-        settings = {name: item.options[name] for name in ANALYSIS_SETTINGS if item.options.get(name) is not None}
+        settings = analysis_settings(item.options)
         key = (item.styles, repr(sorted(settings.items())))
         if key not in analyses:
             analyses[key] = client.submit(analyse_styles, list(item.styles), settings, pure=False, priority=10)

@@ -52,6 +52,6 @@ METHOD = Method(
     # (No style model was at hand to measure PGHI on its outputs: the content's phase stays.)
     defaults=dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
                   tolerance_window=None, phase_iters=32, phase_init="content", temporal_weight=None,
-                  spectral_weight=None, hop_divisor=4),
+                  spectral_weight=None, network=None, hop_divisor=4),
     run=_run, model_settings=model_settings("style", "feedforward", "train_style"), input_gain=training_level,
 )

@@ -164,7 +164,7 @@ METHOD = Method(
     # content measures, without PGHI's heap (0.2 s of a 10 s clip's 0.6 s).
     defaults=dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
                   tolerance_window=None, phase_iters=32, phase_init="content", temporal_weight=None,
-                  spectral_weight=None, hop_divisor=6),
+                  spectral_weight=None, network=None, hop_divisor=6),
     run=_run, model_settings=model_settings("gan", "gan", "train_gan"), input_gain=training_level,
     # a lower bound: the mel inversion holds about six float32 copies of every channel's magnitudes
     memory=lambda options, channels, frames, style_frames: 4 * 6 * channels * frames * (options["n_fft"] // 2 + 1),

@@ -6,7 +6,7 @@ channel; all channels share one random conv net and one style target.
 
 import numpy as np
 
-from .. import optimizers
+from .. import expected, optimizers
 from ..features import random_filters
 from ..kernels import get_backend
 from ..errors import ParameterError
@@ -16,6 +16,9 @@ from .registry import Method
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
 INITS = ("noise", "content")
+# The loss through N random filters (the papers'), or its expectation over the filters in
+# closed form (nstaudio.expected).
+NETWORKS = ("random", "expected")
 # Early stop when the loss fell by less than 0.2 % over the last 10 iterations. With the
 # default projected L-BFGS on 10 s of piano with a violin style this stops at iteration 100
 # (53.6 s on 2 cores) at a loss 0.3 % above the one reached after 300 iterations, and still
@@ -54,26 +57,36 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0, filter
     rng = np.random.default_rng(seed)
     filter_seed = rng.integers(2**63)  # drawn first, as seeded_filters does
     W = random_filters(n_filters, shape[1], width, seed=filter_seed) if filters is None else filters
+    return W, _starting_point(rng, shape, init, content)
+
+
+def starting_point(shape, *, init, content=None, seed=0):
+    """The starting point :func:`initial_state` gives for ``seed``, without drawing the filters."""
+    rng = np.random.default_rng(seed)
+    rng.integers(2**63)  # the filters' seed, drawn first by initial_state
+    return _starting_point(rng, shape, init, content)
+
+
+def _starting_point(rng, shape, init, content):
     if init == "noise":
-        x0 = (rng.random(shape) * 1e-3).astype(np.float32)
-    else:
-        x0 = np.array(content, dtype=np.float32)
-    return W, x0
+        return (rng.random(shape) * 1e-3).astype(np.float32)
+    return np.array(content, dtype=np.float32)
 
 
 def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096,
              width=11, optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
-             tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, seed=0, device="auto",
-             gram_form="auto", callback=None):
+             tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, network="random",
+             seed=0, device="auto", gram_form="auto", callback=None):
     """Find log-magnitude spectrograms with the content of ``content`` and the style of ``styles``.
 
     Parameters
     ----------
     content : np.ndarray, shape (B, C, T)
         log1p-magnitude spectrogram of each content channel.
-    styles : list of np.ndarray, each shape (C, Ts_i), or StyleTargets
+    styles : list of np.ndarray, each shape (C, Ts_i), StyleTargets or ExpectedStyleTargets
         log1p-magnitude spectrograms of the style recordings, or their targets under
-        ``filters`` (:func:`style_analysis`), computed once for many contents.
+        ``filters`` (:func:`style_analysis`), computed once for many contents (ExpectedStyleTargets
+        for ``network="expected"``).
     filters : np.ndarray, shape (n_filters, C, width), or None
         The seed's filters (:func:`seeded_filters`), drawn before; needed with StyleTargets.
     style_weights : sequence of float or None
@@ -99,10 +112,14 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     temporal_weight, spectral_weight : float
         Verma & Smith's energy envelopes (see :mod:`nstaudio.objective`): the output's energy
         per frame held to the content's, its energy per frequency to the styles'; 0 leaves them out.
+    network : {"random", "expected"}
+        The loss through ``n_filters`` random filters, or its expectation over them in closed
+        form (:mod:`nstaudio.expected`: no filters; cost and memory grow as T^2).
     seed : int
         Seeds the filters and the initial noise.
     device : {"auto", "numpy", "cpu", "cuda"}
     gram_form : {"auto", "nxn", "kernel"}
+        The random network's Gram form (``network="random"`` only).
     callback : callable or None
         ``callback(iteration, loss)`` after each iteration.
 
@@ -113,7 +130,7 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     info : dict
         ``loss``, ``content_loss``, ``style_loss``, ``temporal_loss``, ``spectral_loss``, ``initial_loss``,
         ``initial_style_loss``, ``iterations``, ``evaluations``, ``history``, ``converged`` (stopped by the tolerance),
-        ``backend``, ``gram_form``.
+        ``backend``, ``gram_form`` (``"expected"`` for the expected network).
     """
     check_int("iterations", iterations, minimum=0)
     check_int("n_filters", n_filters, minimum=1)
@@ -121,8 +138,24 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     check_float("alpha", alpha, minimum=0.0)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     check_choice("init", init, INITS)
+    check_choice("network", network, NETWORKS)
     backend = get_backend(device)
     content = np.asarray(content, dtype=np.float32)
+    if network == "expected":
+        if isinstance(styles, StyleTargets):
+            raise ParameterError("style targets of random filters do not serve network='expected'")
+        if not isinstance(styles, expected.ExpectedStyleTargets):
+            styles = expected.expected_style_targets(backend, styles, width=width, style_weights=style_weights)
+        elif styles.width != width:
+            raise ParameterError(f"style targets for width {styles.width}, not {width}")
+        x0 = starting_point(content.shape, init=init, content=content, seed=seed)
+        objective = expected.ExpectedStyleTransferObjective(
+            backend, content, styles, n_filters=n_filters, alpha=alpha, temporal_weight=temporal_weight,
+            spectral_weight=spectral_weight)
+        return _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window,
+                         callback)
+    if isinstance(styles, expected.ExpectedStyleTargets):
+        raise ParameterError("style targets of network='expected' do not serve random filters")
     if isinstance(styles, StyleTargets) and filters is None:
         raise ParameterError("style targets need the filters they were computed with (filters=)")
     if filters is not None and filters.shape != (n_filters, content.shape[1], width):
@@ -134,6 +167,12 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
                                        gram_form=gram_form, temporal_weight=temporal_weight,
                                        spectral_weight=spectral_weight)
     del W  # the objective keeps its own layout of the filters
+    return _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window,
+                     callback)
+
+
+def _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window, callback):
+    """Run ``optimizer`` on ``objective`` from ``x0``; the (X, info) of :func:`optimize`."""
     initial_loss, _ = objective(x0)
     initial_style = objective.last_parts["style"]
     stopping = dict(tolerance=tolerance, tolerance_window=tolerance_window, callback=callback)
@@ -158,13 +197,17 @@ def conv_memory(options, channels, frames, style_frames, bins):
     """Bytes a random-conv method holds at least: filters, features of every channel and style, optimizer vectors.
 
     A lower bound (the fast FIR leaves, scratch and SciPy's own arrays come on top), so that
-    only settings that surely cannot fit are refused.
+    only settings that surely cannot fit are refused. With ``network="expected"`` (options
+    without one are the random network): :func:`nstaudio.expected.memory` in place of the
+    filters and features.
     """
     copies = {"lbfgs": 2 * (2 * 10 + 5), "plbfgs": 2 * 10 + 5, "adam": 4}[options["optimizer"]]  # SciPy's: float64
+    vectors = 4 * copies * channels * bins * frames  # the optimizer's
+    if options.get("network") == "expected":
+        return vectors + expected.memory(channels, frames, style_frames, bins)
     n_filters = options["n_filters"]
-    return 4 * (n_filters * bins * options["width"]                  # the filters
-                + 3 * n_filters * (channels * frames + style_frames)   # features, their gradient, the targets
-                + copies * channels * bins * frames)                   # the optimizer's vectors
+    return vectors + 4 * (n_filters * bins * options["width"]                 # the filters
+                          + 3 * n_filters * (channels * frames + style_frames))  # features, their gradient, the targets
 
 
 def style_analysis(styles, options):
@@ -179,8 +222,11 @@ def style_analysis(styles, options):
 
     Returns
     -------
-    (filters, StyleTargets)
+    (filters, StyleTargets), or (None, ExpectedStyleTargets) for ``network="expected"``
     """
+    if options["network"] == "expected":
+        return None, expected.expected_style_targets(get_backend(options["device"]), styles, width=options["width"],
+                                                     style_weights=options["style_weights"])
     bins = styles[0].shape[0]
     W = seeded_filters(options["n_filters"], bins, options["width"], options["seed"])
     targets = style_targets(get_backend(options["device"]), W, styles, style_weights=options["style_weights"])
@@ -194,7 +240,7 @@ def _run(content, prepared, options, model, callback):
                     optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
                     tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
                     temporal_weight=options["temporal_weight"], spectral_weight=options["spectral_weight"],
-                    seed=options["seed"], device=options["device"], callback=callback)
+                    network=options["network"], seed=options["seed"], device=options["device"], callback=callback)
 
 
 METHOD = Method(
@@ -211,9 +257,10 @@ METHOD = Method(
     # term alone cost drums <- violin 0.18 of style at 4096, and both together piano <- drums 0.3.
     defaults=dict(alpha=1e-2, n_filters=4096, width=11, learning_rate=0.03, optimizer=DEFAULT_OPTIMIZER,
                   tolerance=DEFAULT_TOLERANCE, tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=16,
-                  phase_init="pghi", temporal_weight=0.0, spectral_weight=0.0, hop_divisor=4),
+                  phase_init="pghi", temporal_weight=0.0, spectral_weight=0.0, network="random", hop_divisor=4),
     optimizers=OPTIMIZERS, run=_run, min_frames=lambda options: options["width"],
-    prepare=style_analysis, style_settings=("n_filters", "width", "seed", "device"),
+    prepare=style_analysis, style_settings=("n_filters", "width", "seed", "device", "network"),
+    validate=lambda options: check_choice("network", options["network"], NETWORKS),
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, options["n_fft"] // 2 + 1),
 )

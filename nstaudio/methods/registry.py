@@ -19,9 +19,9 @@ NEEDS = ("style", "model")
 # The shared options a method gives defaults for; stylize's parameters of these names are
 # None by default and take the method's value.
 DEFAULTED = ("alpha", "n_filters", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
-             "phase_iters", "phase_init", "temporal_weight", "spectral_weight", "hop_divisor")
+             "phase_iters", "phase_init", "temporal_weight", "spectral_weight", "network", "hop_divisor")
 # Of those, the ones a method that has no default for them (None) refuses when given.
-ONLY_WHERE_DEFAULTED = ("temporal_weight", "spectral_weight", "phase_init")
+ONLY_WHERE_DEFAULTED = ("temporal_weight", "spectral_weight", "network", "phase_init")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class Method:
         What ``run`` returns: a log spectrogram goes through Griffin-Lim, a waveform is the audio.
     defaults : dict
         This method's value of each of :data:`DEFAULTED` (``hop_divisor``: the hop is
-        ``n_fft // hop_divisor``); None where the option does not apply to it.
+        ``n_fft // hop_divisor``); None where the option does not apply to it. Those of
+        :data:`ONLY_WHERE_DEFAULTED` may be left out (then None).
     optimizers : tuple of str
         The ``optimizer`` values it takes (empty: it optimizes nothing).
     run : callable
@@ -98,6 +99,8 @@ class Method:
         for attribute, allowed in (("needs", NEEDS), ("input", INPUTS), ("output", OUTPUTS)):
             if getattr(self, attribute) not in allowed:
                 raise ValueError(f"method {self.name!r}: {attribute} must be one of {allowed}")
+        # The options only some methods take may be left out: they do not apply (None).
+        object.__setattr__(self, "defaults", {**dict.fromkeys(ONLY_WHERE_DEFAULTED), **self.defaults})
         missing = [key for key in DEFAULTED if key not in self.defaults]
         if missing:
             raise ValueError(f"method {self.name!r} gives no default for {', '.join(missing)}")

@@ -292,7 +292,7 @@ METHOD = Method(
     # and 0.03) held onsets a little better but moved no style on those pairs: they stay off.
     defaults=dict(alpha=1.0, n_filters=4096, width=3, learning_rate=1e-3, optimizer="lbfgs", tolerance=1e-3,
                   tolerance_window=20, phase_iters=None, phase_init=None, temporal_weight=0.0, spectral_weight=0.0,
-                  hop_divisor=8),
+                  network=None, hop_divisor=8),
     optimizers=OPTIMIZERS, run=_run, validate=_validate, min_frames=lambda options: options["width"],
     style_settings=("width",),  # the styles were checked long enough for this width
     memory=lambda options, channels, frames, style_frames: conv_memory(

@@ -145,3 +145,20 @@ def test_gan_training_on_the_cuda_backend_matches_cpu(cuda):
             for backend in (cpu, cuda)]
     np.testing.assert_allclose(runs[1][2], runs[0][2], rtol=1e-3, atol=1e-5)
     assert all(isinstance(a, np.ndarray) for values in runs[1][0].values() for a in values.values())
+
+
+def test_expected_objective_matches_reference(cuda):
+    from nstaudio.expected import ExpectedStyleTransferObjective, expected_style_targets
+
+    rng = np.random.default_rng(3)
+    C, T, K = 7, 13, 3
+    content = rng.random((2, C, T)).astype(np.float32)
+    styles = [rng.random((C, 10)).astype(np.float32), rng.random((C, 12)).astype(np.float32)]
+    X = rng.random((2, C, T)).astype(np.float32)
+    results = []
+    for backend in (ref, cuda):
+        targets = expected_style_targets(backend, styles, width=K, style_weights=[1, 2])
+        results.append(ExpectedStyleTransferObjective(backend, content, targets, n_filters=64, alpha=0.2)(X))
+    (loss_ref, grad_ref), (loss, grad) = results
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-4)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-4, atol=1e-4 * np.abs(grad_ref).max())

@@ -125,3 +125,16 @@ def test_strided_windows_and_overlap(launch, B, C, K, stride, padding, T, extra)
     ck.overlap_windows[launch](z, stride, padding, bias, out)
     expected = ref.overlap_windows(z, stride, padding, bias, np.empty_like(out))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_arccos_kernel(launch):
+    rng = np.random.default_rng(5)
+    P = rng.random((6, 9)) + 0.1
+    Q = rng.random((5, 9)) + 0.1
+    Q[2] = 0  # a silent patch
+    U, a2, b2 = (P @ Q.T).astype(np.float32), np.sum(P * P, 1).astype(np.float32), np.sum(Q * Q, 1).astype(np.float32)
+    out = [np.full(U.shape, np.nan, np.float32) for _ in range(3)]
+    ck.arccos_kernel[launch](U, a2, b2, *out)
+    for got, want in zip(out, ref.arccos_kernel(U, a2, b2)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
