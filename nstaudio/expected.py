@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .objective import envelope_terms, normalised_weights
-from .validation import check_float
+from .objective import checked_weights, envelope_targets, envelope_terms, normalised_weights
 
 
 def feature_scale(n_filters, bins, width):
@@ -200,11 +199,8 @@ class ExpectedStyleTransferObjective:
                  temporal_weight=0.0, spectral_weight=0.0):
         self.backend = backend
         self.dtype = np.dtype(dtype)
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-        self.temporal_weight = check_float("temporal_weight", temporal_weight, minimum=0.0)
-        self.spectral_weight = check_float("spectral_weight", spectral_weight, minimum=0.0)
-        if self.temporal_weight > 0 and content is None:
-            raise ParameterError("temporal_weight needs the content: its temporal envelope is the target")
+        self.alpha, self.temporal_weight, self.spectral_weight = checked_weights(
+            alpha, temporal_weight, spectral_weight, has_content=content is not None)
         self.shape = tuple(content.shape) if content is not None else tuple(shape)
         bins = targets.spectrograms[0].shape[0]
         self.width = K = targets.width
@@ -222,25 +218,14 @@ class ExpectedStyleTransferObjective:
         if content is not None and self.alpha > 0:
             self.content = [backend.asarray(Xc, self.dtype) for Xc in content]
             self.content_norms = [patch_norms(xp, Xc, K) for Xc in self.content]
-        self.temporal_targets = self.spectral_target = None
-        if self.temporal_weight > 0:
-            self.temporal_targets = [xp.mean(backend.asarray(Xc, self.dtype), axis=0) for Xc in content]
-        if self.spectral_weight > 0:
-            self.spectral_target = backend.asarray(targets.spectral_envelope, self.dtype)
+        self.temporal_targets, self.spectral_target = envelope_targets(
+            backend, content, targets.spectral_envelope, temporal_weight=self.temporal_weight,
+            spectral_weight=self.spectral_weight, dtype=self.dtype)
         self.last_parts = {"content": np.nan, "style": np.nan, "temporal": 0.0, "spectral": 0.0}
 
     def __call__(self, X):
-        """Loss and gradient.
-
-        Parameters
-        ----------
-        X : array, shape (B, C, T)
-
-        Returns
-        -------
-        loss : float
-        grad : array, shape (B, C, T), on the backend, of the objective's dtype
-        """
+        """``(loss, grad)`` at X (B, C, T), as :meth:`StyleTransferObjective.__call__
+        <nstaudio.objective.StyleTransferObjective.__call__>`; ``last_parts`` holds the four terms."""
         be = self.backend
         X = be.asarray(X, self.dtype)
         grad = be.xp.empty_like(X)

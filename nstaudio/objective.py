@@ -141,11 +141,8 @@ class StyleTransferObjective:
                  dtype=np.float32, shape=None, temporal_weight=0.0, spectral_weight=0.0):
         self.backend = backend
         self.dtype = np.dtype(dtype)
-        self.alpha = check_float("alpha", alpha, minimum=0.0)
-        self.temporal_weight = check_float("temporal_weight", temporal_weight, minimum=0.0)
-        self.spectral_weight = check_float("spectral_weight", spectral_weight, minimum=0.0)
-        if self.temporal_weight > 0 and content is None:
-            raise ParameterError("temporal_weight needs the content: its temporal envelope is the target")
+        self.alpha, self.temporal_weight, self.spectral_weight = checked_weights(
+            alpha, temporal_weight, spectral_weight, has_content=content is not None)
         check_choice("gram_form", gram_form, GRAM_FORMS)
         N, C, K = W.shape
         self.shape = tuple(content.shape) if content is not None else tuple(shape)
@@ -185,11 +182,9 @@ class StyleTransferObjective:
                 for Xc in content
             ]
         xp = backend.xp
-        self.temporal_targets = self.spectral_target = None  # the envelope terms' targets, where weighted
-        if self.temporal_weight > 0:
-            self.temporal_targets = [xp.mean(backend.asarray(Xc, self.dtype), axis=0) for Xc in content]
-        if self.spectral_weight > 0:
-            self.spectral_target = backend.asarray(styles.spectral_envelope, self.dtype)
+        self.temporal_targets, self.spectral_target = envelope_targets(
+            backend, content, styles.spectral_envelope, temporal_weight=self.temporal_weight,
+            spectral_weight=self.spectral_weight, dtype=self.dtype)
         self.last_parts = {"content": np.nan, "style": np.nan, "temporal": 0.0, "spectral": 0.0}
         # Feature and feature-gradient buffers, reused by every evaluation and channel.
         self._F = backend.xp.empty((N, self.t_out), dtype=self.dtype)
@@ -266,6 +261,32 @@ class StyleTransferObjective:
                               temporal_targets=self.temporal_targets,
                               spectral_weight=self.spectral_weight,
                               spectral_target=self.spectral_target)
+
+
+def checked_weights(alpha, temporal_weight, spectral_weight, *, has_content):
+    """The three weights as floats >= 0 (ParameterError otherwise, or for a temporal term without content)."""
+    alpha = check_float("alpha", alpha, minimum=0.0)
+    temporal_weight = check_float("temporal_weight", temporal_weight, minimum=0.0)
+    spectral_weight = check_float("spectral_weight", spectral_weight, minimum=0.0)
+    if temporal_weight > 0 and not has_content:
+        raise ParameterError("temporal_weight needs the content: its temporal envelope is the target")
+    return alpha, temporal_weight, spectral_weight
+
+
+def envelope_targets(backend, content, spectral_envelope, *, temporal_weight, spectral_weight, dtype):
+    """The targets of Verma and Smith's envelope terms, where weighted (None where not).
+
+    Returns
+    -------
+    temporal_targets : list of arrays, each shape (T,), one per content channel (B, C, T), or None
+    spectral_target : array, shape (C,), or None
+    """
+    temporal = spectral = None
+    if temporal_weight > 0:
+        temporal = [backend.xp.mean(backend.asarray(Xc, dtype), axis=0) for Xc in content]
+    if spectral_weight > 0:
+        spectral = backend.asarray(spectral_envelope, dtype)
+    return temporal, spectral
 
 
 def envelope_terms(xp, X, grad, *, temporal_weight, temporal_targets, spectral_weight, spectral_target):
