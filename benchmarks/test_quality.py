@@ -2,7 +2,8 @@
 
 For every (content, style) pair of real recordings (instruments, speech and drums in both
 roles, mono and stereo, from ``NSTAUDIO_AUDIO_DIR`` or ``../shared/audio``), each registered
-method runs at its defaults (and ``optimize-expected``: ``optimize`` with ``network="expected"``) and the torch reference runs Ulyanov & Lebedev's original setup
+method runs at its defaults (and two variants of ``optimize``: ``optimize-expected`` with
+``network="expected"``, ``optimize-warm`` with ``init="expected"``) and the torch reference runs Ulyanov & Lebedev's original setup
 (:func:`torch_reference.torch_ulyanov`: SciPy L-BFGS-B without bounds, 100 iterations,
 Griffin-Lim from random phase, 100 iterations). Measured with :mod:`nstaudio.quality`, whose
 statistics no method optimizes:
@@ -45,9 +46,10 @@ PAIRS = [
     ("violin.wav", "speech_festival.wav"),
     ("piano_stereo_44k.wav", "violin.wav"),
 ]
-METHODS = ("optimize", "timedomain", "feedforward", "optimize-expected")
+METHODS = ("optimize", "timedomain", "feedforward", "optimize-expected", "optimize-warm")
 # Rows that run a method with one setting changed from its defaults: name -> (method, settings).
-VARIANTS = {"optimize-expected": ("optimize", dict(network="expected"))}
+VARIANTS = {"optimize-expected": ("optimize", dict(network="expected")),
+            "optimize-warm": ("optimize", dict(init="expected"))}
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
 STYLE_MODELS = os.environ.get("NSTAUDIO_STYLE_MODELS", os.path.join(BUILD, "style-models"))
 

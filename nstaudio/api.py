@@ -151,8 +151,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     optimizer : {"plbfgs", "lbfgs", "adam"} or None
         nstaudio's projected L-BFGS (default; not for ``timedomain``, whose default is
         ``"lbfgs"``), SciPy's L-BFGS-B, or Adam (see :func:`nstaudio.optimize`).
-    init : {"noise", "content"}
-        Starting spectrogram.
+    init : {"noise", "content", "expected"}
+        Starting point: small noise, the content, or (``optimize``'s random network) the
+        optimum the expected network reaches from that noise (``network`` below).
     learning_rate : float or None
         Adam's step size; default 0.03 (1e-3, in sample units, for ``timedomain``).
     tolerance : float or None

@@ -230,3 +230,35 @@ def test_stylize_and_analysis_with_the_expected_network(tone):
 def test_bad_network_settings(tone, settings, message):
     with pytest.raises(ParameterError, match=message):
         nst.stylize(tone, tone, SR, **settings)
+
+
+def test_init_expected_starts_the_random_network_at_the_expected_optimum():
+    rng = np.random.default_rng(8)
+    content = rng.random((1, 17, 30)).astype(np.float32)
+    styles = [rng.random((17, 25)).astype(np.float32) * 2]
+    settings = dict(n_filters=64, width=3, iterations=15, seed=2, device="cpu")
+    warm, _ = optimize(content, styles, network="expected", **settings)
+    W, _ = initial_state(content.shape, n_filters=64, width=3, init="noise", seed=2)
+    objective = StyleTransferObjective(cpu, W, content, styles)
+    X, info = optimize(content, styles, init="expected", **settings)
+    assert info["initial_loss"] == pytest.approx(objective(warm)[0], rel=1e-6)  # started where the expected run ended
+    assert info["loss"] <= info["initial_loss"] and np.all(np.isfinite(X)) and X.min() >= 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(network="expected", init="expected"), "with network='expected' start from noise or the content"),
+    (dict(method="timedomain", init="expected"), "init must be one of 'noise', 'content'"),
+])
+def test_init_expected_where_it_does_not_apply(tone, settings, message):
+    with pytest.raises(ParameterError, match=message):
+        nst.stylize(tone, tone, SR, **settings)
+
+
+def test_init_expected_needs_an_analysis_made_for_it(tone):
+    analysis = nst.analyse_style(tone, SR, n_filters=16, device="cpu")
+    with pytest.raises(ParameterError, match="analyse the style with init='expected'"):
+        nst.stylize(tone, analysis, SR, n_filters=16, init="expected", iterations=2, device="cpu")
+    analysis = nst.analyse_style(tone, SR, n_filters=16, init="expected", device="cpu")
+    y = nst.stylize(tone, analysis, SR, n_filters=16, init="expected", iterations=2, device="cpu")
+    np.testing.assert_array_equal(y, nst.stylize(tone, tone, SR, n_filters=16, init="expected", iterations=2,
+                                                 device="cpu"))

@@ -84,7 +84,8 @@ def test_style_targets_need_their_filters(clips):
     spec = np.log1p(np.abs(nst.stft(content, n_fft=256, hop_length=64))).astype(np.float32)
     style_spec = np.log1p(np.abs(nst.stft(styles[0], n_fft=256, hop_length=64))).astype(np.float32)
     options = dict(n_filters=8, width=3, seed=1, style_weights=None, device="numpy")
-    filters, targets = style_analysis([style_spec], options)
+    filters, targets, expected_targets = style_analysis([style_spec], options)
+    assert expected_targets is None  # made for init="expected" only
     assert isinstance(targets, StyleTargets) and targets.features.shape[0] == 8
     np.testing.assert_array_equal(filters, seeded_filters(8, 129, 3, 1))
     with pytest.raises(ParameterError, match="filters they were computed with"):
@@ -100,7 +101,7 @@ def test_style_targets_need_their_filters(clips):
 def test_two_threads_sharing_one_analysis_equal_one_serial_run(clips):
     content, styles = clips
     analysis = nst.analyse_style(styles[0], SR, **SMALL)
-    filters, targets = analysis.prepared
+    filters, targets, _ = analysis.prepared
     assert not filters.flags.writeable and not targets.features.flags.writeable  # shared: read only
     serial = [nst.stylize(content[i], analysis, SR, **SMALL) for i in range(2)]
     results = [None, None]

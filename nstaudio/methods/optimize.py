@@ -15,7 +15,11 @@ from ..validation import check_choice, check_float, check_int
 from .registry import Method
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
-INITS = ("noise", "content")
+# "expected": from the expected network's optimum (found from noise in a few seconds), which
+# the random network then refines (measured on the quality benchmark's ten pairs: 0.33-0.86 of
+# the time from noise, as many pairs within 0.02 of the reference; RESULTS.md, "The expected
+# network").
+INITS = ("noise", "content", "expected")
 # The loss through N random filters (the papers'), or its expectation over the filters in
 # closed form (nstaudio.expected).
 NETWORKS = ("random", "expected")
@@ -43,6 +47,7 @@ def initial_state(shape, *, n_filters, width, init, content=None, seed=0, filter
         (B, C, T) of the variable.
     n_filters, width : int
     init : {"noise", "content"}
+        (``"expected"``'s start is :func:`optimize`'s work; here it is the noise.)
     content : np.ndarray, shape ``shape``, needed for ``init="content"``
     seed : int
     filters : np.ndarray or None
@@ -68,7 +73,7 @@ def starting_point(shape, *, init, content=None, seed=0):
 
 
 def _starting_point(rng, shape, init, content):
-    if init == "noise":
+    if init in ("noise", "expected"):
         return (rng.random(shape) * 1e-3).astype(np.float32)
     return np.array(content, dtype=np.float32)
 
@@ -76,7 +81,7 @@ def _starting_point(rng, shape, init, content):
 def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096,
              width=11, optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
              tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, network="random",
-             seed=0, device="auto", gram_form="auto", callback=None):
+             seed=0, device="auto", gram_form="auto", expected_targets=None, callback=None):
     """Find log-magnitude spectrograms with the content of ``content`` and the style of ``styles``.
 
     Parameters
@@ -101,8 +106,10 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
         nstaudio's projected L-BFGS on the backend's arrays (the default: less time per
         iteration, no host round trip on a GPU, and on the measured clips a lower loss than
         SciPy's at equal iterations); SciPy's L-BFGS-B (the papers'); Adam.
-    init : {"noise", "content"}
-        Start from small non-negative noise (the papers) or from the content.
+    init : {"noise", "content", "expected"}
+        Start from small non-negative noise (the papers), from the content, or (the random
+        network only) from the optimum the expected network reaches from that noise, with the
+        same settings.
     learning_rate : float
         Adam's step size.
     tolerance : float
@@ -120,6 +127,8 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     device : {"auto", "numpy", "cpu", "cuda"}
     gram_form : {"auto", "nxn", "kernel"}
         The random network's Gram form (``network="random"`` only).
+    expected_targets : ExpectedStyleTargets or None
+        For ``init="expected"`` when ``styles`` are StyleTargets (:func:`style_analysis` makes both).
     callback : callable or None
         ``callback(iteration, loss)`` after each iteration.
 
@@ -142,6 +151,9 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     backend = get_backend(device)
     content = np.asarray(content, dtype=np.float32)
     if network == "expected":
+        if init == "expected":
+            raise ParameterError("init='expected' starts the random network from the expected network's "
+                                 "optimum; with network='expected' start from noise or the content")
         if isinstance(styles, StyleTargets):
             raise ParameterError("style targets of random filters do not serve network='expected'")
         if not isinstance(styles, expected.ExpectedStyleTargets):
@@ -156,6 +168,19 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
                          callback)
     if isinstance(styles, expected.ExpectedStyleTargets):
         raise ParameterError("style targets of network='expected' do not serve random filters")
+    warm_start = None
+    if init == "expected":
+        if expected_targets is None:
+            if isinstance(styles, StyleTargets):
+                raise ParameterError("init='expected' needs the style spectrograms; analyse the style with "
+                                     "init='expected'")
+            expected_targets = expected.expected_style_targets(backend, styles, width=width,
+                                                               style_weights=style_weights)
+        warm_start, _ = optimize(content, expected_targets, alpha=alpha, iterations=iterations, n_filters=n_filters,
+                                 width=width, optimizer=optimizer, init="noise", learning_rate=learning_rate,
+                                 tolerance=tolerance, tolerance_window=tolerance_window,
+                                 temporal_weight=temporal_weight, spectral_weight=spectral_weight,
+                                 network="expected", seed=seed, device=device)
     if isinstance(styles, StyleTargets) and filters is None:
         raise ParameterError("style targets need the filters they were computed with (filters=)")
     if filters is not None and filters.shape != (n_filters, content.shape[1], width):
@@ -163,6 +188,7 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
                              f"{content.shape[1]} bins and width={width}")
     W, x0 = initial_state(content.shape, n_filters=n_filters, width=width, init=init, content=content, seed=seed,
                           filters=filters)
+    x0 = x0 if warm_start is None else warm_start
     objective = StyleTransferObjective(backend, W, content, styles, style_weights=style_weights, alpha=alpha,
                                        gram_form=gram_form, temporal_weight=temporal_weight,
                                        spectral_weight=spectral_weight)
@@ -199,15 +225,17 @@ def conv_memory(options, channels, frames, style_frames, bins):
     A lower bound (the fast FIR leaves, scratch and SciPy's own arrays come on top), so that
     only settings that surely cannot fit are refused. With ``network="expected"`` (options
     without one are the random network): :func:`nstaudio.expected.memory` in place of the
-    filters and features.
+    filters and features; with ``init="expected"``, the larger of the two stages.
     """
     copies = {"lbfgs": 2 * (2 * 10 + 5), "plbfgs": 2 * 10 + 5, "adam": 4}[options["optimizer"]]  # SciPy's: float64
     vectors = 4 * copies * channels * bins * frames  # the optimizer's
+    expected_network = vectors + expected.memory(channels, frames, style_frames, bins)
     if options.get("network") == "expected":
-        return vectors + expected.memory(channels, frames, style_frames, bins)
+        return expected_network
     n_filters = options["n_filters"]
-    return vectors + 4 * (n_filters * bins * options["width"]                 # the filters
-                          + 3 * n_filters * (channels * frames + style_frames))  # features, their gradient, the targets
+    random_network = vectors + 4 * (n_filters * bins * options["width"]                 # the filters
+                                    + 3 * n_filters * (channels * frames + style_frames))  # features, gradient, targets
+    return max(random_network, expected_network) if options.get("init") == "expected" else random_network
 
 
 def style_analysis(styles, options):
@@ -218,24 +246,31 @@ def style_analysis(styles, options):
     ----------
     styles : list of np.ndarray, each shape (C, Ts_i)
     options : dict
-        The resolved settings (n_filters, width, seed, style_weights, device).
+        The resolved settings (n_filters, width, seed, style_weights, device; network and init,
+        "random" and "noise" where absent).
 
     Returns
     -------
-    (filters, StyleTargets), or (None, ExpectedStyleTargets) for ``network="expected"``
+    (filters, StyleTargets, ExpectedStyleTargets or None): the last for ``init="expected"``; for
+    ``network="expected"`` (None, ExpectedStyleTargets, None)
     """
-    if options["network"] == "expected":
-        return None, expected.expected_style_targets(get_backend(options["device"]), styles, width=options["width"],
-                                                     style_weights=options["style_weights"])
+    backend = get_backend(options["device"])
+    network = options.get("network", "random")
+    expected_targets = None
+    if network == "expected" or options.get("init") == "expected":
+        expected_targets = expected.expected_style_targets(backend, styles, width=options["width"],
+                                                           style_weights=options["style_weights"])
+    if network == "expected":
+        return None, expected_targets, None
     bins = styles[0].shape[0]
     W = seeded_filters(options["n_filters"], bins, options["width"], options["seed"])
-    targets = style_targets(get_backend(options["device"]), W, styles, style_weights=options["style_weights"])
-    return W, targets
+    targets = style_targets(backend, W, styles, style_weights=options["style_weights"])
+    return W, targets, expected_targets
 
 
 def _run(content, prepared, options, model, callback):
-    filters, targets = prepared
-    return optimize(content, targets, filters=filters, alpha=options["alpha"],
+    filters, targets, expected_targets = prepared
+    return optimize(content, targets, filters=filters, expected_targets=expected_targets, alpha=options["alpha"],
                     iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
                     optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
                     tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],

@@ -261,6 +261,7 @@ def timedomain(content, styles, *, style_weights=None, alpha=1e-2, iterations=30
 
 
 def _validate(options):
+    check_choice("init", options["init"], INITS)
     if options["hop_length"] > options["n_fft"] // 2:
         raise ParameterError(f"hop_length must be <= n_fft/2 = {options['n_fft'] // 2} for timedomain (beyond that "
                              f"the Hann window leaves samples no weight), got {options['hop_length']}")
