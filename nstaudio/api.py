@@ -415,10 +415,15 @@ def _read_only(value):
             _read_only(getattr(value, name))
 
 
+def analysis_setting_names(method):
+    """The settings an analysis for ``method`` depends on: the working rate, the STFT, the style
+    weights and the method's own ``style_settings``."""
+    return ("sr_work", "n_fft", "hop_length", "style_weights", *method.style_settings)
+
+
 def _analysis_settings(method, options):
     """The settings an analysis for ``method`` depends on, from the resolved ``options``."""
-    names = ("sr_work", "n_fft", "hop_length", "style_weights", *method.style_settings)
-    settings = {name: options[name] for name in names}
+    settings = {name: options[name] for name in analysis_setting_names(method)}
     if settings["style_weights"] is not None:
         settings["style_weights"] = [float(w) for w in settings["style_weights"]]
     return settings

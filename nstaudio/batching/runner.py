@@ -13,22 +13,18 @@ import uuid
 from dataclasses import dataclass, field
 
 from .. import models, storage
-from ..api import resolve_settings
+from ..api import analysis_setting_names, resolve_settings
 from ..errors import NstAudioError, ParameterError
 from ..methods import REGISTRY
 from .cluster import check_options, connect, require_distributed
 from .items import collect
 from .ledger import open_ledger
 
-# The settings every style analysis depends on (nstaudio.api.analyse_style), besides each
-# method's own ``style_settings``: items that agree on all of them and on their style files
-# share one analysis.
-ANALYSIS_SETTINGS = ("method", "style_weights", "sr_work", "n_fft", "hop_length")
-
-
 def analysis_settings(options):
-    """The settings of ``options`` (an item's, as given) its style analysis depends on."""
-    names = ANALYSIS_SETTINGS + REGISTRY.resolve(options.get("method"), None).style_settings
+    """The settings of ``options`` (an item's, as given) its style analysis depends on
+    (:func:`nstaudio.api.analysis_setting_names`, and the method): items that agree on them and
+    on their style files share one analysis."""
+    names = ("method", *analysis_setting_names(REGISTRY.resolve(options.get("method"), None)))
     return {name: options[name] for name in names if options.get(name) is not None}
 # How often the progress callback is called while no item finishes (seconds).
 TICK = 0.5
