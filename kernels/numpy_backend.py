@@ -182,16 +182,19 @@ def arccos_kernel(U, a2, b2):
     -------
     kappa, d_u, d_a2 : arrays, shape (R, S), of U's dtype
     """
-    u = U.astype(np.float64)
-    ab2 = a2.astype(np.float64)[:, None] * b2.astype(np.float64)[None, :]
-    s = np.sqrt(np.maximum(ab2 - u * u, 0.0))
-    ab = np.sqrt(ab2)
-    cos = np.clip(np.divide(u, ab, out=np.zeros_like(u), where=ab > 0), -1.0, 1.0)
-    rest = np.pi - np.arccos(cos)
-    a2_safe = np.broadcast_to(a2.astype(np.float64)[:, None], u.shape)
-    d_a2 = np.divide(s, 4 * np.pi * a2_safe, out=np.zeros_like(u), where=a2_safe > 0)
-    dtype = U.dtype
-    return ((s + rest * u) / (2 * np.pi)).astype(dtype), (rest / (2 * np.pi)).astype(dtype), d_a2.astype(dtype)
+    return tuple(term.astype(U.dtype) for term in arccos_terms(np, U, a2[:, None], b2[None, :]))
+
+
+def arccos_terms(xp, u, a2, b2):
+    """:func:`arccos_kernel`'s three terms for arrays that broadcast together, in float64, on
+    numpy or CuPy (``xp``): also the form for pairs matched one to one (the content term's)."""
+    u, a2, b2 = (v.astype(np.float64) for v in (u, a2, b2))
+    ab2 = a2 * b2
+    s = xp.sqrt(xp.maximum(ab2 - u * u, 0.0))
+    ab = xp.sqrt(ab2)
+    rest = np.pi - xp.arccos(xp.clip(u / xp.where(ab > 0, ab, 1.0), -1.0, 1.0))
+    d_a2 = xp.where(a2 > 0, s / (4 * np.pi * xp.where(a2 > 0, a2, 1.0)), 0.0)
+    return (s + rest * u) / (2 * np.pi), rest / (2 * np.pi), d_a2
 
 
 def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):

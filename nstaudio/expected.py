@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
+from .kernels.numpy_backend import arccos_terms
 from .objective import checked_weights, envelope_targets, envelope_terms, normalised_weights
 
 
@@ -79,9 +80,7 @@ def band_adjoint(xp, G, width):
 
 def patch_norms(xp, X, width):
     """|p_t|^2 for the patches of K frames of X (C, T) -> (T - K + 1,)."""
-    frame = xp.sum(X * X, axis=0)
-    cumulative = xp.concatenate([xp.zeros(1, dtype=frame.dtype), xp.cumsum(frame.astype(np.float64))])
-    return (cumulative[width:] - cumulative[:-width]).astype(X.dtype)
+    return _frame_sums(xp, xp.sum(X * X, axis=0), width)
 
 
 def _frame_sums(xp, values, width):
@@ -96,19 +95,6 @@ def _frame_spread(xp, values, width):
     for k in range(width):
         out[k:k + values.shape[0]] += values
     return out
-
-
-def _arccos_vector(xp, u, a2, b2):
-    """kappa, d kappa / du, d kappa / d a2 for vectors of pairs (T',): few, so plain xp."""
-    ab2 = a2.astype(np.float64) * b2.astype(np.float64)
-    u = u.astype(np.float64)
-    s = xp.sqrt(xp.maximum(ab2 - u * u, 0.0))
-    ab = xp.sqrt(ab2)
-    cos = xp.clip(u / xp.where(ab > 0, ab, 1.0), -1.0, 1.0)
-    rest = np.pi - xp.arccos(cos)
-    a2 = a2.astype(np.float64)
-    d_a2 = xp.where(a2 > 0, s / (4 * np.pi * xp.where(a2 > 0, a2, 1.0)), 0.0)
-    return (s + rest * u) / (2 * np.pi), rest / (2 * np.pi), d_a2
 
 
 @dataclass(frozen=True)
@@ -274,7 +260,8 @@ class ExpectedStyleTransferObjective:
         if self.content is not None:
             Xc, norms = self.content[b], self.content_norms[b]
             u = _frame_sums(xp, xp.sum(X * Xc, axis=0), K)
-            kappa_c, d_uc, d_a2c = _arccos_vector(xp, u, a2, norms)
+            # Pairs matched one to one (T'): few, so the reference's xp form.
+            kappa_c, d_uc, d_a2c = arccos_terms(xp, u, a2, norms)
             weight = self.alpha * self.scale
             content = weight * float(xp.sum(a2.astype(np.float64) / 2 - 2 * kappa_c + norms.astype(np.float64) / 2))
             grad_a2 += (weight * (0.5 - 2 * d_a2c)).astype(dtype)
