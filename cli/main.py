@@ -659,9 +659,9 @@ class _TrainProgress:
 
 
 class _Progress:
-    """Progress bars on stderr for the two stages of a run, fed by ``stylize``'s callback."""
+    """Progress bars on stderr for the stages of a run, fed by ``stylize``'s callback."""
 
-    LABELS = {"optimize": "optimizing", "phase": "phase     "}
+    LABELS = {"warm start": "warm start", "optimize": "optimizing", "phase": "phase     "}
 
     def __init__(self, quiet):
         self.quiet = quiet
@@ -674,8 +674,8 @@ class _Progress:
         if stage != self.stage:
             self.close()
             self.stage = stage
-            unit = "loss" if stage == "optimize" else "dB"
-            self.bar = click.progressbar(length=total, label=self.LABELS[stage], file=sys.stderr,
+            unit = "dB" if stage == "phase" else "loss"
+            self.bar = click.progressbar(length=total, label=self.LABELS.get(stage, stage), file=sys.stderr,
                                          show_eta=True, show_pos=True,
                                          item_show_func=lambda v: None if v is None else f"{unit} {v:.4g}")
             self.bar.__enter__()

@@ -184,8 +184,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     match_loudness : bool
         Scale the output to the content's RMS (lowered if it would clip).
     callback : callable or None
-        ``callback(stage, step, total, value)`` with stage ``"optimize"`` (value: loss)
-        or ``"phase"`` (value: spectral convergence in dB; steps count over all channels).
+        ``callback(stage, step, total, value)`` with stage ``"optimize"`` (value: loss),
+        ``"warm start"`` before it with ``init="expected"`` (the expected network's loss), or
+        ``"phase"`` (value: spectral convergence in dB; steps count over all channels).
     return_info : bool
         Also return a :class:`StylizeInfo`.
 
@@ -232,7 +233,8 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     if analysis is None:
         analysis = _prepare_styles(method, options, styles_in, style_frames)
 
-    report = None if callback is None else (lambda i, loss: callback("optimize", i, iterations, loss))
+    report = None if callback is None else (
+        lambda i, loss, stage="optimize": callback(stage, i, iterations, loss))
     result, run_info = method.run(content_in, analysis.prepared, options, model, report)
 
     convergence = None

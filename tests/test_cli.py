@@ -81,6 +81,14 @@ def test_run_with_the_expected_network(files, tmp_path):
     assert sf.info(out).channels == 2 and np.all(np.isfinite(sf.read(out)[0]))
 
 
+def test_run_with_the_warm_start_shows_its_progress(files, tmp_path):
+    content, style = files
+    out = tmp_path / "out.wav"
+    result = invoke("run", content, style, "-o", out, "--init", "expected", *FAST)
+    assert result.exit_code == 0, result.output
+    assert result.output.index("warm start") < result.output.index("optimizing") < result.output.index("phase")
+
+
 def test_plot(files, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib (the plot extra) is not installed")
     content, style = files

@@ -245,6 +245,15 @@ def test_init_expected_starts_the_random_network_at_the_expected_optimum():
     assert info["loss"] <= info["initial_loss"] and np.all(np.isfinite(X)) and X.min() >= 0
 
 
+def test_init_expected_reports_its_warm_start_as_a_stage_of_its_own(tone):
+    seen = []
+    nst.stylize(tone, tone, SR, n_filters=16, init="expected", iterations=4, phase_iters=2, tolerance=0.0,
+                device="cpu", callback=lambda *report: seen.append(report))
+    stages = [stage for stage, _, _, _ in seen]
+    assert stages == ["warm start"] * 4 + ["optimize"] * 4 + ["phase"] * 2
+    assert [step for _, step, _, _ in seen[:8]] == [1, 2, 3, 4] * 2 and {total for _, _, total, _ in seen[:8]} == {4}
+
+
 @pytest.mark.parametrize("settings, message", [
     (dict(network="expected", init="expected"), "with network='expected' start from noise or the content"),
     (dict(method="timedomain", init="expected"), "init must be one of 'noise', 'content'"),

@@ -83,7 +83,7 @@ def _code(function):
 
 def test_stylize_names_no_method():
     source = _code(api.stylize) + _code(api._resolve_options)
-    source = source.replace('callback("optimize"', "callback(STAGE")  # the progress stage of that name, not the method
+    source = source.replace('stage="optimize"', "stage=STAGE")  # the progress stage of that name, not the method
     for name in REGISTRY.names():
         assert not re.search(rf"[\"']{name}[\"']", source), f"stylize names {name!r}"
 

@@ -130,7 +130,8 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     expected_targets : ExpectedStyleTargets or None
         For ``init="expected"`` when ``styles`` are StyleTargets (:func:`style_analysis` makes both).
     callback : callable or None
-        ``callback(iteration, loss)`` after each iteration.
+        ``callback(iteration, loss)`` after each iteration; with ``init="expected"`` the expected
+        network's iterations before them are ``callback(iteration, loss, stage="warm start")``.
 
     Returns
     -------
@@ -180,7 +181,9 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
                                  width=width, optimizer=optimizer, init="noise", learning_rate=learning_rate,
                                  tolerance=tolerance, tolerance_window=tolerance_window,
                                  temporal_weight=temporal_weight, spectral_weight=spectral_weight,
-                                 network="expected", seed=seed, device=device)
+                                 network="expected", seed=seed, device=device,
+                                 callback=None if callback is None else (
+                                     lambda i, loss: callback(i, loss, stage="warm start")))
     if isinstance(styles, StyleTargets) and filters is None:
         raise ParameterError("style targets need the filters they were computed with (filters=)")
     if filters is not None and filters.shape != (n_filters, content.shape[1], width):

@@ -53,6 +53,9 @@ class Method:
         the resolved settings (alpha, iterations, n_filters, width, optimizer, init,
         learning_rate, tolerance, tolerance_window, seed, device, style_weights, n_fft,
         hop_length); ``info`` the keys of :class:`nstaudio.api.StylizeInfo` it knows.
+        ``callback(step, value)`` reports the method's progress (value: its loss), and
+        ``callback(step, value, stage=name)`` that of a stage before its main one (``optimize``'s
+        ``"warm start"``).
     prepare : callable or None
         ``prepare(styles, options) -> prepared``: the part of the work that depends on the
         styles and settings alone (the random filters and Gram targets of ``optimize``), done
