@@ -88,7 +88,8 @@ def torch_stylize(content, style, *, iterations, n_filters=4096, width=11, alpha
     """The whole `optimize` pipeline with torch doing the math: torch.stft, torch autograd, torch Griffin-Lim.
 
     L-BFGS-B is SciPy's (as in Ulyanov & Lebedev's reference code), driven through the same
-    wrapper nstaudio uses, from the same filters and starting point (``initial_state``).
+    wrapper nstaudio uses, from the same filters and starting point (``initial_state``), without
+    a bound as nstaudio's ``optimize``; a log magnitude below 0 is silence, as there.
 
     Returns
     -------
@@ -108,9 +109,9 @@ def torch_stylize(content, style, *, iterations, n_filters=4096, width=11, alpha
     Xs = torch.log1p(style_spec.abs()).cpu().numpy()
     W, x0 = initial_state(Xc.shape, n_filters=n_filters, width=width, init="noise", seed=seed)
     objective = TorchObjective(W, Xc, [Xs], [1.0], alpha, device=device)
-    X, info = optimizers.lbfgs(objective, x0, iterations=iterations, tolerance=0.0)
+    X, info = optimizers.lbfgs(objective, x0, iterations=iterations, lower=None, tolerance=0.0)
     loss = objective(X)[0]
-    magnitude = np.expm1(X[0])
+    magnitude = np.expm1(np.maximum(X[0], 0))
     angles = (content_spec / content_spec.abs().clamp_min(1e-30)).cpu().numpy()
     y, _ = torch_griffin_lim(magnitude, angles, n_iter=phase_iters, n_fft=n_fft, hop_length=hop_length,
                              length=len(content), device=device)

@@ -182,7 +182,7 @@ def _method_options():
         click.option("--sr", "sr_work", type=int, default=None,
                      help="Working sample rate; the output keeps the content's rate [default: 22050, or the model's]."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None,
-                     help="plbfgs: nstaudio's projected L-BFGS on the backend's arrays; lbfgs: SciPy's L-BFGS-B (the "
+                     help="plbfgs: nstaudio's L-BFGS on the backend's arrays; lbfgs: SciPy's L-BFGS-B (the "
                           f"papers'); adam [default: {_defaults('optimizer')}]."),
         click.option("--learning-rate", type=float, default=None,
                      help=f"Adam step size [default: {_defaults('learning_rate')}]."),

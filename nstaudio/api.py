@@ -149,7 +149,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     n_filters, width : int or None
         The random conv layer: 4096 filters, 11 frames wide (3 for ``timedomain``) by default.
     optimizer : {"plbfgs", "lbfgs", "adam"} or None
-        nstaudio's projected L-BFGS (default; not for ``timedomain``, whose default is
+        nstaudio's L-BFGS on the backend's arrays (default; not for ``timedomain``, whose default is
         ``"lbfgs"``), SciPy's L-BFGS-B, or Adam (see :func:`nstaudio.optimize`).
     init : {"noise", "content", "expected"}
         Starting point: small noise, the content, or (``optimize``'s random network) the

@@ -156,7 +156,7 @@ def adam(fun, x0, *, iterations, learning_rate=0.03, beta1=0.9, beta2=0.999, eps
 
 
 def _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot, max_evaluations=20):
-    """Weak-Wolfe search along the projected path ``max(x + t d, lower)``.
+    """Weak-Wolfe search along the projected path ``max(x + t d, lower)`` (the line ``x + t d`` if lower is None).
 
     Backtracks (halves t) until the Armijo condition holds for the distance actually moved;
     if the very first trial already holds but the slope along d is still steep (curvature
@@ -169,7 +169,9 @@ def _line_search(fun, tracker, x, f, g, direction, slope, lower, xp, dot, max_ev
     """
     step, best, growing = 1.0, None, True
     for _ in range(max_evaluations):
-        x_new = xp.maximum(x + step * direction, lower)
+        x_new = x + step * direction
+        if lower is not None:
+            xp.maximum(x_new, lower, out=x_new)
         f_new, g_new = fun(x_new)
         tracker.evaluated(f_new)
         armijo = f_new <= f + 1e-4 * dot(g, x_new - x)
@@ -220,7 +222,7 @@ def _finish(x, tracker):
 
 def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0, tolerance_window=20, xp=np,
                     callback=None):
-    """L-BFGS with the bound ``x >= lower`` handled by projection, on the backend's float32 arrays.
+    """L-BFGS with the bound ``x >= lower`` (if any) handled by projection, on the backend's float32 arrays.
 
     A light stand-in for SciPy's L-BFGS-B: variables at the bound whose gradient pushes
     outwards are frozen for the step; the two-loop recursion, with the correction pairs
@@ -247,7 +249,8 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
     iterations = check_int("iterations", iterations, minimum=0)
     memory = check_int("memory", memory, minimum=1)
     tracker = _Tracker(callback, tolerance, tolerance_window)
-    x = xp.maximum(xp.asarray(x0, dtype=xp.float32), lower)
+    bounded = lower is not None
+    x = xp.maximum(xp.asarray(x0, dtype=xp.float32), lower) if bounded else xp.array(x0, dtype=xp.float32)
     f, g = fun(x)
     tracker.evaluated(f)
     pairs = []  # (s, y, 1 / y.s), oldest first
@@ -257,11 +260,14 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
 
     with _overflow_is_checked():
         for _ in range(iterations):
-            frozen = (x <= lower) & (g > 0)
-            # 1 on the free variables, 0 on the frozen: masking by this product is one vector pass, where a
-            # boolean index or xp.where takes ~20x as long (a branch per element; 75 ms an iteration at 6 s).
-            free = (~frozen).astype(x.dtype)
-            q = xp.where(frozen, 0, g)  # once: exact zeros even where g is not finite
+            if bounded:
+                frozen = (x <= lower) & (g > 0)
+                # 1 on the free variables, 0 on the frozen: masking by this product is one vector pass, where a
+                # boolean index or xp.where takes ~20x as long (a branch per element; 75 ms an iteration at 6 s).
+                free = (~frozen).astype(x.dtype)
+                q = xp.where(frozen, 0, g)  # once: exact zeros even where g is not finite
+            else:  # every variable is free: no mask to apply
+                free, q = 1, g.copy()
             free_norm = np.sqrt(dot(q, q))
             if free_norm == 0:
                 break  # stationary: no free variable has a gradient
@@ -272,7 +278,7 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
             # no masked copy of the history is kept.
             reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
             for s, y, _ in pairs:
-                y_free = y * free
+                y_free = y * free if bounded else y
                 sy, yy = dot(s, y_free), dot(y_free, y_free)
                 if sy > 1e-10 * yy:
                     reduced.append((s, y, 1.0 / sy, yy))
@@ -280,7 +286,8 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
             for s, y, rho, _ in reversed(reduced):
                 a = rho * dot(s, q)
                 q -= a * y
-                q *= free
+                if bounded:
+                    q *= free
                 alphas.append(a)
             if reduced:
                 _, _, rho, yy = reduced[-1]
@@ -289,7 +296,8 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
                 q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
             for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
                 q += s * (a - rho * dot(y, q))
-                q *= free
+                if bounded:
+                    q *= free
             direction = -q
             slope = dot(g, direction)
             if slope >= 0:  # the curvature pairs went stale: restart from steepest descent

@@ -60,3 +60,38 @@ def test_projected_lbfgs_matches_scipy_on_a_bounded_quadratic():
     np.testing.assert_allclose(x_p, expected, atol=1e-3)
     np.testing.assert_allclose(x_s, expected, atol=1e-3)
     assert info_p["evaluations"] >= info_p["iterations"]
+
+
+def test_without_a_bound_every_minimiser_finds_the_negative_minimum():
+    rng = np.random.default_rng(1)
+    target = rng.standard_normal((5, 8)).astype(np.float32)  # about half of it below 0
+    scales = np.logspace(-1, 1, target.size).reshape(target.shape)
+
+    def fun(x):
+        d = np.asarray(x, np.float64) - target
+        return float(np.sum(scales * d * d)), (2 * scales * d).astype(np.float32)
+
+    x0 = np.ones_like(target)
+    for minimise in (optimizers.projected_lbfgs, optimizers.lbfgs):
+        x, _ = minimise(fun, x0, iterations=200, lower=None)
+        np.testing.assert_allclose(x, target, atol=1e-3)
+    np.testing.assert_array_equal(x0, np.ones_like(target))  # the start is not written to
+
+
+def test_projected_lbfgs_without_a_bound_is_the_bound_at_minus_infinity():
+    """No bound skips the projection and the free-variable mask; the iterates are the same to the bit."""
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((30, 30))
+    A = A @ A.T + 0.1 * np.eye(30)
+    b = rng.standard_normal(30)
+
+    def fun(x):
+        x64 = np.asarray(x, np.float64)
+        return float(0.5 * x64 @ A @ x64 - b @ x64), (A @ x64 - b).astype(np.float32)
+
+    x0 = np.zeros(30, np.float32)
+    x_none, info_none = optimizers.projected_lbfgs(fun, x0, iterations=25, lower=None)
+    x_inf, info_inf = optimizers.projected_lbfgs(fun, x0, iterations=25, lower=-np.inf)
+    np.testing.assert_array_equal(x_none, x_inf)
+    np.testing.assert_array_equal(info_none["history"], info_inf["history"])
+    assert info_none["iterations"] == info_inf["iterations"] > 5 and x_none.min() < 0

@@ -122,3 +122,23 @@ def test_cuda_request_without_gpu(tone):
         pytest.skip("a usable CUDA backend is present")
     with pytest.raises(BackendError):
         nst.stylize(tone, tone, SR, device="cuda", **{**SMALL, "iterations": 1})
+
+
+@pytest.mark.parametrize("optimizer", ["plbfgs", "lbfgs", "adam"])
+def test_optimize_runs_unbounded_and_takes_a_log_magnitude_below_zero_as_silence(monkeypatch, optimizer):
+    """The log spectrogram is optimized without a bound (as the papers'); what goes below 0 becomes magnitude 0."""
+    from nstaudio import spectral
+    from nstaudio.methods.optimize import optimize
+
+    content = harmonic_tone(1.0)
+    content[len(content) // 2:] = 0  # silence, where the style term pulls the log magnitude below 0
+    style = harmonic_tone(1.0, f0=330, seed=2)
+    settings = dict(n_filters=128, iterations=30, optimizer=optimizer, device="cpu")
+    X, _ = optimize(log_spec(content)[None].astype(np.float32), [log_spec(style).astype(np.float32)], **settings)
+    assert X.min() < -0.1
+
+    handed = []
+    griffin_lim = spectral.griffin_lim
+    monkeypatch.setattr(spectral, "griffin_lim", lambda S, **kw: handed.append(S.copy()) or griffin_lim(S, **kw))
+    y = nst.stylize(content, style, SR, n_fft=512, phase_iters=4, **settings)
+    assert len(handed) == 1 and handed[0].min() == 0 and np.all(np.isfinite(y))

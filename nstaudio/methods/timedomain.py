@@ -283,9 +283,9 @@ METHOD = Method(
     needs="style", input="waveform", output="waveform",
     # width 3: the conv reads 3 x (n_fft/2 + 1) channels at twice the frame rate, so an
     # evaluation costs about what optimize's width 11 does. learning_rate in sample units.
-    # The waveform is unbounded, which the projected L-BFGS is not made for: SciPy's L-BFGS-B
-    # with the rule it was measured with (1e-3 over 20 iterations). alpha 1: its content term
-    # also sees the real and imaginary parts (the phase); at 0.01 the output of 6 s of piano
+    # The waveform is unbounded; when this was measured nstaudio's L-BFGS took only bounded
+    # problems, so SciPy's L-BFGS-B with the rule it was measured with (1e-3 over 20
+    # iterations). alpha 1: its content term also sees the real and imaginary parts (the phase); at 0.01 the output of 6 s of piano
     # with a violin style lost the piano's onsets, at 1 they stay. The quality benchmark
     # (RESULTS.md) finds it keeps the content but moves the style little (at most 0.29 of the
     # way); alpha 0.1 and 0.03 moved it further but lost onsets on four pairs (content 0.50-0.75),
