@@ -281,16 +281,16 @@ METHOD = Method(
     name="timedomain",
     summary="Mital: optimize the waveform itself through framing, DFT and one random conv; no phase step",
     needs="style", input="waveform", output="waveform",
-    # width 3: the conv reads 3 x (n_fft/2 + 1) channels at twice the frame rate, so an
-    # evaluation costs about what optimize's width 11 does. learning_rate in sample units.
-    # The waveform is unbounded; when this was measured nstaudio's L-BFGS took only bounded
-    # problems, so SciPy's L-BFGS-B with the rule it was measured with (1e-3 over 20
-    # iterations). alpha 1: its content term also sees the real and imaginary parts (the phase); at 0.01 the output of 6 s of piano
+    # width 3: the conv reads 3 x (n_fft/2 + 1) channels at twice the frame rate, so an evaluation
+    # costs about what optimize's width 11 does. learning_rate in sample units. The waveform is
+    # unbounded; when this was measured nstaudio's L-BFGS took only bounded problems, so SciPy's
+    # L-BFGS-B with the rule it was measured with (1e-3 over 20 iterations). alpha 1: its content
+    # term also sees the real and imaginary parts (the phase); at 0.01 the output of 6 s of piano
     # with a violin style lost the piano's onsets, at 1 they stay. The quality benchmark
-    # (RESULTS.md) finds it keeps the content but moves the style little (at most 0.29 of the
-    # way); alpha 0.1 and 0.03 moved it further but lost onsets on four pairs (content 0.50-0.75),
-    # so alpha 1 stays until a setting meets both. The envelope terms (temporal 1000 at alpha 0.1
-    # and 0.03) held onsets a little better but moved no style on those pairs: they stay off.
+    # (RESULTS.md) finds it keeps the content but moves the style little (at most 0.29 of the way);
+    # alpha 0.1 and 0.03 moved it further but lost onsets on four pairs (content 0.50-0.75), so
+    # alpha 1 stays until a setting meets both. The envelope terms (temporal 1000 at alpha 0.1 and
+    # 0.03) held onsets a little better but moved no style on those pairs: they stay off.
     defaults=dict(alpha=1.0, n_filters=4096, width=3, learning_rate=1e-3, optimizer="lbfgs", tolerance=1e-3,
                   tolerance_window=20, phase_iters=None, phase_init=None, temporal_weight=0.0, spectral_weight=0.0,
                   network=None, hop_divisor=8),
