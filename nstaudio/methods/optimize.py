@@ -32,12 +32,12 @@ NETWORKS = ("random", "expected")
 DEFAULT_OPTIMIZER = "plbfgs"
 # No bound on the log spectrogram, as in Ulyanov & Lebedev's code (SciPy's L-BFGS-B without
 # bounds); the method then takes values below 0 as silence. Until 2026-12-05 it was held at
-# >= 0 (the log1p of a magnitude), and on the quality benchmark's ten pairs that bound was what
-# kept the style from moving as far as the reference's on speech (speech_festival <- drums
-# 0.78 against 0.91, speech_festival <- violin 0.73 against 0.78) and cost violin <-
-# speech_festival its content (0.23 against 0.32): without it, 8 of the 10 pairs came within
-# 0.02 of the reference on both measures instead of 5, in the same time (RESULTS.md, "No bound
-# on the log spectrogram").
+# >= 0 (the log1p of a magnitude), and on the quality benchmark's ten pairs that bound kept the
+# style from moving as far as the reference's on speech (speech_festival <- violin 0.73 against
+# 0.78; speech_festival <- drums 0.78 against 0.91, now 0.86: the rest is the reference's
+# rendering of values below 0, see _run) and cost violin <- speech_festival its content (0.23
+# against 0.32): without it, 8 of the 10 pairs came within 0.02 of the reference on both
+# measures instead of 5, in the same time (RESULTS.md, "No bound on the log spectrogram").
 LOWER_BOUND = None
 DEFAULT_TOLERANCE = 2e-3
 DEFAULT_TOLERANCE_WINDOW = 10
