@@ -24,6 +24,7 @@ from nstaudio.errors import NstAudioError
 from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, NETWORKS, OPTIMIZERS
+from nstaudio.nn import melgan
 from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
 from nstaudio.streaming.stream import PHASE_DEFAULTS, SPREAD_HOPS
 
@@ -565,10 +566,17 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
 @click.option("--steps", type=click.IntRange(min=1), default=2500, show_default=True,
               help="Training steps (batches); the generator trains on every (--critic-steps + 1)-th.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Crops of 72 frames (0.86 s) from each domain per step.")
+              help="Crops of 72 frames (0.86 s at the default --sr and --hop) from each domain per step.")
 @click.option("--critic-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Critic-only steps between generator steps.")
 @click.option("--learning-rate", type=float, default=1e-4, show_default=True, help="Adam step size (beta1 0.5).")
+@click.option("--sr", "sr_work", type=int, default=melgan.SR, show_default=True,
+              help="The model's sample rate: the recordings are resampled to it, and stylizing resamples to it and "
+                   "back.")
+@click.option("--n-fft", type=int, default=melgan.N_FFT, show_default=True, help="FFT size (= window) of the mel "
+              "spectrogram.")
+@click.option("--hop", "hop_length", type=int, default=melgan.HOP_LENGTH, show_default=True,
+              help="Hop length of the mel spectrogram.")
 @training_run_options
 def train_gan(content_dir, style_dir, output, quiet, **options):
     """Train a MelGAN-VC model that gives recordings like those under CONTENT_DIR the timbre of those

@@ -1,7 +1,7 @@
 """`gan` models (MelGAN-VC): training them from two sets of recordings, resumable, into a model file.
 
 Recordings in, a :class:`~nstaudio.models.Network` of kind ``"gan"`` out: every clip is mixed
-to mono, resampled to 16 kHz, brought to the training peak and turned into MelGAN-VC's
+to mono, resampled to the model's rate, brought to the training peak and turned into MelGAN-VC's
 features (:func:`nstaudio.methods.gan.features`); :func:`nstaudio.nn.gan_train.train_networks`
 trains the generator, the siamese network and the critic on them. The file holds all three
 (a run can resume from it); stylizing uses the generator.
@@ -12,6 +12,7 @@ import numpy as np
 from . import spectral
 from .errors import AudioError, ParameterError
 from .kernels import get_backend
+from .limits import MAX_WORK_RATE, MIN_WORK_RATE
 from .methods import gan as gan_method
 from .models import _digest, _train, _training_options, training_signals
 from .nn.gan_train import GanWeights, train_networks
@@ -23,7 +24,8 @@ MAX_CRITIC_STEPS = 100
 
 
 def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4, seed=0, checkpoint=None,
-                    checkpoint_every=200, resume=False, device="auto", arch=None):
+                    checkpoint_every=200, resume=False, device="auto", arch=None, sr_work=melgan.SR,
+                    n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH):
     """Check :func:`train_gan`'s settings before any audio is read (the CLI calls it first).
 
     Returns
@@ -33,6 +35,8 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
         batch_size, critic_steps, learning_rate, seed (plain numbers, for the file's header).
     arch : GanArchitecture
     backend : module
+    spectrogram : dict
+        sr_work, n_fft, hop_length.
     """
     arch = GanArchitecture() if arch is None else arch
     if not isinstance(arch, GanArchitecture):
@@ -41,17 +45,23 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
                                        checkpoint_every, resume, crop_multiple=1, kind="gan")
     options = dict(batch_size=options["batch_size"], learning_rate=options["learning_rate"], seed=options["seed"],
                    critic_steps=check_int("critic_steps", critic_steps, minimum=0, maximum=MAX_CRITIC_STEPS))
-    return steps, options, arch, get_backend(device)
+    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
+    spectrogram = dict(sr_work=check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE),
+                       n_fft=n_fft, hop_length=check_int("hop_length", hop_length, minimum=1, maximum=n_fft))
+    return steps, options, arch, get_backend(device), spectrogram
 
 
-def mel_features(clips, sr, *, arch, name, labels=None):
-    """MelGAN-VC's features of recordings, each mono at 16 kHz and the training peak.
+def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,
+                 hop_length=melgan.HOP_LENGTH):
+    """MelGAN-VC's features of recordings, each mono at ``sr_work`` and the training peak.
 
     Parameters
     ----------
     clips : list of np.ndarray, each shape (samples,) or (channels, samples)
     sr : int or list of int
     arch : GanArchitecture
+    sr_work, n_fft, hop_length : int
+        The model's spectrogram.
     name : str
         What the clips are ("content", "style"), for error messages.
     labels : list of str or None
@@ -63,23 +73,24 @@ def mel_features(clips, sr, *, arch, name, labels=None):
     """
     if not clips:
         raise AudioError(f"no {name} recordings: training needs at least one")
-    basis = gan_method.mel_basis(melgan.SR, melgan.N_FFT, arch.n_mels)
+    basis = gan_method.mel_basis(sr_work, n_fft, arch.n_mels)
     out = []
-    for _, y in training_signals(clips, sr, sr_work=melgan.SR, name=name, labels=labels):
-        if y.shape[-1] < melgan.N_FFT:
+    for _, y in training_signals(clips, sr, sr_work=sr_work, name=name, labels=labels):
+        if y.shape[-1] < n_fft:
             continue  # too short for one frame: left out (every clip too short is an error below)
-        magnitude = np.abs(spectral.stft(y, n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH))
-        out.append(gan_method.features(magnitude, basis, melgan.N_FFT))
+        magnitude = np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))
+        out.append(gan_method.features(magnitude, basis, n_fft))
     crop = 3 * arch.frames
     if not any(f.shape[1] >= crop for f in out):
-        seconds = (crop - 1) * melgan.HOP_LENGTH / melgan.SR
+        seconds = (crop - 1) * hop_length / sr_work
         raise AudioError(f"every {name} recording is shorter than the {crop}-frame training crop ({seconds:.2f} s)")
     return out
 
 
 def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4,
               seed=0, callback=None, checkpoint=None, checkpoint_every=200, resume=False, content_labels=None,
-              style_labels=None, device="auto", arch=None):
+              style_labels=None, device="auto", arch=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,
+              hop_length=melgan.HOP_LENGTH):
     """Train a MelGAN-VC model that turns recordings like ``content`` into the timbre of ``style``.
 
     Parameters
@@ -94,7 +105,7 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
     steps : int
         Batches in all; the generator trains on every ``critic_steps + 1``-th.
     batch_size : int
-        Crops of 72 frames (0.86 s) from each domain per step.
+        Crops of 72 frames (0.86 s at the default settings) from each domain per step.
     critic_steps : int
         Critic-only steps between generator steps (the reference's 3).
     learning_rate : float
@@ -112,19 +123,22 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
         Names of the clips (file paths) for error messages.
     arch : GanArchitecture or None
         The networks' shape; default MelGAN-VC's.
+    sr_work, n_fft, hop_length : int
+        The spectrogram the model works on (stylizing resamples to ``sr_work`` and back).
 
     Returns
     -------
     Network
         Of kind ``"gan"``: ``stylize(content, model=...)`` and ``nstaudio run --model`` use it.
     """
-    steps, options, arch, backend = check_train_gan(
+    steps, options, arch, backend, spectrogram = check_train_gan(
         steps=steps, batch_size=batch_size, critic_steps=critic_steps, learning_rate=learning_rate, seed=seed,
-        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device, arch=arch)
-    content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels)
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device, arch=arch,
+        sr_work=sr_work, n_fft=n_fft, hop_length=hop_length)
+    content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels, **spectrogram)
     style_features = mel_features(style, sr if style_sr is None else style_sr, arch=arch, name="style",
-                                  labels=style_labels)
-    settings = dict(sr_work=melgan.SR, n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH,
+                                  labels=style_labels, **spectrogram)
+    settings = dict(**spectrogram,
                     architecture=arch.to_dict(), **options, content=_digest(content_features),
                     style=_digest(style_features))
 

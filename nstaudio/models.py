@@ -19,7 +19,6 @@ from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .limits import MAX_WORK_RATE, MIN_WORK_RATE
 from .kernels import get_backend
-from .nn import melgan
 from .nn.autoencoder import Architecture
 from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, short_repr
 from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
@@ -124,11 +123,7 @@ def _check_spectrogram_settings(path, arch, meta):
     _meta_int(path, meta, "hop_length", 1, n_fft)
     if isinstance(arch, Architecture) != (meta["kind"] != "gan"):
         raise CheckpointError(f"{path}: corrupt header (a {describe_kind(meta['kind'])} holding another network)")
-    if not isinstance(arch, Architecture):  # a gan's features have one setting (its mel bands: any number)
-        if (meta["sr"], n_fft, meta["hop_length"]) != (melgan.SR, melgan.N_FFT, melgan.HOP_LENGTH):
-            raise CheckpointError(f"{path}: corrupt header (a gan model works at {melgan.SR} Hz, n_fft "
-                                  f"{melgan.N_FFT}, hop {melgan.HOP_LENGTH}; it says {meta['sr']} Hz, n_fft {n_fft}, "
-                                  f"hop {meta['hop_length']})")
+    if not isinstance(arch, Architecture):  # a gan's input layer takes mel bands, of any spectrogram
         return
     if arch.n_bins != 1 + n_fft // 2:
         raise CheckpointError(f"{path}: corrupt header (n_fft {n_fft} makes {1 + n_fft // 2} frequency bins, the "

@@ -9,6 +9,7 @@ import nstaudio as nst
 from nstaudio.cli.main import main
 from nstaudio.methods import REGISTRY
 from nstaudio.methods.gan import apply_generator, crossfade_windows
+from nstaudio.nn import melgan
 from nstaudio.nn.melgan import GanArchitecture
 
 from conftest import harmonic_tone
@@ -37,7 +38,8 @@ def model_file(tmp_path_factory):
 
 def test_a_model_file_stylizes_with_its_own_method(model_file):
     model = nst.load_model(model_file)
-    assert model.kind == "gan" and model.arch == SMALL and model.spectrogram_settings == (16000, 1152, 192)
+    assert model.kind == "gan" and model.arch == SMALL
+    assert model.spectrogram_settings == (melgan.SR, melgan.N_FFT, melgan.HOP_LENGTH)
     assert REGISTRY.resolve(None, model).name == "gan"
     content = np.stack([harmonic_tone(1.0, 44100), harmonic_tone(1.0, 44100, f0=330.0)])
     y, info = nst.stylize(content, None, 44100, model=model, return_info=True)
@@ -63,6 +65,34 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
         for name, a in values.items():
             np.testing.assert_array_equal(resumed.params[layer][name], a)
     assert resumed.meta["final_loss"] == whole.meta["final_loss"]
+
+
+def test_a_model_of_other_spectrogram_settings_trains_stylizes_and_resumes_only_with_them(tmp_path):
+    content, style = _domains()
+    settings = dict(sr_work=8000, n_fft=512, hop_length=128)
+    path = tmp_path / "m.npz"
+    with pytest.raises(KeyboardInterrupt):
+        def stop(step, steps, losses):
+            if step == 2:
+                raise KeyboardInterrupt
+        nst.train_gan(content, style, 16000, style_sr=22050, steps=3, batch_size=2, arch=SMALL, checkpoint=path,
+                      checkpoint_every=1, callback=stop, **settings)
+    with pytest.raises(nst.CheckpointError, match="other settings.*hop_length"):
+        nst.train_gan(content, style, 16000, style_sr=22050, steps=3, batch_size=2, arch=SMALL, checkpoint=path,
+                      resume=True, **dict(settings, hop_length=64))
+    nst.train_gan(content, style, 16000, style_sr=22050, steps=3, batch_size=2, arch=SMALL, checkpoint=path,
+                  resume=True, **settings)
+    model = nst.load_model(path)
+    assert model.spectrogram_settings == (8000, 512, 128)
+    y = nst.stylize(content[0], None, 16000, model=model)
+    assert y.shape == content[0].shape and np.all(np.isfinite(y))
+    # the model works below 4 kHz: nothing comes back above it
+    power = np.abs(np.fft.rfft(y)) ** 2
+    above = np.fft.rfftfreq(y.shape[0], 1 / 16000) > 4500
+    assert power[above].sum() < 1e-3 * power.sum()
+    for bad, message in [(dict(n_fft=8), "n_fft"), (dict(hop_length=2000), "hop_length"), (dict(sr_work=10), "sr_work")]:
+        with pytest.raises(nst.ParameterError, match=message):
+            nst.check_train_gan(**bad)
 
 
 def test_training_refuses_clips_too_short_for_a_crop():
@@ -103,9 +133,11 @@ def test_train_gan_command_and_run_with_its_model(tmp_path):
         sf.write(content_dir / f"c{i}.wav", y, 16000)
     sf.write(style_dir / "s.flac", style[0], 22050)
     model = tmp_path / "m.npz"
-    result = invoke("train-gan", content_dir, style_dir, "-o", model, "--steps", "2", "--batch-size", "1")
+    result = invoke("train-gan", content_dir, style_dir, "-o", model, "--steps", "2", "--batch-size", "1", "--sr",
+                    "12000", "--n-fft", "1024", "--hop", "160")
     assert result.exit_code == 0, result.output
     assert "gan 192 mel bands after 2 steps" in result.output and "critic" in result.output
+    assert nst.load_model(model).spectrogram_settings == (12000, 1024, 160)
     out = tmp_path / "out.wav"
     result = invoke("run", content_dir / "c0.wav", "--model", model, "-o", out)
     assert result.exit_code == 0, result.output
@@ -117,6 +149,7 @@ def test_train_gan_command_and_run_with_its_model(tmp_path):
         (("train-gan", content_dir, tmp_path / "nowhere", "-o", tmp_path / "n.npz"), "nowhere"),
         (("train-gan", content_dir, style_dir, "-o", content_dir / "c0.wav"), "c0.wav"),
         (("train-gan", content_dir, style_dir, "-o", model, "--resume"), "nothing to resume"),
+        (("train-gan", content_dir, style_dir, "-o", tmp_path / "n.npz", "--hop", "0"), "hop_length"),
     ]:
         result = invoke(*args)
         assert result.exit_code == 2, (args, result.output)
@@ -154,7 +187,7 @@ def test_forged_spectral_norms_settings_and_resumes_are_refused(model_file, tmp_
     zero = {layer: dict(values) for layer, values in ckpt.state.items()}
     zero["sn_gen.enc0"]["u"] = np.zeros_like(zero["sn_gen.enc0"]["u"])
     cases = [(dict(state=zero), "sn_gen.enc0: u has norm 0"),
-             (dict(meta=dict(ckpt.meta, sr=8000, n_fft=16, hop_length=1)), "a gan model works at 16000 Hz")]
+             (dict(meta=dict(ckpt.meta, sr=8000, n_fft=16, hop_length=17)), "hop_length is 17, not an integer from 1 to 16")]
     for i, (change, message) in enumerate(cases):
         path = tmp_path / f"forged{i}.npz"
         parts = {"state": ckpt.state, "meta": ckpt.meta, **change}

@@ -194,12 +194,16 @@ def test_a_causal_model_streams_within_150_ms_at_the_default_settings():
     assert Stream(causal, block_size=256, sr=44100, lookahead=1).latency == stream.latency + 1024
 
 
-@pytest.fixture(scope="module")
-def gan_model():
+def _tiny_gan(**spectrogram):
     content = [harmonic_tone(1.5, 16000, f0=f0, seed=i) for i, f0 in enumerate((150.0, 300.0))]
     style = [harmonic_tone(1.5, 22050, f0=900.0, seed=5)]
     arch = GanArchitecture(n_mels=16, frames=8, channels=4, critic_channels=4, embedding=3)
-    return nst.train_gan(content, style, 16000, style_sr=22050, steps=2, batch_size=2, arch=arch)
+    return nst.train_gan(content, style, 16000, style_sr=22050, steps=2, batch_size=2, arch=arch, **spectrogram)
+
+
+@pytest.fixture(scope="module")
+def gan_model():
+    return _tiny_gan()
 
 
 @settings(max_examples=10, deadline=None)
@@ -217,7 +221,10 @@ def test_gan_frames_equal_the_offline_gan_method(gan_model, sizes):
     np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-4)
 
 
-def test_a_gan_model_streams(gan_model):
+@pytest.mark.parametrize("spectrogram", [None, dict(sr_work=22050, n_fft=1024, hop_length=256)],
+                         ids=["default-spectrogram", "22050-1024-256"])
+def test_a_gan_model_streams(gan_model, spectrogram):
+    gan_model = gan_model if spectrogram is None else _tiny_gan(**spectrogram)
     sr, n_fft, hop = gan_model.spectrogram_settings
     x = harmonic_tone(1.0, 44100, f0=220.0)[np.newaxis]
     stream = Stream(gan_model, block_size=256, sr=44100)
