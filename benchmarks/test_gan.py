@@ -165,17 +165,19 @@ def _seam(unit, window, hop):
 
 def test_seams_and_quality_with_a_trained_model():
     model = _trained_model()
-    basis = gan_method.mel_basis(*model.spectrogram_settings[:2], model.arch.n_mels)
-    rows = ["", f"With the trained model {os.path.basename(MODEL)} ({model.meta['steps']} steps):", "",
+    sr_model, n_fft, hop_length = model.spectrogram_settings
+    basis = gan_method.mel_basis(sr_model, n_fft, model.arch.n_mels)
+    rows = ["", f"With the trained model {os.path.basename(MODEL)} ({model.meta['steps']} steps; {sr_model} Hz, "
+            f"n_fft {n_fft}, hop {hop_length}):", "",
             "| content | seam, concatenated | seam, crossfaded | input's own | mel inversion (dB) | style | content "
             "| seconds |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     style, style_sr = nst.load(os.path.join(AUDIO_DIR, "violin.wav"))
     window = model.arch.frames
     for name in VIOLIN_PAIRS:
         y, sr = nst.load(os.path.join(AUDIO_DIR, name))
-        mono = nst.resample(y.mean(axis=0), orig_sr=sr, target_sr=melgan.SR)
-        magnitude = np.abs(spectral.stft(mono, n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH))
-        unit = gan_method.features(magnitude * (TRAINING_PEAK / np.abs(mono).max()), basis, melgan.N_FFT)[None]
+        mono = nst.resample(y.mean(axis=0), orig_sr=sr, target_sr=sr_model)
+        magnitude = np.abs(spectral.stft(mono, n_fft=n_fft, hop_length=hop_length))
+        unit = gan_method.features(magnitude * (TRAINING_PEAK / np.abs(mono).max()), basis, n_fft)[None]
         glued = gan_method.apply_generator(model.arch, model.params, model.state, unit, crossfade=False)
         blended = gan_method.apply_generator(model.arch, model.params, model.state, unit)
         start = time.perf_counter()
