@@ -570,6 +570,9 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
 @click.option("--critic-steps", type=click.IntRange(min=0), default=3, show_default=True,
               help="Critic-only steps between generator steps.")
 @click.option("--learning-rate", type=float, default=1e-4, show_default=True, help="Adam step size (beta1 0.5).")
+@click.option("--identity-warmup", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Of the --steps, how many at the start train the generator alone to reproduce style crops, "
+                   "before the adversarial steps.")
 @click.option("--sr", "sr_work", type=int, default=melgan.SR, show_default=True,
               help="The model's sample rate: the recordings are resampled to it, and stylizing resamples to it and "
                    "back.")

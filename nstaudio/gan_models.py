@@ -25,14 +25,15 @@ MAX_CRITIC_STEPS = 100
 
 def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4, seed=0, checkpoint=None,
                     checkpoint_every=200, resume=False, device="auto", arch=None, sr_work=melgan.SR,
-                    n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH):
+                    n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH, identity_warmup=0):
     """Check :func:`train_gan`'s settings before any audio is read (the CLI calls it first).
 
     Returns
     -------
     steps : int
     options : dict
-        batch_size, critic_steps, learning_rate, seed (plain numbers, for the file's header).
+        batch_size, critic_steps, learning_rate, seed, and identity_warmup where not 0 (plain numbers, for
+        the file's header).
     arch : GanArchitecture
     backend : module
     spectrogram : dict
@@ -45,6 +46,9 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
                                        checkpoint_every, resume, crop_multiple=1, kind="gan")
     options = dict(batch_size=options["batch_size"], learning_rate=options["learning_rate"], seed=options["seed"],
                    critic_steps=check_int("critic_steps", critic_steps, minimum=0, maximum=MAX_CRITIC_STEPS))
+    identity_warmup = check_int("identity_warmup", identity_warmup, minimum=0, maximum=steps - 1)
+    if identity_warmup:  # only then: a run without one keeps the header (and resumes) of earlier versions
+        options["identity_warmup"] = identity_warmup
     n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
     spectrogram = dict(sr_work=check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE),
                        n_fft=n_fft, hop_length=check_int("hop_length", hop_length, minimum=1, maximum=n_fft))
@@ -90,7 +94,7 @@ def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft
 def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4,
               seed=0, callback=None, checkpoint=None, checkpoint_every=200, resume=False, content_labels=None,
               style_labels=None, device="auto", arch=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,
-              hop_length=melgan.HOP_LENGTH):
+              hop_length=melgan.HOP_LENGTH, identity_warmup=0):
     """Train a MelGAN-VC model that turns recordings like ``content`` into the timbre of ``style``.
 
     Parameters
@@ -108,6 +112,9 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
         Crops of 72 frames (0.86 s at the default settings) from each domain per step.
     critic_steps : int
         Critic-only steps between generator steps (the reference's 3).
+    identity_warmup : int
+        Of the ``steps``, how many at the start train the generator alone on the identity loss
+        (0: none, as the reference; RESULTS.md, section gan, measures a warm-up).
     learning_rate : float
         Adam's, beta1 0.5, for all three networks. 1e-4 (MelGAN-VC's code; the paper's issue
         text says 2e-4): on the four violin pairs of the gan benchmark it moved the style
@@ -134,7 +141,7 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
     steps, options, arch, backend, spectrogram = check_train_gan(
         steps=steps, batch_size=batch_size, critic_steps=critic_steps, learning_rate=learning_rate, seed=seed,
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device, arch=arch,
-        sr_work=sr_work, n_fft=n_fft, hop_length=hop_length)
+        sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, identity_warmup=identity_warmup)
     content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels, **spectrogram)
     style_features = mel_features(style, sr if style_sr is None else style_sr, arch=arch, name="style",
                                   labels=style_labels, **spectrogram)

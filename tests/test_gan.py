@@ -1,13 +1,16 @@
 """MelGAN-VC's pieces: new layers, spectral norm, the three networks and a whole training step,
 every gradient against central finite differences in float64."""
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from nstaudio.errors import ParameterError
 from nstaudio.nn import gan_losses, spectral_norm
-from nstaudio.nn.gan_train import LOSSES, GanWeights, assemble, critic_loss, generator_loss, thirds, train_networks
+from nstaudio.nn.gan_train import (LOSSES, GanWeights, assemble, critic_loss, generator_loss, identity_step, thirds,
+                                   train_networks)
 from nstaudio.nn.layers import Dense, LeakyReLU, Tanh, Upsample1d
 from nstaudio.nn.melgan import GanArchitecture
 
@@ -195,15 +198,16 @@ def _domains(seed):
     return content, style
 
 
-@pytest.mark.parametrize("every", [3, 4])
-def test_training_runs_and_resumes_exactly(every):
-    """Resumed at steps 3, 6 (between generator steps) and 4, 8 (right before one): Adam's
-    bias correction must count each network's own updates."""
+@pytest.mark.parametrize("every, warmup", [(3, 0), (4, 0), (2, 3), (3, 3)])
+def test_training_runs_and_resumes_exactly(every, warmup):
+    """Resumed at steps 3, 6 (between generator steps) and 4, 8 (right before one), and with a
+    warm-up of 3 identity steps inside it (2) and right after it (3, 6): Adam's bias correction must
+    count each network's own updates."""
     content, style = _domains(0)
-    kwargs = dict(batch_size=2, seed=5, checkpoint_every=every)
+    kwargs = dict(batch_size=2, seed=5, checkpoint_every=every, identity_warmup=warmup)
     saved = []
     params, state, history = train_networks(content, style, TINY, steps=9, checkpoint=saved.append, **kwargs)
-    assert history.shape == (9, 4) and np.all(np.isfinite(history)) and len(saved) == 2
+    assert history.shape == (9, 4) and np.all(np.isfinite(history)) and len(saved) == 8 // every
     for checkpoint in saved:
         resumed = train_networks(content, style, TINY, steps=9, resume=checkpoint, **kwargs)
         np.testing.assert_array_equal(resumed[2], history)
@@ -211,6 +215,34 @@ def test_training_runs_and_resumes_exactly(every):
             for layer, values in tree.items():
                 for name, a in values.items():
                     np.testing.assert_array_equal(resumed_tree[layer][name], a)
+
+
+def test_identity_warmup_trains_the_generator_alone_toward_its_input():
+    """The warm-up's steps move only the generator's weights, record only the identity loss, and
+    bring that loss down; the adversarial steps after it train all three networks."""
+    content, style = _domains(1)
+    nets = TINY.networks()
+    init_rng = np.random.default_rng(int(np.random.default_rng(2).integers(2**31)))  # train_networks' start
+    start, start_state = {}, {}
+    for net in nets:
+        p, s = net.init_params(init_rng)
+        start.update(p)
+        start_state.update(s)
+    params, state, history = train_networks(content, style, TINY, steps=40, batch_size=2, seed=2,
+                                            learning_rate=1e-2, identity_warmup=40)
+    assert np.all(history[:, [0, 1, 3]] == 0) and np.all(history[:, 2] > 0)
+    crops = np.stack([s[:, :3 * TINY.frames] for s in style]).astype(np.float32)
+    before = identity_step(nets[0], start, copy.deepcopy(start_state), crops)[0]
+    after = identity_step(nets[0], params, copy.deepcopy(state), crops)[0]
+    assert after < 0.8 * before, (before, after)
+    for net, moved in zip(nets, (True, False, False)):
+        for layer in net.layer_names():
+            for name, a in params[layer].items():
+                assert np.array_equal(a, start[layer][name]) != moved, (layer, name)
+    _, _, history = train_networks(content, style, TINY, steps=6, batch_size=2, seed=2, identity_warmup=2)
+    assert np.all(history[:2, [0, 1, 3]] == 0) and np.all(history[2:, 1] != 0)
+    with pytest.raises(ParameterError, match="identity_warmup"):
+        train_networks(content, style, TINY, steps=2, identity_warmup=-1)
 
 
 def test_architecture_checks_its_fields():

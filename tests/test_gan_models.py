@@ -134,10 +134,11 @@ def test_train_gan_command_and_run_with_its_model(tmp_path):
     sf.write(style_dir / "s.flac", style[0], 22050)
     model = tmp_path / "m.npz"
     result = invoke("train-gan", content_dir, style_dir, "-o", model, "--steps", "2", "--batch-size", "1", "--sr",
-                    "12000", "--n-fft", "1024", "--hop", "160")
+                    "12000", "--n-fft", "1024", "--hop", "160", "--identity-warmup", "1")
     assert result.exit_code == 0, result.output
     assert "gan 192 mel bands after 2 steps" in result.output and "critic" in result.output
-    assert nst.load_model(model).spectrogram_settings == (12000, 1024, 160)
+    trained = nst.load_model(model)
+    assert trained.spectrogram_settings == (12000, 1024, 160) and trained.meta["settings"]["identity_warmup"] == 1
     out = tmp_path / "out.wav"
     result = invoke("run", content_dir / "c0.wav", "--model", model, "-o", out)
     assert result.exit_code == 0, result.output
@@ -150,6 +151,8 @@ def test_train_gan_command_and_run_with_its_model(tmp_path):
         (("train-gan", content_dir, style_dir, "-o", content_dir / "c0.wav"), "c0.wav"),
         (("train-gan", content_dir, style_dir, "-o", model, "--resume"), "nothing to resume"),
         (("train-gan", content_dir, style_dir, "-o", tmp_path / "n.npz", "--hop", "0"), "hop_length"),
+        (("train-gan", content_dir, style_dir, "-o", tmp_path / "n.npz", "--steps", "3", "--identity-warmup", "3"),
+         "identity_warmup"),
     ]:
         result = invoke(*args)
         assert result.exit_code == 2, (args, result.output)

@@ -5,7 +5,8 @@ two domains go in, the three networks' parameters come out. One training step is
 of ``batch_size`` crops of ``3 * frames`` frames from each domain; every
 ``critic_steps + 1``-th step (the first included) trains the generator and the siamese
 network and then the critic on the same batch, the others the critic alone (the reference's
-3 critic-only steps per generator step).
+3 critic-only steps per generator step). An optional warm-up of ``identity_warmup`` steps
+before them trains the generator alone on the identity loss (style crops in, the same out).
 """
 
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from .train import _train_loop, random_crops
 LOSSES = ("critic", "generator", "identity", "travel")
 """The columns of a GAN's loss history: the critic's hinge loss, the generator's adversarial loss,
 the identity loss, and TraVeL plus the siamese margin. A step that does not train the
-generator repeats the generator's last values."""
+generator repeats the generator's last values; a warm-up step records its identity loss and 0
+in the other columns."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,17 @@ def generator_loss(nets, params, state, a, b, weights=GanWeights()):
     return dict(total=total, generator=adversarial, identity=same, travel=moved + spread), grads, fake
 
 
+def identity_step(gen, params, state, b):
+    """The generator's identity loss on style crops ``b`` (B, n_mels, 3 frames) and its gradients (a warm-up step)."""
+    xb = thirds(b, gen.arch.frames)
+    gb, cache = gen.forward(params, state, xb)
+    same, d_gb = identity(gb, xb)
+    return same, gen.backward(params, cache, d_gb, need_input=False)[1]
+
+
 def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3, learning_rate=1e-4,
                    betas=(0.5, 0.999), weights=GanWeights(), seed=0, resume=None, callback=None, checkpoint=None,
-                   checkpoint_every=200, backend=None):
+                   checkpoint_every=200, backend=None, identity_warmup=0):
     """Train MelGAN-VC's generator, siamese network and critic on two domains.
 
     Parameters
@@ -134,8 +144,8 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
         Normalised mel spectrograms (values in [-1, 1]) of the content domain and of the style domain.
     arch : GanArchitecture
     steps : int
-        Batches in all (a resumed run does the rest); the generator trains on every
-        ``critic_steps + 1``-th.
+        Batches in all, the warm-up's included (a resumed run does the rest); after the warm-up
+        the generator trains on every ``critic_steps + 1``-th.
     batch_size : int
         Crops of each domain per step (16 in the reference).
     critic_steps : int
@@ -144,6 +154,9 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
     weights : GanWeights
     seed : int
         Seeds the initial weights and the crops.
+    identity_warmup : int
+        Steps at the start that train the generator alone on the identity loss, so that the
+        adversarial steps start from a generator that reproduces its input (0: none, as the reference).
     resume, callback, checkpoint, checkpoint_every, backend
         As in :func:`nstaudio.nn.train.train_autoencoder`; ``callback(step, losses)`` gets the
         row of :data:`LOSSES`.
@@ -156,6 +169,7 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
     critic_steps = check_int("critic_steps", critic_steps, minimum=0)
+    identity_warmup = check_int("identity_warmup", identity_warmup, minimum=0)
     check_float("learning_rate", learning_rate, minimum=0.0, strict_minimum=True)
     backend = _cpu if backend is None else backend
     nets = arch.networks(backend)
@@ -178,8 +192,12 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
     def step_fn(rng, step):
         a = backend.asarray(random_crops(content, batch_size, crop, rng), np.float32)
         b = backend.asarray(random_crops(style, batch_size, crop, rng), np.float32)
+        if step < identity_warmup:
+            gen.power_iterate(params, state)
+            same, grads = identity_step(gen, params, state, b)
+            return np.array([0.0, 0.0, same, 0.0]), grads
         grads, fake = {}, None
-        if step % (critic_steps + 1) == 0:
+        if (step - identity_warmup) % (critic_steps + 1) == 0:
             gen.power_iterate(params, state)
             parts, grads, fake = generator_loss(nets, params, state, a, b, weights)
             last.update((name, parts[name]) for name in LOSSES[1:])
@@ -188,10 +206,13 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
         grads.update(critic_grads)
         return np.array([value, *(last[name] for name in LOSSES[1:])]), grads
 
-    critic_layers = set(critic.layer_names())
+    critic_layers, generator_layers = set(critic.layer_names()), set(gen.layer_names())
 
-    def updates(layer, step):  # the generator's and siamese layers train on steps 0, k + 1, 2 (k + 1), ...
-        return step if layer in critic_layers else -(-step // (critic_steps + 1))
+    def updates(layer, step):  # after the warm-up (the generator alone), the generator's and siamese
+        adversarial = max(step - identity_warmup, 0)  # layers train on its steps 0, k + 1, 2 (k + 1), ...
+        if layer in critic_layers:
+            return adversarial
+        return -(-adversarial // (critic_steps + 1)) + (min(step, identity_warmup) if layer in generator_layers else 0)
 
     history = _train_loop(step_fn, params, state, rng, backend, steps=steps, learning_rate=learning_rate,
                           weight_decay=0.0, resume=resume, callback=callback, checkpoint=checkpoint,
