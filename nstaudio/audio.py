@@ -6,6 +6,7 @@ only when complete, so an interrupted run never leaves half a file behind.
 """
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,6 +38,14 @@ _UNREADABLE_FORMATS = {"RAW": "headerless RAW"}
 # Subtypes that store every sample (no block rounding of the length), kept from the content's file.
 _EXACT_SUBTYPES = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW", "VORBIS",
                    "OPUS", "MPEG_LAYER_III", "ALAC_16", "ALAC_20", "ALAC_24", "ALAC_32"}
+# libsndfile's header log: a chunk of audio data (WAV and W64 "data", AIFF "SSND", AU "Data Size")
+# with the size its header declares and, where the file is shorter, the size really there.
+_DATA_CHUNK_LOG = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)(?:\s*\(should be (\d+)\))?", re.MULTILINE)
+_FILE_LENGTH_LOG = re.compile(r"^Length\s*:\s*(\d+)", re.MULTILINE)
+# A frame count of a ds64 chunk (RF64) that the file's size does not hold.
+_DS64_LOG = re.compile(r"Calculated frame count (\d+) does not match value from 'ds64' chunk of (\d+)")
+# Data sizes a writer that could not seek back puts in the header for "unknown" (a WAV streamed to a pipe).
+_UNKNOWN_DATA_SIZES = {0xFFFFFFFF, 0x7FFFFFFF}
 # Rates and channel counts beyond which an encoder does not refuse but crashes the process
 # (found by writing every format at rates up to 768 kHz and up to 1024 channels):
 # libvorbis has no setup for rates above 200 kHz nor more than 255 channels.
@@ -104,6 +113,7 @@ def load(path, *, sr=None, mono=False, return_info=False):
     try:
         with sf.SoundFile(path) as f:
             file_sr = check_sample_rate(f.samplerate, name=f"{path}: sample rate", error=AudioError)
+            check_complete(f, path)
             data = _read_blocks(f, path)
             info = AudioInfo(sr=file_sr, channels=int(f.channels), frames=int(data.shape[1]), format=f.format,
                              subtype=f.subtype)
@@ -459,7 +469,41 @@ def check_audio_file(path):
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({_reason(exc)})") from None
     check_sample_rate(info.samplerate, name=f"{path}: sample rate", error=AudioError)
+    check_complete(info, path)
     return info
+
+
+def check_complete(info, path):
+    """Raise AudioError if the file's header declares more audio than the file holds.
+
+    libsndfile reads a file cut short (a partial download or copy) as the audio that is
+    there and says so only in its header log: the data chunk's declared size beside the size
+    really there (WAV, AIFF, AU), a declared size past the file's end (W64), or an RF64 frame
+    count the file does not hold. Stylizing such a file would give a partial output as if
+    it were whole. Sizes that mean "unknown" (a WAV streamed to a pipe) are not a cut.
+
+    Parameters
+    ----------
+    info : soundfile.SoundFile or soundfile's info
+        Anything with libsndfile's header log as ``extra_info``.
+    path : str
+        For the message.
+    """
+    log = getattr(info, "extra_info", "") or ""
+    length = _FILE_LENGTH_LOG.search(log)
+    for match in _DATA_CHUNK_LOG.finditer(log):
+        declared = int(match.group(1))
+        present = int(match.group(2)) if match.group(2) is not None else None
+        if declared in _UNKNOWN_DATA_SIZES:
+            continue
+        if (present is not None and present < declared) or (length and declared > int(length.group(1))):
+            held = present if present is not None else int(length.group(1))
+            raise AudioError(f"{path}: is cut short: its header declares {declared} bytes of audio, the file holds "
+                             f"{held} (a partial download or copy?); give the whole file")
+    ds64 = _DS64_LOG.search(log)
+    if ds64 and int(ds64.group(1)) < int(ds64.group(2)):
+        raise AudioError(f"{path}: is cut short: its header declares {ds64.group(2)} frames, the file holds "
+                         f"{ds64.group(1)} (a partial download or copy?); give the whole file")
 
 
 def _reason(exc):

@@ -312,6 +312,51 @@ def test_a_header_without_a_length_is_one_clear_error(tmp_path):
         nst.load(path)
 
 
+def cut_short(path, keep):
+    """Keep the first ``keep`` of a file's bytes, as a partial download or copy leaves it."""
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:int(len(data) * keep)])
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF", "AU", "W64", "RF64"])
+def test_a_file_cut_short_is_refused_before_work(tmp_path, wav_files, fmt, no_work):
+    """libsndfile reads the audio that is there and only logs the cut: refuse it, do not stylize a part."""
+    path = str(tmp_path / f"cut.{fmt.lower()}")
+    sf.write(path, harmonic_tone(2.0), 22050, format=fmt)
+    whole = nst.load(path)[0]
+    cut_short(path, 0.4)
+    assert 0 < sf.info(path).frames < whole.shape[1]  # libsndfile alone would read the part
+    with pytest.raises(AudioError, match="is cut short"):
+        nst.load(path)
+    with pytest.raises(AudioError, match="is cut short"):
+        audio.check_audio_file(path)
+    style = wav_files("style.wav", harmonic_tone(1.0))
+    assert_one_line_error(invoke("run", path, style, "-o", tmp_path / "out.wav", *FAST), "is cut short")
+    assert_one_line_error(invoke("run", style, path, "-o", tmp_path / "out.wav", *FAST), "is cut short")
+    assert not os.path.exists(tmp_path / "out.wav")
+
+
+def test_a_file_cut_by_a_few_bytes_is_refused(tmp_path):
+    path = str(tmp_path / "cut.wav")
+    sf.write(path, harmonic_tone(1.0), 22050)
+    cut_short(path, 0.999)
+    with pytest.raises(AudioError, match="is cut short"):
+        nst.load(path)
+
+
+def test_a_wav_streamed_to_a_pipe_is_read_whole(tmp_path):
+    """A writer that cannot seek back leaves "unknown" sizes in the header: that is no cut."""
+    y = harmonic_tone(1.0)
+    path = str(tmp_path / "piped.wav")
+    sf.write(path, y, 22050, subtype="FLOAT")
+    data = bytearray(open(path, "rb").read())
+    chunk = data.find(b"data")
+    data[4:8] = data[chunk + 4:chunk + 8] = struct.pack("<I", 0xFFFFFFFF)
+    open(path, "wb").write(bytes(data))
+    np.testing.assert_array_equal(nst.load(path)[0][0], y.astype(np.float32))
+
+
 class UnderstatingFile:
     """A decoder whose header claims fewer frames than it goes on to decode."""
 
