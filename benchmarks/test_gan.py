@@ -6,6 +6,9 @@
   is timed (features, generator, mel inversion and Griffin-Lim).
 - Mel to linear power on true spectrograms of ../shared/audio: mel-spectral and linear
   spectral convergence after 0, 10 and 50 steps of :func:`nstaudio.mel.mel_to_power`.
+- What the style domain's own recordings (``build/violin`` or ``NSTAUDIO_GAN_STYLE_DIR``) score
+  as outputs of each content on the quality measures: what a generator whose output could not
+  be told from the style domain would score (the measure compares with one violin clip).
 - With a trained model (``build/gan-models/violin.npz`` or ``NSTAUDIO_GAN_MODEL``; the README
   says how to train one): the seam at window borders, crossfaded against MelGAN-VC's plain
   concatenation, and the quality measures on the pairs with a violin style.
@@ -19,7 +22,7 @@ import numpy as np
 import pytest
 
 import nstaudio as nst
-from nstaudio import mel, quality, spectral
+from nstaudio import audio, mel, quality, spectral
 from nstaudio.methods import gan as gan_method
 from nstaudio.models import TRAINING_PEAK, Network
 from nstaudio.nn.gan_train import GanWeights, critic_loss, generator_loss
@@ -30,6 +33,7 @@ from conftest import alternate, module_ran_whole, write_section
 
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
 MODEL = os.environ.get("NSTAUDIO_GAN_MODEL", os.path.join(BUILD, "gan-models", "violin.npz"))
+STYLE_DIR = os.environ.get("NSTAUDIO_GAN_STYLE_DIR", os.path.join(BUILD, "violin"))
 VIOLIN_PAIRS = ["piano.wav", "drums.wav", "speech_festival.wav", "piano_stereo_44k.wav"]
 _lines = []
 
@@ -154,6 +158,37 @@ def _trained_model():
         pytest.skip(f"no trained gan model at {MODEL}: train one (README, `nstaudio train-gan`) or set "
                     "NSTAUDIO_GAN_MODEL")
     return nst.load_model(MODEL, kind="gan")
+
+
+def test_what_the_style_domain_itself_scores():
+    """Each clip of the style domain, cut to the content's length, measured as if it were the output."""
+    if not os.path.isdir(STYLE_DIR):
+        pytest.skip(f"no style domain at {STYLE_DIR}: make it (README, scripts/make_corpus.py) or set "
+                    "NSTAUDIO_GAN_STYLE_DIR")
+    style, style_sr = nst.load(os.path.join(AUDIO_DIR, "violin.wav"))
+    clips = [nst.load(path) for path in audio.corpus_files(STYLE_DIR)]
+    rows = ["", f"The style domain's own recordings ({len(clips)} clips of {os.path.basename(os.path.normpath(STYLE_DIR))}, "
+            "each cut to the content's length and measured as its output against violin.wav): what a generator "
+            "whose output could not be told from the style domain would score:", "",
+            "| content | clips | style: median | min | max | band means, median | covariance, median |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in VIOLIN_PAIRS:
+        y, sr = nst.load(os.path.join(AUDIO_DIR, name))
+        scores = []
+        for clip_, clip_sr in clips:
+            out = audio.to_mono(nst.resample(clip_, orig_sr=clip_sr, target_sr=sr))
+            if out.shape[1] < y.shape[1]:
+                continue
+            out = np.repeat(out[:, :y.shape[1]], y.shape[0], axis=0)  # as many channels as the content
+            moved, parts = quality.style_movement(out, y, style, sr, style_sr=style_sr, return_parts=True)
+            scores.append((moved, parts["means"], parts["covariance"]))
+        scores = np.array(scores)
+        median = np.median(scores, axis=0)
+        rows.append(f"| {name} | {len(scores)} | {median[0]:.2f} | {scores[:, 0].min():.2f} | "
+                    f"{scores[:, 0].max():.2f} | {median[1]:.2f} | {median[2]:.2f} |")
+        # the style domain is the style's timbre by this measure: its clips move toward it from every content
+        assert median[0] > 0, (name, median)
+    _lines.extend(rows)
 
 
 def _seam(unit, window, hop):
