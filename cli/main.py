@@ -573,9 +573,6 @@ def train_style(style, corpus_dir, output, lossnet_path, quiet, **options):
 @click.option("--identity-warmup", type=click.IntRange(min=0), default=0, show_default=True,
               help="Of the --steps, how many at the start train the generator alone to reproduce style crops, "
                    "before the adversarial steps.")
-@click.option("--residual/--no-residual", default=False, show_default=True,
-              help="A residual generator: the content's bands pass around it and it learns their change, starting "
-                   "from the identity (not in MelGAN-VC).")
 @click.option("--sr", "sr_work", type=int, default=melgan.SR, show_default=True,
               help="The model's sample rate: the recordings are resampled to it, and stylizing resamples to it and "
                    "back.")

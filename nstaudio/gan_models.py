@@ -7,8 +7,6 @@ trains the generator, the siamese network and the critic on them. The file holds
 (a run can resume from it); stylizing uses the generator.
 """
 
-import dataclasses
-
 import numpy as np
 
 from . import spectral
@@ -27,7 +25,7 @@ MAX_CRITIC_STEPS = 100
 
 def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4, seed=0, checkpoint=None,
                     checkpoint_every=200, resume=False, device="auto", arch=None, sr_work=melgan.SR,
-                    n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH, identity_warmup=0, residual=False):
+                    n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH, identity_warmup=0):
     """Check :func:`train_gan`'s settings before any audio is read (the CLI calls it first).
 
     Returns
@@ -37,7 +35,6 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
         batch_size, critic_steps, learning_rate, seed, and identity_warmup where not 0 (plain numbers, for
         the file's header).
     arch : GanArchitecture
-        ``arch`` (default MelGAN-VC's), residual where ``residual`` asks for it.
     backend : module
     spectrogram : dict
         sr_work, n_fft, hop_length.
@@ -45,10 +42,6 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
     arch = GanArchitecture() if arch is None else arch
     if not isinstance(arch, GanArchitecture):
         raise ParameterError(f"arch must be a GanArchitecture, got {type(arch).__name__}")
-    if not isinstance(residual, (bool, np.bool_)):
-        raise ParameterError(f"residual must be True or False, got {residual!r}")
-    if residual:
-        arch = dataclasses.replace(arch, residual=1)
     steps, options = _training_options(steps, batch_size, 3 * arch.frames, learning_rate, 0.0, seed, checkpoint,
                                        checkpoint_every, resume, crop_multiple=1, kind="gan")
     options = dict(batch_size=options["batch_size"], learning_rate=options["learning_rate"], seed=options["seed"],
@@ -101,7 +94,7 @@ def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft
 def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4,
               seed=0, callback=None, checkpoint=None, checkpoint_every=200, resume=False, content_labels=None,
               style_labels=None, device="auto", arch=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,
-              hop_length=melgan.HOP_LENGTH, identity_warmup=0, residual=False):
+              hop_length=melgan.HOP_LENGTH, identity_warmup=0):
     """Train a MelGAN-VC model that turns recordings like ``content`` into the timbre of ``style``.
 
     Parameters
@@ -137,10 +130,6 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
         Names of the clips (file paths) for error messages.
     arch : GanArchitecture or None
         The networks' shape; default MelGAN-VC's.
-    residual : bool
-        A residual generator (``arch`` with ``residual=1``): its input passes around it, so it
-        learns a change of the content's bands and starts from the identity
-        (:mod:`nstaudio.nn.melgan`; not in the reference).
     sr_work, n_fft, hop_length : int
         The spectrogram the model works on (stylizing resamples to ``sr_work`` and back).
 
@@ -152,7 +141,7 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
     steps, options, arch, backend, spectrogram = check_train_gan(
         steps=steps, batch_size=batch_size, critic_steps=critic_steps, learning_rate=learning_rate, seed=seed,
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device, arch=arch,
-        sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, identity_warmup=identity_warmup, residual=residual)
+        sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, identity_warmup=identity_warmup)
     content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels, **spectrogram)
     style_features = mel_features(style, sr if style_sr is None else style_sr, arch=arch, name="style",
                                   labels=style_labels, **spectrogram)

@@ -18,7 +18,6 @@ from test_gradients import assert_gradient, finite_difference
 from test_nn_layers import check_layer
 
 TINY = GanArchitecture(n_mels=3, frames=4, channels=2, critic_channels=2, embedding=2)
-RESIDUAL = GanArchitecture(n_mels=3, frames=4, channels=2, critic_channels=2, embedding=2, residual=1)
 
 
 @settings(max_examples=20, deadline=None)
@@ -73,9 +72,9 @@ def _float64(tree):
     return {layer: {name: np.asarray(a, dtype=np.float64) for name, a in values.items()} for layer, values in tree.items()}
 
 
-def _networks(seed=0, arch=TINY):
+def _networks(seed=0):
     rng = np.random.default_rng(seed)
-    nets = arch.networks()
+    nets = TINY.networks()
     params, state = {}, {}
     for net in nets:
         p, s = net.init_params(rng)
@@ -97,10 +96,9 @@ def _check_parameters(loss, params, grads, layers):
             assert_gradient(g, finite_difference(f, params[layer][name].copy()))
 
 
-@pytest.mark.parametrize("which, arch", [(0, TINY), (1, TINY), (2, TINY), (0, RESIDUAL)],
-                         ids=["generator", "siamese", "critic", "residual-generator"])
-def test_network_gradients(which, arch):
-    nets, params, state = _networks(arch=arch)
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_network_gradients(which):
+    nets, params, state = _networks()
     net = nets[which]
     rng = np.random.default_rng(which)
     x = rng.uniform(-1, 1, (3, TINY.n_mels, 3 * TINY.frames if which == 2 else TINY.frames))
@@ -113,20 +111,6 @@ def test_network_gradients(which, arch):
         return float(np.sum(net.forward(p, state, v)[0] * R))
     assert_gradient(dx, finite_difference(lambda v: loss(params, v), x.copy()))
     _check_parameters(loss, params, grads, grads)
-
-
-def test_a_residual_generator_with_a_silent_last_layer_passes_its_input():
-    """Its last conv adds nothing: tanh(atanh(0.995 x)) is 0.995 x, the silence floor (-1) included."""
-    nets, params, state = _networks(arch=RESIDUAL)
-    params["gen.out"]["b"] = np.zeros_like(params["gen.out"]["b"])
-    weights = nets[0].weights(params, state)  # as inference uses them, the last one zero (no spectral norm of 0)
-    weights["gen.out"] = np.zeros_like(weights["gen.out"])
-    x = np.random.default_rng(4).uniform(-1, 1, (2, RESIDUAL.n_mels, RESIDUAL.frames))
-    x[0, 0, :2] = -1.0
-    np.testing.assert_allclose(nets[0].forward(params, state, x, weights=weights)[0], 0.995 * x, rtol=1e-12,
-                               atol=1e-15)
-    plain = TINY.networks()[0].forward(params, state, x, weights=weights)[0]
-    np.testing.assert_array_equal(plain, 0.0)  # MelGAN-VC's generator: tanh(0)
 
 
 def test_eval_mode_uses_running_statistics():
@@ -267,11 +251,6 @@ def test_architecture_checks_its_fields():
     with pytest.raises(ParameterError, match="unknown architecture field"):
         GanArchitecture.from_dict({**GanArchitecture().to_dict(), "layers": 3})
     assert GanArchitecture.from_dict(GanArchitecture().to_dict()) == GanArchitecture()
-    # residual came later: a file without it has MelGAN-VC's generator, and a plain model's header lacks it
-    assert "residual" not in GanArchitecture().to_dict() and GanArchitecture(residual=1).to_dict()["residual"] == 1
-    assert GanArchitecture.from_dict(GanArchitecture(residual=1).to_dict()).residual == 1
-    with pytest.raises(ParameterError, match="residual"):
-        GanArchitecture(residual=2)
     assert GanArchitecture.HISTORY_COLUMNS == len(LOSSES)  # what a checkpoint's reader holds a history to
     shapes = GanArchitecture().array_shapes()
     assert shapes["params"]["critic.dense"]["W"] == (1, 512 * 18)

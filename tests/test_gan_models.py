@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 import nstaudio as nst
 from nstaudio.cli.main import main
-from nstaudio.errors import ParameterError
 from nstaudio.methods import REGISTRY
 from nstaudio.methods.gan import apply_generator, crossfade_windows
 from nstaudio.nn import melgan
@@ -49,10 +48,9 @@ def test_a_model_file_stylizes_with_its_own_method(model_file):
         nst.stylize(content, None, 44100, model=model, method="feedforward")
 
 
-@pytest.mark.parametrize("residual", [False, True], ids=["melgan-vc", "residual"])
-def test_resumed_training_equals_an_uninterrupted_run(tmp_path, residual):
+def test_resumed_training_equals_an_uninterrupted_run(tmp_path):
     content, style = _domains()
-    kwargs = dict(style_sr=22050, steps=9, batch_size=2, arch=SMALL, checkpoint_every=4, residual=residual)
+    kwargs = dict(style_sr=22050, steps=9, batch_size=2, arch=SMALL, checkpoint_every=4)
     whole = nst.train_gan(content, style, 16000, **kwargs)
     path = tmp_path / "run.npz"
     with pytest.raises(KeyboardInterrupt):
@@ -62,10 +60,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, residual):
         nst.train_gan(content, style, 16000, checkpoint=path, callback=stop, **kwargs)
     with pytest.raises(nst.CheckpointError, match="unfinished"):
         nst.load_model(path)
-    with pytest.raises(nst.CheckpointError, match="architecture"):  # the other generator cannot take it up
-        nst.train_gan(content, style, 16000, checkpoint=path, resume=True, **{**kwargs, "residual": not residual})
     resumed = nst.train_gan(content, style, 16000, checkpoint=path, resume=True, **kwargs)
-    assert resumed.arch.residual == residual
     for layer, values in whole.params.items():
         for name, a in values.items():
             np.testing.assert_array_equal(resumed.params[layer][name], a)
@@ -98,19 +93,6 @@ def test_a_model_of_other_spectrogram_settings_trains_stylizes_and_resumes_only_
     for bad, message in [(dict(n_fft=8), "n_fft"), (dict(hop_length=2000), "hop_length"), (dict(sr_work=10), "sr_work")]:
         with pytest.raises(nst.ParameterError, match=message):
             nst.check_train_gan(**bad)
-
-
-def test_a_residual_model_stylizes_from_its_file(tmp_path):
-    content, style = _domains()
-    path = tmp_path / "residual.npz"
-    nst.train_gan(content, style, 16000, style_sr=22050, steps=2, batch_size=2, arch=SMALL, residual=True,
-                  checkpoint=path)
-    model = nst.load_model(path)
-    assert model.arch.residual == 1
-    out = nst.stylize(content[0], None, 16000, model=model)
-    assert out.shape == content[0].shape and np.all(np.isfinite(out))
-    with pytest.raises(ParameterError, match="residual"):
-        nst.train_gan(content, style, 16000, steps=2, residual="yes")
 
 
 def test_training_refuses_clips_too_short_for_a_crop():
@@ -152,12 +134,11 @@ def test_train_gan_command_and_run_with_its_model(tmp_path):
     sf.write(style_dir / "s.flac", style[0], 22050)
     model = tmp_path / "m.npz"
     result = invoke("train-gan", content_dir, style_dir, "-o", model, "--steps", "2", "--batch-size", "1", "--sr",
-                    "12000", "--n-fft", "1024", "--hop", "160", "--identity-warmup", "1", "--residual")
+                    "12000", "--n-fft", "1024", "--hop", "160", "--identity-warmup", "1")
     assert result.exit_code == 0, result.output
     assert "gan 192 mel bands after 2 steps" in result.output and "critic" in result.output
     trained = nst.load_model(model)
     assert trained.spectrogram_settings == (12000, 1024, 160) and trained.meta["settings"]["identity_warmup"] == 1
-    assert trained.arch.residual == 1
     out = tmp_path / "out.wav"
     result = invoke("run", content_dir / "c0.wav", "--model", model, "-o", out)
     assert result.exit_code == 0, result.output

@@ -196,17 +196,16 @@ def test_a_causal_model_streams_within_150_ms_at_the_default_settings():
     assert Stream(causal, block_size=256, sr=44100, lookahead=1).latency == stream.latency + 1024
 
 
-def _tiny_gan(residual=False, **spectrogram):
+def _tiny_gan(**spectrogram):
     content = [harmonic_tone(1.5, 16000, f0=f0, seed=i) for i, f0 in enumerate((150.0, 300.0))]
     style = [harmonic_tone(1.5, 22050, f0=900.0, seed=5)]
     arch = GanArchitecture(n_mels=16, frames=8, channels=4, critic_channels=4, embedding=3)
-    return nst.train_gan(content, style, 16000, style_sr=22050, steps=2, batch_size=2, arch=arch, residual=residual,
-                         **spectrogram)
+    return nst.train_gan(content, style, 16000, style_sr=22050, steps=2, batch_size=2, arch=arch, **spectrogram)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["melgan-vc", "residual"])
-def gan_model(request):
-    return _tiny_gan(residual=request.param)
+@pytest.fixture(scope="module")
+def gan_model():
+    return _tiny_gan()
 
 
 @settings(max_examples=10, deadline=None)

@@ -10,9 +10,7 @@ with the bands as input channels; the rest follow. Shapes with the defaults (B i
   width 9, concatenated with the first layer's output (512 x 24) -> 1x1 conv to 192 bands,
   tanh. Each conv is spectrally normalised and followed by BatchNorm and LeakyReLU(0.2),
   except that the last upsampling conv has no BatchNorm and the 1x1 conv has tanh; only
-  the 1x1 conv has a bias. With ``residual`` (not in the reference) the input passes around
-  the U-net: ``tanh(conv(...) + atanh(0.995 x))``, so the network learns a change of its
-  input, and the identity (a zero change) is where it starts from.
+  the 1x1 conv has a bias.
 - siamese (one third -> a 128-vector): the generator's three encoder convs with BatchNorm and
   no spectral norm, flattened, a dense layer.
 - critic (three thirds, 72 frames -> a score): spectrally normalised convs of 512 channels,
@@ -39,9 +37,6 @@ from .layers import BatchNorm1d, Conv1d, Dense, LeakyReLU, Tanh, Upsample1d
 SLOPE = 0.2  # LeakyReLU's
 # MelGAN-VC's spectrogram: 16 kHz, n_fft = window = 1152, hop 192 (a model file must say these).
 SR, N_FFT, HOP_LENGTH = 16000, 1152, 192
-# The residual generator's input under atanh: the [-1, 1] features' ends (-100 and 0 dB) at a finite
-# pre-activation (+-3.0), which a change of the conv's output can move.
-RESIDUAL_SCALE = 0.995
 
 
 @dataclass(frozen=True)
@@ -60,8 +55,6 @@ class GanArchitecture:
     critic_channels : int
     embedding : int
         Length of the siamese network's vector.
-    residual : int
-        1: the generator's input passes around it (see the module); 0: MelGAN-VC's generator.
     """
 
     n_mels: int = 192
@@ -69,48 +62,36 @@ class GanArchitecture:
     channels: int = 256
     critic_channels: int = 512
     embedding: int = 128
-    residual: int = 0
 
     NETWORK = "melgan"
     HISTORY_COLUMNS = 4  # training keeps nstaudio.nn.gan_train.LOSSES per step
-    FIELDS = ("n_mels", "frames", "channels", "critic_channels", "embedding", "residual")
-    MAXIMA = {"n_mels": 1024, "frames": 4096, "channels": 4096, "critic_channels": 4096, "embedding": 4096,
-              "residual": 1}
-    MINIMA = {"residual": 0}
-    # Fields added after model files were first written: a file without them has the old networks.
-    OPTIONAL = {"residual": 0}
+    FIELDS = ("n_mels", "frames", "channels", "critic_channels", "embedding")
+    MAXIMA = {"n_mels": 1024, "frames": 4096, "channels": 4096, "critic_channels": 4096, "embedding": 4096}
 
     def __post_init__(self):
         for name in self.FIELDS:
             value = getattr(self, name)
             if isinstance(value, (list, tuple, dict, set)):
                 raise ParameterError(f"{name} must be an integer, got a {type(value).__name__}")
-            object.__setattr__(self, name, check_int(name, value, minimum=self.MINIMA.get(name, 1),
-                                                     maximum=self.MAXIMA[name]))
+            object.__setattr__(self, name, check_int(name, value, minimum=1, maximum=self.MAXIMA[name]))
         if self.frames % 4:
             raise ParameterError(f"frames must be a multiple of 4 (two stride-2 layers), got {self.frames}")
 
     def to_dict(self):
-        """The fields, those of :attr:`OPTIONAL` only where they differ from their default (so a model
-        without them has the header, and resumes the checkpoints, of the versions before them)."""
-        d = asdict(self)
-        for name, default in self.OPTIONAL.items():
-            if d[name] == default:
-                del d[name]
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d):
         """The architecture :meth:`to_dict` gave, every field checked (the dict may come from any file)."""
         if not isinstance(d, dict):
             raise ParameterError(f"the architecture must be a mapping, got a {type(d).__name__}")
-        missing = [name for name in cls.FIELDS if name not in d and name not in cls.OPTIONAL]
+        missing = [name for name in cls.FIELDS if name not in d]
         if missing:
             raise ParameterError(f"the architecture lacks {', '.join(missing)}")
         unknown = sorted(str(key) for key in d if key not in cls.FIELDS)
         if unknown:
             raise ParameterError(f"unknown architecture field {unknown[0]!r}")
-        return cls(**{name: d.get(name, cls.OPTIONAL.get(name)) for name in cls.FIELDS})
+        return cls(**{name: d[name] for name in cls.FIELDS})
 
     def networks(self, backend=None):
         """``(generator, siamese, critic)`` of this architecture."""
@@ -293,20 +274,15 @@ class Generator(Network):
         yield
         s1 = xp.concatenate([d1, h0], axis=1)
         z, co = self.out.forward(params, state, s1, training, w(self.out))
-        passed = None
-        if self.arch.residual:
-            passed = RESIDUAL_SCALE * xp.clip(x, -1.0, 1.0)
-            z = z + xp.arctanh(passed)
         y, ct = self.tanh.forward({}, z)
-        return y, (c0, c1, c2, cd0, cd1, co, ct, passed)
+        return y, (c0, c1, c2, cd0, cd1, co, ct)
 
     def backward(self, params, cache, dy, *, need_input=True):
         """dy (B, n_mels, T) -> dx (B, n_mels, T) (None unless ``need_input``), grads (this network's layers)."""
-        c0, c1, c2, cd0, cd1, co, ct, passed = cache
+        c0, c1, c2, cd0, cd1, co, ct = cache
         c = self.arch.channels
         grads = {}
-        dz = self.tanh.backward({}, ct, dy)[0]
-        ds1 = self.out.backward(params, co, dz, grads)
+        ds1 = self.out.backward(params, co, self.tanh.backward({}, ct, dy)[0], grads)
         dd1, dh0 = ds1[:, :c], ds1[:, c:]
         ds0 = self.up.backward({}, None, self.dec[1].backward(params, cd1, dd1, grads))[0]
         dd0, dh1 = ds0[:, :c], ds0[:, c:]
@@ -314,8 +290,6 @@ class Generator(Network):
         dh1 = dh1 + self.enc[2].backward(params, c2, dh2, grads)
         dh0 = dh0 + self.enc[1].backward(params, c1, dh1, grads)
         dx = self.enc[0].backward(params, c0, dh0, grads, need_input)
-        if need_input and passed is not None:  # d atanh(s x) / dx = s / (1 - (s x)^2); x's clip is not differentiated
-            dx = dx + dz * (RESIDUAL_SCALE / (1.0 - passed * passed))
         return dx, grads
 
 
