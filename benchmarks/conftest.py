@@ -83,8 +83,14 @@ def machine_description():
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            found = re.search(r"model name\s*:\s*(.+)", f.read())
-            model = found.group(1).strip() if found else model
+            info = f.read()
+        found = re.search(r"model name\s*:\s*(.+)", info)
+        model = found.group(1).strip() if found else model
+        # two machines of one model name ("AMD EPYC") ran 2.5x apart: the vector width tells them apart
+        flags_line = re.search(r"flags\s*:\s*(.+)", info)
+        flags = set(flags_line.group(1).split()) if flags_line else set()
+        simd = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), None)
+        model += f" ({simd})" if simd else ""
     except OSError:
         pass
     versions = []

@@ -15,6 +15,7 @@
 The section "gan" of RESULTS.md holds the last whole run of this module.
 """
 
+import datetime
 import os
 import time
 
@@ -29,7 +30,7 @@ from nstaudio.nn.gan_train import GanWeights, critic_loss, generator_loss
 from nstaudio.nn import melgan
 from nstaudio.nn.melgan import GanArchitecture
 from audio_fixtures import AUDIO_DIR
-from conftest import alternate, module_ran_whole, write_section
+from conftest import alternate, machine_description, module_ran_whole, write_section
 
 BUILD = os.path.join(os.path.dirname(__file__), os.pardir, "build")
 MODEL = os.environ.get("NSTAUDIO_GAN_MODEL", os.path.join(BUILD, "gan-models", "violin.npz"))
@@ -42,7 +43,8 @@ _lines = []
 def section(request):
     yield
     if module_ran_whole(request) and _lines:
-        write_section("gan", "Machine and versions: as in section cpu; written by benchmarks/test_gan.py.",
+        write_section("gan", f"Machine: {machine_description()}. Date: {datetime.date.today()}. Written by "
+                      "benchmarks/test_gan.py.",
                       "\n".join(_lines))
 
 
