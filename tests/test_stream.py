@@ -208,9 +208,15 @@ def gan_model():
     return _tiny_gan()
 
 
+@pytest.fixture(scope="module")
+def gan_model_22k():
+    return _tiny_gan(sr_work=22050, n_fft=1024, hop_length=256)
+
+
+@pytest.mark.parametrize("which", ["gan_model", "gan_model_22k"], ids=["default-spectrogram", "22050-1024-256"])
 @settings(max_examples=10, deadline=None)
 @given(sizes=st.lists(st.integers(1, 700), min_size=1, max_size=5))
-def test_gan_frames_equal_the_offline_gan_method(gan_model, sizes):
+def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
     """The generator's windows, crossfaded, equal the offline method's bands frame by frame (start
     included; silence after the end, as a stream's end is), and each window's frames go back to STFT
     magnitudes by the offline method's mel inversion.
@@ -219,6 +225,7 @@ def test_gan_frames_equal_the_offline_gan_method(gan_model, sizes):
     offline method's of the whole clip differ in float32 rounding (a mel product of another shape,
     1e-7), and the mel inversion's 30 FISTA steps amplify that to 1e-4 - 4e-4 in the log magnitude
     of the quietest bins (measured), a property of the inversion, not of the stream."""
+    gan_model = request.getfixturevalue(which)
     sr, n_fft, hop = gan_model.spectrogram_settings
     x = np.random.default_rng(3).standard_normal((2, sr)).astype(np.float32) * np.float32(0.3)
     x[:, -sr // 3:] = 0.0
@@ -248,10 +255,9 @@ def test_gan_frames_equal_the_offline_gan_method(gan_model, sizes):
         [np.concatenate([inverted[i][1], inverted[i + 1][1]], axis=0) for i in range(0, len(inverted), 2)], axis=2)))
 
 
-@pytest.mark.parametrize("spectrogram", [None, dict(sr_work=22050, n_fft=1024, hop_length=256)],
-                         ids=["default-spectrogram", "22050-1024-256"])
-def test_a_gan_model_streams(gan_model, spectrogram):
-    gan_model = gan_model if spectrogram is None else _tiny_gan(**spectrogram)
+@pytest.mark.parametrize("which", ["gan_model", "gan_model_22k"], ids=["default-spectrogram", "22050-1024-256"])
+def test_a_gan_model_streams(request, which):
+    gan_model = request.getfixturevalue(which)
     sr, n_fft, hop = gan_model.spectrogram_settings
     x = harmonic_tone(1.0, 44100, f0=220.0)[np.newaxis]
     stream = Stream(gan_model, block_size=256, sr=44100)
