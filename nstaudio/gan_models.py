@@ -12,9 +12,8 @@ import numpy as np
 from . import spectral
 from .errors import AudioError, ParameterError
 from .kernels import get_backend
-from .limits import MAX_WORK_RATE, MIN_WORK_RATE
 from .methods import gan as gan_method
-from .models import _digest, _train, _training_options, training_signals
+from .models import _digest, _train, _training_options, check_spectrogram, training_signals
 from .nn.gan_train import GanWeights, train_networks
 from .nn import melgan
 from .nn.melgan import GanArchitecture
@@ -49,10 +48,7 @@ def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=
     identity_warmup = check_int("identity_warmup", identity_warmup, minimum=0, maximum=steps - 1)
     if identity_warmup:  # only then: a run without one keeps the header (and resumes) of earlier versions
         options["identity_warmup"] = identity_warmup
-    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
-    spectrogram = dict(sr_work=check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE),
-                       n_fft=n_fft, hop_length=check_int("hop_length", hop_length, minimum=1, maximum=n_fft))
-    return steps, options, arch, get_backend(device), spectrogram
+    return steps, options, arch, get_backend(device), check_spectrogram(sr_work, n_fft, hop_length)
 
 
 def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,

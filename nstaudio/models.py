@@ -395,13 +395,25 @@ def check_train_lossnet(*, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_wo
     ------
     ParameterError, BackendError, CheckpointError
     """
-    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
-    arch = Architecture(n_bins=1 + n_fft // 2, channels=channels, width=width)  # it checks its own bounds
+    spectrogram = check_spectrogram(sr_work, n_fft, hop_length)
+    arch = Architecture(n_bins=1 + spectrogram["n_fft"] // 2, channels=channels, width=width)  # checks its bounds
     steps, options = _training_options(steps, batch_size, crop, learning_rate, weight_decay, seed, checkpoint,
                                        checkpoint_every, resume, crop_multiple=arch.stride ** 4, kind="lossnet")
-    sr_work = check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE)
-    hop_length = check_int("hop_length", hop_length, minimum=1, maximum=n_fft)
-    return steps, options, arch, sr_work, hop_length, get_backend(device)
+    return steps, options, arch, spectrogram["sr_work"], spectrogram["hop_length"], get_backend(device)
+
+
+def check_spectrogram(sr_work, n_fft, hop_length):
+    """The spectrogram a network is trained on, checked: ``{"sr_work", "n_fft", "hop_length"}`` as ints.
+
+    Raises
+    ------
+    ParameterError
+        A rate outside ``limits.MIN_WORK_RATE..MAX_WORK_RATE``, ``n_fft`` outside 16..65536, or a
+        hop that is not positive or longer than ``n_fft``.
+    """
+    n_fft = check_int("n_fft", n_fft, minimum=16, maximum=2**16)
+    return dict(sr_work=check_int("sr_work", sr_work, minimum=MIN_WORK_RATE, maximum=MAX_WORK_RATE),
+                n_fft=n_fft, hop_length=check_int("hop_length", hop_length, minimum=1, maximum=n_fft))
 
 
 def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24, crop=64, learning_rate=1e-3,
