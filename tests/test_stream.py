@@ -14,7 +14,7 @@ import nstaudio as nst
 from nstaudio.cli.main import main
 from nstaudio.kernels import cpu, numpy_backend
 from nstaudio.methods.feedforward import feedforward
-from nstaudio.methods import gan as gan_methods
+from nstaudio.methods import gan as gan_module
 from nstaudio.methods.gan import gan as gan_method
 from nstaudio.nn.melgan import GanArchitecture
 from nstaudio.models import Network
@@ -236,8 +236,8 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
         inverted.append((np.array(unit), magnitude))
         return magnitude
 
-    invert = gan_methods.magnitude_from_features
-    with mock.patch.object(gan_methods, "magnitude_from_features", recorded):
+    invert = gan_module.magnitude_from_features
+    with mock.patch.object(gan_module, "magnitude_from_features", recorded):
         offline = gan_method(np.log1p(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))), gan_model)
         [(offline_bands, _)] = inverted
         inverted.clear()
@@ -249,7 +249,7 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
                             for i in range(0, len(inverted), 2)], axis=2)
     np.testing.assert_allclose(bands, offline_bands[:, :, :bands.shape[2]], rtol=0, atol=1e-6)
     for unit, magnitude in inverted:  # the stream's prepared numba inversion is the offline method's
-        np.testing.assert_allclose(magnitude, invert(unit, gan_methods.mel_basis(sr, n_fft, gan_model.arch.n_mels),
+        np.testing.assert_allclose(magnitude, invert(unit, gan_module.mel_basis(sr, n_fft, gan_model.arch.n_mels),
                                                      n_fft), rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(y, np.log1p(np.concatenate(
         [np.concatenate([inverted[i][1], inverted[i + 1][1]], axis=0) for i in range(0, len(inverted), 2)], axis=2)))
