@@ -244,15 +244,16 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
         frames = GanFrames(gan_model, batch=2, backend=cpu)
         y = in_blocks(x, sizes, frames.process)
     assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
-    # a window's frames are inverted a channel at a time: calls come in pairs
-    bands = np.concatenate([np.concatenate([inverted[i][0], inverted[i + 1][0]], axis=0)
-                            for i in range(0, len(inverted), 2)], axis=2)
+    def joined(part):  # a window's frames are inverted a channel at a time: calls come in pairs
+        return np.concatenate([np.concatenate([inverted[i][part], inverted[i + 1][part]], axis=0)
+                               for i in range(0, len(inverted), 2)], axis=2)
+
+    bands = joined(0)
     np.testing.assert_allclose(bands, offline_bands[:, :, :bands.shape[2]], rtol=0, atol=1e-6)
+    basis = gan_module.mel_basis(sr, n_fft, gan_model.arch.n_mels)
     for unit, magnitude in inverted:  # the stream's prepared numba inversion is the offline method's
-        np.testing.assert_allclose(magnitude, invert(unit, gan_module.mel_basis(sr, n_fft, gan_model.arch.n_mels),
-                                                     n_fft), rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(y, np.log1p(np.concatenate(
-        [np.concatenate([inverted[i][1], inverted[i + 1][1]], axis=0) for i in range(0, len(inverted), 2)], axis=2)))
+        np.testing.assert_allclose(magnitude, invert(unit, basis, n_fft), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(y, np.log1p(joined(1)))
 
 
 @pytest.mark.parametrize("which", ["gan_model", "gan_model_22k"], ids=["default-spectrogram", "22050-1024-256"])
@@ -571,7 +572,8 @@ def test_cli_streams_a_file_aligned_with_it(model, model_file, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]
 
 
-@pytest.mark.parametrize("case", ["missing input", "silent", "nan", "not audio", "too short", "output is input",
+@pytest.mark.parametrize("case", ["missing input", "silent", "nan", "not audio", "too short", "cut short",
+                                  "output is input",
                                   "output is model",
                                   "small block", "no spread", "no model", "gan model", "no output", "live option"])
 def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case):
@@ -592,6 +594,10 @@ def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case)
     elif case == "too short":  # under one frame
         source = tmp_path / "short.wav"
         sf.write(source, np.full(N_FFT - 1, 0.5, np.float32), SR)
+    elif case == "cut short":  # a partial download: the header declares more audio than the file holds
+        source = tmp_path / "cut.wav"
+        sf.write(source, harmonic_tone(0.3, SR), SR)
+        source.write_bytes(source.read_bytes()[:4000])
     elif case == "output is input":
         out = good
     elif case == "output is model":
@@ -613,6 +619,7 @@ def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case)
     result = invoke(*args)
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error:"), result.output
+    assert case != "cut short" or "is cut short" in result.output, result.output
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before  # nothing written or touched
 
 
