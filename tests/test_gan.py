@@ -121,6 +121,34 @@ def test_eval_mode_uses_running_statistics():
     np.testing.assert_allclose(one, both[:1], rtol=1e-12)
 
 
+@pytest.mark.parametrize("max_macs", [1, 40, 10 ** 9])
+def test_generator_in_parts_is_its_forward(max_macs):
+    """Inference with each block's product cut into groups of output channels (a stream's pieces): the
+    same output, a stop after each group, and training refused (its cache would be incomplete)."""
+    nets, params, state = _networks()
+    generator = nets[0]
+    x = np.random.default_rng(1).uniform(-1, 1, (2, TINY.n_mels, TINY.frames))
+    whole = generator.forward(params, state, x, training=False)[0]
+    pieces = generator.forward_in_pieces(params, state, x, training=False, max_macs=max_macs)
+    stops = 0
+    while True:
+        try:
+            next(pieces)
+            stops += 1
+        except StopIteration as finished:
+            y, cache = finished.value
+            break
+    np.testing.assert_allclose(y, whole, rtol=1e-12, atol=1e-15)
+    assert cache is None
+    blocks = len(generator.blocks)
+    if max_macs == 1:  # every output channel its own product, after the im2col its groups share
+        assert stops == (blocks - 1) + sum(block.layer.out_channels for block in generator.blocks)
+    elif max_macs == 10 ** 9:  # one product a block: a stop between blocks, as forward_in_pieces without parts
+        assert stops == blocks - 1
+    with pytest.raises(ParameterError, match="inference only"):
+        next(generator.forward_in_pieces(params, state, x, training=True, max_macs=max_macs))
+
+
 def test_thirds_and_assemble_are_inverse():
     x = np.arange(2 * 3 * 12.0).reshape(2, 3, 12)
     parts = thirds(x, 4)

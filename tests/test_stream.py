@@ -20,6 +20,7 @@ from nstaudio.nn.melgan import GanArchitecture
 from nstaudio.models import Network
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.streaming import Stream
+from nstaudio.streaming import frames as frames_module
 from nstaudio.streaming.frames import GanFrames, PhaseSynthesis, StyleFrames
 from nstaudio.streaming.network import IncrementalNetwork
 from nstaudio.streaming.resample import StreamingResampler, polyphase_filter
@@ -213,13 +214,15 @@ def gan_model_22k():
     return _tiny_gan(sr_work=22050, n_fft=1024, hop_length=256)
 
 
-@pytest.mark.parametrize("which", ["gan_model", "gan_model_22k"], ids=["default-spectrogram", "22050-1024-256"])
+@pytest.mark.parametrize("which, piece_macs", [("gan_model", None), ("gan_model_22k", 50)],
+                         ids=["default-spectrogram", "22050-1024-256, generator in parts"])
 @settings(max_examples=10, deadline=None)
 @given(sizes=st.lists(st.integers(1, 700), min_size=1, max_size=5))
-def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
+def test_gan_frames_equal_the_offline_gan_method(request, which, piece_macs, sizes):
     """The generator's windows, crossfaded, equal the offline method's bands frame by frame (start
     included; silence after the end, as a stream's end is), and each window's frames go back to STFT
-    magnitudes by the offline method's mel inversion.
+    magnitudes by the offline method's mel inversion. (The tiny models' products are too small to be
+    cut into parts at the default ``GENERATOR_PIECE_MACS``; one case cuts them.)
 
     The bands are compared, not the magnitudes at the end: the stream's features of a few frames and the
     offline method's of the whole clip differ in float32 rounding (a mel product of another shape,
@@ -237,7 +240,9 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
         return magnitude
 
     invert = gan_module.magnitude_from_features
-    with mock.patch.object(gan_module, "magnitude_from_features", recorded):
+    piece_macs = frames_module.GENERATOR_PIECE_MACS if piece_macs is None else piece_macs
+    with mock.patch.object(gan_module, "magnitude_from_features", recorded), \
+            mock.patch.object(frames_module, "GENERATOR_PIECE_MACS", piece_macs):
         offline = gan_method(np.log1p(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))), gan_model)
         [(offline_bands, _)] = inverted
         inverted.clear()
@@ -254,6 +259,19 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, sizes):
     for unit, magnitude in inverted:  # the stream's prepared numba inversion is the offline method's
         np.testing.assert_allclose(magnitude, invert(unit, basis, n_fft), rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(y, np.log1p(joined(1)))
+
+
+def test_a_gan_window_waits_until_its_frames_are_due(gan_model):
+    """With no frame due (``limit`` 0: a stream's blocks before its latency's padding is out), no window's job
+    runs in ``process``: the work is left to the pieces done ahead, a share of a block at a time. (The
+    first window, half padding, gives no frame: it was once run as soon as it could be, in one block.)"""
+    sr, n_fft, hop = gan_model.spectrogram_settings
+    x = np.random.default_rng(4).standard_normal((2, sr // 2)).astype(np.float32) * np.float32(0.3)
+    frames = GanFrames(gan_model, batch=2, backend=cpu)
+    assert frames.process(x, limit=0).shape[2] == 0 and frames.windows == 0 and frames.job is None
+    assert frames.next_piece(frames.hop) == 0  # work ahead may start on what the first frame out takes
+    wanted = frames.available(x.shape[1])
+    assert frames.process(x[:, :0], limit=wanted).shape[2] == wanted > 0
 
 
 @pytest.mark.parametrize("which", ["gan_model", "gan_model_22k"], ids=["default-spectrogram", "22050-1024-256"])

@@ -92,17 +92,26 @@ class Conv1d:
             return (T - 1) // self.stride + 1
         return (T + 2 * self.padding - self.width) // self.stride + 1
 
-    def forward(self, params, x, scratch=None):
-        """x (B, C_in, T) -> y (B, C_out, T_out)."""
+    def windows(self, x, scratch=None):
+        """The im2col matrix of x (B, C_in, T): (C_in width, B T_out), what :meth:`forward` multiplies the
+        weights, (C_out, C_in width), by."""
+        return _windows(self.backend, x, self.width, self.stride, self.padding, self.output_length(x.shape[2]),
+                        scratch)
+
+    def forward(self, params, x, scratch=None, cols=None):
+        """x (B, C_in, T) -> y (B, C_out, T_out). ``cols``: x's im2col matrix, from the cache of an earlier
+        call on the same x (a stream computes the output channels in groups, each its own product)."""
         if x.shape[2] + 2 * self.padding < self.width:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
         B, C, T = x.shape
         T_out = self.output_length(T)
-        cols = _windows(self.backend, x, self.width, self.stride, self.padding, T_out, scratch)
+        if cols is None:
+            cols = self.windows(x, scratch)
         W = params["W"].astype(x.dtype, copy=False)
-        y = self.backend.xp.matmul(W.reshape(self.out_channels, -1), cols,
-                                   out=_array(self.backend, scratch, "y", (self.out_channels, B * T_out), x.dtype))
-        y = y.reshape(self.out_channels, B, T_out).transpose(1, 0, 2)
+        C_out = W.shape[0]  # out_channels, or the rows of them that W holds (a stream's pieces)
+        y = self.backend.xp.matmul(W.reshape(C_out, -1), cols,
+                                   out=_array(self.backend, scratch, "y", (C_out, B * T_out), x.dtype))
+        y = y.reshape(C_out, B, T_out).transpose(1, 0, 2)
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
 

@@ -155,15 +155,44 @@ class _Block:
         elif self.sn:
             sn = state[f"sn_{self.name}"]
             W, c_sn = spectral_norm.normalize(W, sn["u"], sn["v"])
-        b = p["b"] if self.bias else array_module(x).zeros(W.shape[0], x.dtype)
-        y, c_layer = self.layer.forward({"W": W, "b": b}, x)
+        y, c_layer, c_bn, c_act = self._apply(params, state, x, W, training, slice(None))
+        return y, (W, c_sn, c_layer, c_bn, c_act)
+
+    def infer_in_parts(self, params, state, x, weight=None, max_macs=None):
+        """Inference (BatchNorm's running statistics) as a generator that stops between groups of output
+        channels, each its own product of at most about ``max_macs`` multiply-adds (None: one group), after
+        the im2col matrix they share: a stream runs them in the gaps of its audio callbacks (blocks of a
+        Conv1d). Returns :meth:`forward`'s output, (B, C_out, T_out), without a cache."""
+        W = self.weight(params, state) if weight is None else weight
+        macs = W.size * x.shape[0] * self.layer.output_length(x.shape[2])
+        parts = 1 if max_macs is None else min(W.shape[0], max(1, -(-macs // int(max_macs))))
+        bounds = np.linspace(0, W.shape[0], parts + 1).round().astype(int)
+        outputs, cols = [], None
+        if parts > 1:  # the im2col matrix, made once for all the groups, a piece of its own
+            cols = self.layer.windows(x)
+        for rows in (slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])):
+            if parts > 1:
+                yield
+            outputs.append(self._apply(params, state, x, W[rows], False, rows, cols)[0])
+        return outputs[0] if parts == 1 else array_module(x).concatenate(outputs, axis=1)
+
+    def _apply(self, params, state, x, W, training, rows, cols=None):
+        """The layer with weights ``W`` (output channels ``rows`` of the block's; ``cols``: a Conv1d's
+        im2col matrix of x, if made before), then BatchNorm and LeakyReLU where the block has them: y and
+        the three caches."""
+        b = params[self.name]["b"][rows] if self.bias else array_module(x).zeros(W.shape[0], x.dtype)
+        y, c_layer = self.layer.forward({"W": W, "b": b}, x, **({} if cols is None else {"cols": cols}))
         c_bn = c_act = None
         if self.norm is not None:
             self.norm.training = training
-            y, c_bn = self.norm.forward(params[f"bn_{self.name}"], y, state[f"bn_{self.name}"])
+            bn_params, bn_state = params[f"bn_{self.name}"], state[f"bn_{self.name}"]
+            if rows != slice(None):  # inference only: the running statistics are not updated
+                bn_params = {key: value[rows] for key, value in bn_params.items()}
+                bn_state = {key: value[rows] for key, value in bn_state.items()}
+            y, c_bn = self.norm.forward(bn_params, y, bn_state)
         if self.act is not None:
             y, c_act = self.act.forward({}, y)
-        return y, (W, c_sn, c_layer, c_bn, c_act)
+        return y, c_layer, c_bn, c_act
 
     def backward(self, params, cache, dy, grads, need_input=True, need_params=True):
         """The input's gradient (None unless ``need_input``); the parameters' go into ``grads`` if ``need_params``."""
@@ -254,28 +283,41 @@ class Generator(Network):
             except StopIteration as finished:
                 return finished.value
 
-    def forward_in_pieces(self, params, state, x, training=True, weights=None):
+    def forward_in_pieces(self, params, state, x, training=True, weights=None, max_macs=None):
         """:meth:`forward` as a generator that stops after each block (a stream runs a window's
-        blocks in the gaps of its audio callbacks); its return value is forward's."""
+        blocks in the gaps of its audio callbacks); its return value is forward's.
+
+        ``max_macs`` (inference only): each block's product is cut into groups of output channels of at
+        most about that many multiply-adds, with a stop after each (:meth:`_Block.infer_in_parts`), and
+        the cache is None."""
         if x.shape[2] % 4:
             raise ParameterError(f"the generator needs a multiple of 4 frames, got {x.shape[2]}")
+        if max_macs is not None and training:
+            raise ParameterError("the generator runs in parts for inference only (training=False)")
         xp = array_module(x)
-        w = (lambda block: None) if weights is None else (lambda block: weights[block.name])
-        h0, c0 = self.enc[0].forward(params, state, x, training, w(self.enc[0]))
+        caches = []
+
+        def run(block, h):
+            if max_macs is None:
+                y, cache = block.forward(params, state, h, training, None if weights is None else weights[block.name])
+                caches.append(cache)
+                return y
+            return (yield from block.infer_in_parts(params, state, h, None if weights is None else weights[block.name],
+                                                    max_macs))
+
+        h0 = yield from run(self.enc[0], x)
         yield
-        h1, c1 = self.enc[1].forward(params, state, h0, training, w(self.enc[1]))
+        h1 = yield from run(self.enc[1], h0)
         yield
-        h2, c2 = self.enc[2].forward(params, state, h1, training, w(self.enc[2]))
+        h2 = yield from run(self.enc[2], h1)
         yield
-        d0, cd0 = self.dec[0].forward(params, state, self.up.forward({}, h2)[0], training, w(self.dec[0]))
+        d0 = yield from run(self.dec[0], self.up.forward({}, h2)[0])
         yield
-        s0 = xp.concatenate([d0, h1], axis=1)
-        d1, cd1 = self.dec[1].forward(params, state, self.up.forward({}, s0)[0], training, w(self.dec[1]))
+        d1 = yield from run(self.dec[1], self.up.forward({}, xp.concatenate([d0, h1], axis=1))[0])
         yield
-        s1 = xp.concatenate([d1, h0], axis=1)
-        z, co = self.out.forward(params, state, s1, training, w(self.out))
+        z = yield from run(self.out, xp.concatenate([d1, h0], axis=1))
         y, ct = self.tanh.forward({}, z)
-        return y, (c0, c1, c2, cd0, cd1, co, ct)
+        return y, (None if max_macs is not None else (*caches, ct))
 
     def backward(self, params, cache, dy, *, need_input=True):
         """dy (B, n_mels, T) -> dx (B, n_mels, T) (None unless ``need_input``), grads (this network's layers)."""

@@ -32,11 +32,13 @@ PIECE_MEMORY = 0.9
 PHASE_DEFAULTS = {False: (1, None, 2), True: (0, 1, 4)}
 # Hops of latency in which the work of the frames next due is done ahead, a piece per block, by
 # the model's kind. A style model's frames come one a hop: one hop. A gan model's come a window's
-# hop (12 frames) at a time, and its window (generator, blend, mel inversion, then the phase of
-# 12 frames: about 20 ms of work at 44.1 kHz stereo on the 2-core benchmark machine) is due a
-# hop after its last input frame; over 4 hops (36 ms more latency) that work fits between blocks
-# of 512 samples and more (RESULTS.md, section "stream (issue 18)").
-SPREAD_HOPS = {"style": 1, "gan": 4}
+# hop (12 frames) at a time, and its window (the generator in 36 pieces of at most 0.3 ms, the
+# blend, the mel inversion, then the phase of 12 frames: about 20 ms of work at 44.1 kHz stereo on
+# the 2-core benchmark machine) can start only a spread before its first frame is due: over 4 hops
+# the window and the previous window's phase did not fit in the blocks' shares at 256 samples
+# (99th percentile 0.49 in one run), over 8 (48 ms more latency) they did, at every block size
+# (RESULTS.md, section "stream (issue 18), 2026-12-06").
+SPREAD_HOPS = {"style": 1, "gan": 8}
 MAX_SPREAD = 64
 MAX_PHASE_ITERS = 64
 MAX_PHASE_FRAMES = 64
@@ -174,10 +176,14 @@ class Stream:
         # compile and load every kernel now, not in the first blocks of a live stream: in blocks, so that
         # the arrays take every layout they will take (numba compiles one version per layout); this also
         # measures the pieces of work ahead (a property of the machine, kept over resets)
-        self._piece_times = {}  # kind of piece of work ahead -> the longest lately (seconds)
-        self.reset()
-        for _ in range(-(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1):
-            self._run(np.zeros((self.channels, self.block_size), np.float32), self.block_size)
+        # The first pass's times include what a first call costs (numba's dispatch of a new layout,
+        # a first product's buffers: 4 ms for a piece of 0.3), which would hold that work back for
+        # dozens of blocks: the records are the second pass's.
+        for _ in range(2):
+            self._piece_times = {}  # kind of piece of work ahead -> the longest lately (seconds)
+            self.reset()
+            for _ in range(-(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1):
+                self._run(np.zeros((self.channels, self.block_size), np.float32), self.block_size)
         self.reset()
 
     def reset(self):
