@@ -643,11 +643,18 @@ def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case)
 
 def test_live_without_sounddevice_says_how_to_get_it(model_file, monkeypatch):
     import sys
+    import types
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
     for args in (["--list-devices"], ["--model", model_file, "--live", "--seconds", "0"]):
         result = invoke("stream", *args)
         assert result.exit_code == 2 and "nstaudio[live]" in result.output, result.output
+    # the extra's other half: a live run holds BLAS to one thread
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    result = invoke("stream", "--model", model_file, "--live", "--seconds", "0")
+    assert result.exit_code == 2 and "threadpoolctl" in result.output and "nstaudio[live]" in result.output, \
+        result.output
 
 
 def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
@@ -666,6 +673,11 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
             self.callback = callback
 
         def __enter__(self):
+            from threadpoolctl import threadpool_info
+
+            # BLAS on one thread while the devices call (its threads' wake-ups stall a gan model's products)
+            blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+            assert blas and set(blas) == {1}, blas
             for i in range(0, len(x), 64):
                 outdata = np.empty((64, 1), np.float32)
                 played.append(outdata)

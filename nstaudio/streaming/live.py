@@ -19,6 +19,22 @@ def require_sounddevice():
     return sounddevice
 
 
+def require_threadpoolctl():
+    """threadpoolctl's ``threadpool_limits`` (the ``live`` extra), or a ParameterError saying how to get it.
+
+    A live run holds BLAS to one thread: a gan model's generator multiplies through BLAS, whose
+    threads, woken for a product of 0.1-0.2 ms, now and then stall it by 1-2 ms (blocks of 256
+    samples over a quarter of their duration, a few in 2000; none on one thread: RESULTS.md,
+    section "stream (issue 18), 2026-12-06"). BLAS's setting is the process's, so the host that
+    owns the process sets it, as ``nstaudio batch`` does for its workers; a stream's numba kernels
+    already run on the calling thread alone."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise ParameterError("live audio needs threadpoolctl: pip install 'nstaudio[live]'") from None
+    return threadpool_limits
+
+
 def list_devices():
     """The audio devices sounddevice sees, as it prints them."""
     return str(require_sounddevice().query_devices())
@@ -45,8 +61,11 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
     -------
     dict
         ``latency`` (samples), ``blocks`` processed, ``status`` (the device's xrun reports, as text).
+
+    BLAS runs on one thread while the devices run (:func:`require_threadpoolctl`).
     """
     sd = require_sounddevice()
+    blas_limits = require_threadpoolctl()
     stream = Stream(model, channels=channels, block_size=block_size, sr=sr, **stream_options)
     stop = threading.Event() if stop is None else stop
     report = {"latency": stream.latency, "blocks": 0, "status": []}
@@ -65,8 +84,9 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
             raise getattr(sd, "CallbackAbort", RuntimeError) from exc
         report["blocks"] += 1
 
-    with sd.Stream(device=(input_device, output_device), samplerate=stream.sr, blocksize=stream.block_size,
-                   channels=channels, dtype="float32", callback=callback):
+    devices = sd.Stream(device=(input_device, output_device), samplerate=stream.sr, blocksize=stream.block_size,
+                        channels=channels, dtype="float32", callback=callback)
+    with blas_limits(1, user_api="blas"), devices:
         try:
             stop.wait(seconds)
         except KeyboardInterrupt:  # Ctrl-C is how a live run ends
