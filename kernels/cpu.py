@@ -845,19 +845,25 @@ def _csr_times(indptr, indices, data, x, out):
 
 
 @numba.njit(cache=True)
-def mel_fista(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, coverage, step, momenta, bins):
-    """FISTA for ``min ||F P - M||^2, P >= 0``; parameters and result as ``numpy_backend.mel_fista`` (without a
-    Python step per iteration: a stream inverts a frame or two at a time)."""
-    n_mels, T = M.shape
-    P = np.empty((bins, T), dtype=np.float32)
+def mel_fista_start(Ft_indptr, Ft_indices, Ft_data, M, coverage, bins):
+    """FISTA's starting point ``F^T M / coverage``; parameters and result as ``numpy_backend.mel_fista_start``."""
+    P = np.empty((bins, M.shape[1]), dtype=np.float32)
     _csr_times(Ft_indptr, Ft_indices, Ft_data, M, P)
     for i in range(bins):
-        for t in range(T):
+        for t in range(M.shape[1]):
             P[i, t] = P[i, t] / coverage[i]
-    Y = P.copy()
+    return P
+
+
+@numba.njit(cache=True)
+def mel_fista_steps(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, step, momenta, P, Y):
+    """FISTA steps for ``min ||F P - M||^2, P >= 0`` from the state (P, Y), in place; parameters as
+    ``numpy_backend.mel_fista_steps`` (without a Python step per iteration: a stream inverts a frame or two
+    at a time)."""
+    n_mels, T = M.shape
+    bins = P.shape[0]
     residual = np.empty((n_mels, T), dtype=np.float32)
     gradient = np.empty((bins, T), dtype=np.float32)
-    P_next = np.empty((bins, T), dtype=np.float32)
     for momentum in momenta:
         _csr_times(F_indptr, F_indices, F_data, Y, residual)
         for i in range(n_mels):
@@ -867,7 +873,7 @@ def mel_fista(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, co
         for i in range(bins):
             for t in range(T):
                 value = Y[i, t] - step * gradient[i, t]
-                P_next[i, t] = value if value > 0 else np.float32(0.0)
-                Y[i, t] = P_next[i, t] + momentum * (P_next[i, t] - P[i, t])
-        P, P_next = P_next, P
+                P_next = value if value > 0 else np.float32(0.0)
+                Y[i, t] = P_next + momentum * (P_next - P[i, t])
+                P[i, t] = P_next
     return P

@@ -535,8 +535,28 @@ def frame_product(weights, columns, out):
     return np.matmul(weights, columns, out=out)
 
 
-def mel_fista(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, coverage, step, momenta, bins):
-    """Non-negative least squares ``min ||F P - M||^2, P >= 0`` by FISTA, every column at once, in float32.
+def mel_fista_start(Ft_indptr, Ft_indices, Ft_data, M, coverage, bins):
+    """The starting point of :func:`mel_fista_steps`: ``F^T M / coverage``, (bins, T) float32.
+
+    Parameters
+    ----------
+    Ft_indptr, Ft_indices, Ft_data : np.ndarray
+        The filterbank's transpose F^T (bins, n_mels) in CSR form (float32 data).
+    M : np.ndarray, shape (n_mels, T), float32, C-contiguous
+    coverage : np.ndarray, shape (bins,), float32
+        ``F^T 1`` (1 where it is 0).
+    bins : int
+    """
+    import scipy.sparse
+
+    Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(bins, M.shape[0]))
+    return ((Ft @ M) / coverage[:, None]).astype(np.float32)
+
+
+def mel_fista_steps(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, step, momenta, P, Y):
+    """Steps of FISTA for the non-negative least squares ``min ||F P - M||^2, P >= 0``, every column at
+    once, in float32, from the state (P, Y) (the start: both :func:`mel_fista_start`'s), updated in place:
+    the steps can be taken a few at a time.
 
     Parameters
     ----------
@@ -545,27 +565,24 @@ def mel_fista(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, co
     Ft_indptr, Ft_indices, Ft_data : np.ndarray
         Its transpose in CSR form.
     M : np.ndarray, shape (n_mels, T), float32, C-contiguous
-    coverage : np.ndarray, shape (bins,), float32
-        ``F^T 1`` (1 where it is 0): the start is ``F^T M / coverage``.
     step : np.float32
         ``1 / L``, L at least ``||F||_2^2``.
-    momenta : np.ndarray, shape (n_iter,), float32
-        ``(t_k - 1) / t_{k+1}`` per step.
-    bins : int
+    momenta : np.ndarray, shape (steps,), float32
+        ``(t_k - 1) / t_{k+1}`` per step (those of the steps taken, in order).
+    P, Y : np.ndarray, shape (bins, T), float32
+        The iterate and the extrapolated point, written in place.
 
     Returns
     -------
-    np.ndarray, shape (bins, T), float32
+    P
     """
     import scipy.sparse
 
-    F = scipy.sparse.csr_matrix((F_data, F_indices, F_indptr), shape=(M.shape[0], bins))
-    Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(bins, M.shape[0]))
-    P = (Ft @ M) / coverage[:, None]
-    Y = P
+    F = scipy.sparse.csr_matrix((F_data, F_indices, F_indptr), shape=(M.shape[0], P.shape[0]))
+    Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(P.shape[0], M.shape[0]))
     for momentum in momenta:
         gradient = Ft @ (F @ Y - M)
         P_next = np.maximum(Y - step * gradient, 0, dtype=np.float32)
-        Y = P_next + momentum * (P_next - P)
-        P = P_next
+        Y[...] = P_next + momentum * (P_next - P)
+        P[...] = P_next
     return P

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse
 
 from .errors import ParameterError
+from .pieces import finish
 from .validation import check_int
 
 MIN_DB = -100.0  # MelGAN-VC's floor: dB values from MIN_DB to 0 map to [-1, 1]
@@ -129,10 +130,16 @@ class MelInversion:
     def power(self, mel_power, *, n_iter=50, backend=None):
         """The power of :func:`mel_to_power` for ``mel_power`` (..., n_mels, T).
 
-        ``backend``: whose ``mel_fista`` runs (None: the numpy reference, on scipy's sparse
-        products; numba's is the same loop without a Python step per iteration).
+        ``backend``: whose ``mel_fista_start`` and ``mel_fista_steps`` run (None: the numpy reference,
+        on scipy's sparse products; numba's are the same loops without a Python step per iteration).
         """
+        return finish(self.power_in_pieces(mel_power, n_iter=n_iter, backend=backend))
+
+    def power_in_pieces(self, mel_power, *, n_iter=50, backend=None, steps=None):
+        """:meth:`power` as a generator that stops after every ``steps`` FISTA steps (None: never), each stop
+        after a piece of work of a stream's size; its return value is power's, to the bit."""
         n_iter = check_int("n_iter", n_iter, minimum=0)
+        steps = n_iter if steps is None else check_int("steps", steps, minimum=1)
         M = np.asarray(mel_power, dtype=np.float32)
         if M.shape[-2] != self.n_mels:
             raise ParameterError(f"mel spectrogram of {M.shape[-2]} bands for a filterbank of {self.n_mels}")
@@ -140,8 +147,14 @@ class MelInversion:
         M = np.ascontiguousarray(np.moveaxis(M, -2, 0).reshape(self.n_mels, -1))  # (n_mels, frames of every channel)
         if backend is None:
             from .kernels import numpy_backend as backend
-        P = backend.mel_fista(*self.matrices[0], *self.matrices[1], M, self.coverage, self.step,
-                              _momenta(n_iter), self.bins)
+        P = backend.mel_fista_start(*self.matrices[1], M, self.coverage, self.bins)
+        Y = P.copy()
+        momenta = _momenta(n_iter)
+        for first in range(0, n_iter, max(steps, 1)):
+            if first:
+                yield
+            backend.mel_fista_steps(*self.matrices[0], *self.matrices[1], M, self.step, momenta[first:first + steps],
+                                    P, Y)
         return np.ascontiguousarray(np.moveaxis(P.reshape(self.bins, *lead, T), 0, -2), dtype=np.float32)
 
 

@@ -56,3 +56,28 @@ def test_the_numba_inversion_is_the_numpy_references(frames, n_iter):
     got = inversion.power(bands, n_iter=n_iter, backend=cpu)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7 * float(expected.max()))
     np.testing.assert_array_equal(mel.mel_to_power(bands, bank, n_iter=n_iter), expected)  # the one-off form
+
+
+@pytest.mark.parametrize("steps", [1, 7, 30, 100])
+def test_the_inversion_in_pieces_is_the_whole_to_the_bit(steps):
+    """A stream inverts a window's frames a few FISTA steps at a time: the state carried between the pieces
+    gives what one call gives, on both backends, with a stop after every ``steps`` steps."""
+    from nstaudio.kernels import cpu, numpy_backend
+
+    bank = _bank()
+    bands = bank @ (np.random.default_rng(steps).random((577, 5)) ** 4)
+    inversion = mel.MelInversion(bank)
+    for backend in (numpy_backend, cpu):
+        whole = inversion.power(bands, n_iter=30, backend=backend)
+        pieces = inversion.power_in_pieces(bands, n_iter=30, backend=backend, steps=steps)
+        stops = 0
+        while True:
+            try:
+                next(pieces)
+                stops += 1
+            except StopIteration as finished:
+                np.testing.assert_array_equal(finished.value, whole)
+                break
+        assert stops == -(-30 // steps) - 1
+    with pytest.raises(ParameterError, match="steps"):
+        next(inversion.power_in_pieces(bands, n_iter=30, steps=0))

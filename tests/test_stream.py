@@ -1,5 +1,6 @@
 """nstaudio.Stream and its parts: each against the offline computation it streams, for any block sizes."""
 
+import gc
 import threading
 from unittest import mock
 
@@ -234,14 +235,14 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, piece_macs, siz
     x[:, -sr // 3:] = 0.0
     inverted = []  # (bands, magnitudes) of every call of the mel inversion
 
-    def recorded(unit, *args, **kwargs):
-        magnitude = invert(unit, *args, **kwargs)
+    def recorded(unit, *args, **kwargs):  # the offline method's call, and the stream's (in pieces)
+        magnitude = yield from in_pieces(unit, *args, **kwargs)
         inverted.append((np.array(unit), magnitude))
         return magnitude
 
-    invert = gan_module.magnitude_from_features
+    in_pieces, invert = gan_module.magnitude_in_pieces, gan_module.magnitude_from_features
     piece_macs = frames_module.GENERATOR_PIECE_MACS if piece_macs is None else piece_macs
-    with mock.patch.object(gan_module, "magnitude_from_features", recorded), \
+    with mock.patch.object(gan_module, "magnitude_in_pieces", recorded), \
             mock.patch.object(frames_module, "GENERATOR_PIECE_MACS", piece_macs):
         offline = gan_method(np.log1p(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))), gan_model)
         [(offline_bands, _)] = inverted
@@ -664,6 +665,7 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
 
     from nstaudio.streaming.live import run_live
 
+    gc.unfreeze()  # (if anything froze before)
     x = np.random.default_rng(6).standard_normal((6 * 64, 1)).astype(np.float32) * np.float32(0.2)
     played = []
 
@@ -678,6 +680,7 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
             # BLAS on one thread while the devices call (its threads' wake-ups stall a gan model's products)
             blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
             assert blas and set(blas) == {1}, blas
+            assert gc.get_freeze_count() > 0  # no full collection scans the objects made before
             for i in range(0, len(x), 64):
                 outdata = np.empty((64, 1), np.float32)
                 played.append(outdata)
@@ -692,7 +695,7 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(Stream=FakeStream))
     report = run_live(model, block_size=64, seconds=0)
-    assert report["blocks"] == 6
+    assert report["blocks"] == 6 and gc.get_freeze_count() == 0
     expected = run_stream(Stream(model, block_size=64), x.T, 64)[:, :len(x)]
     np.testing.assert_allclose(np.concatenate(played).T, expected, atol=1e-6)
     # a failing block (here NaN from the device) ends the run and is raised in the caller's thread

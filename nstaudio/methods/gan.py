@@ -14,6 +14,7 @@ import numpy as np
 from .. import mel
 from ..errors import ParameterError
 from ..nn.melgan import Generator
+from ..pieces import finish
 from ..validation import check_int
 from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
@@ -56,9 +57,15 @@ def magnitude_from_features(unit, basis, n_fft, *, n_iter=MEL_INVERSION_ITERS, i
     """Linear-frequency STFT magnitudes (..., bins, T) whose features are ``unit`` (..., n_mels, T).
 
     ``inversion``: :class:`nstaudio.mel.MelInversion` of ``basis``, prepared before (a stream's, which
-    inverts a window's frames at a time), run on ``backend``'s kernel (None: the numpy reference)."""
+    inverts a window's frames at a time), run on ``backend``'s kernels (None: the numpy reference)."""
+    return finish(magnitude_in_pieces(unit, basis, n_fft, n_iter=n_iter, inversion=inversion, backend=backend))
+
+
+def magnitude_in_pieces(unit, basis, n_fft, *, n_iter=MEL_INVERSION_ITERS, inversion=None, backend=None, steps=None):
+    """:func:`magnitude_from_features` as a generator that stops after every ``steps`` steps of the mel
+    inversion (None: never; a stream's pieces) and returns the magnitudes, to the bit."""
     inversion = mel.MelInversion(basis) if inversion is None else inversion
-    power = inversion.power(mel.unit_to_power(unit), n_iter=n_iter, backend=backend)
+    power = yield from inversion.power_in_pieces(mel.unit_to_power(unit), n_iter=n_iter, backend=backend, steps=steps)
     return np.sqrt(power) * np.float32(magnitude_scale(n_fft))
 
 

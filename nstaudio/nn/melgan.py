@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..kernels import array_module, cpu as _cpu
+from ..pieces import finish
 from ..validation import check_int
 from . import spectral_norm
 from .layers import BatchNorm1d, Conv1d, Dense, LeakyReLU, Tanh, Upsample1d
@@ -276,12 +277,7 @@ class Generator(Network):
 
         ``weights``: :meth:`weights`' (for inference only: a cache made with them has no gradient
         through the spectral norm)."""
-        pieces = self.forward_in_pieces(params, state, x, training, weights)
-        while True:
-            try:
-                next(pieces)
-            except StopIteration as finished:
-                return finished.value
+        return finish(self.forward_in_pieces(params, state, x, training, weights))
 
     def forward_in_pieces(self, params, state, x, training=True, weights=None, max_macs=None):
         """:meth:`forward` as a generator that stops after each block (a stream runs a window's

@@ -18,8 +18,12 @@ from .network import IncrementalNetwork
 # longest, the more of them fit in a block's share and the less one that runs long overshoots it.
 # The generator's products are cut into groups of output channels of at most this many
 # multiply-adds (its largest layer, 28 M per channel, into 7; every piece 0.08-0.24 ms on the
-# 2-core benchmark machine, against 0.7 ms whole).
+# 2-core benchmark machine, against 0.7 ms whole), and the mel inversion of a window's frames into
+# this many steps of its FISTA (30 steps of one channel took 0.7-1.1 ms in one piece, over the
+# share of a block of 256 samples; the frames cannot be cut instead: a call's cost is mostly per
+# row of the filterbank, 0.4 ms for one frame).
 GENERATOR_PIECE_MACS = 2 ** 22
+MEL_PIECE_STEPS = 10
 
 
 class SpectrogramFrames:
@@ -243,9 +247,9 @@ class GanFrames:
     def _window(self, k):
         """Window ``k``'s job: the generator's blocks, then the blend and the frames it finishes, then their
         mel inversion (a generator that stops after each piece). The generator and the inversion run a
-        channel at a time, the generator in pieces (:data:`GENERATOR_PIECE_MACS`), for the
+        channel at a time, in pieces (:data:`GENERATOR_PIECE_MACS`, :data:`MEL_PIECE_STEPS`), for the
         stream to fit them between its blocks."""
-        from ..methods.gan import magnitude_from_features
+        from ..methods.gan import magnitude_in_pieces
 
         start = k * self.hop - self.features_start
         window = self.features[:, :, start:start + self.window]
@@ -270,8 +274,10 @@ class GanFrames:
             magnitudes = []
             for b in range(self.batch):
                 yield True
-                magnitudes.append(magnitude_from_features(done[b:b + 1], self.basis, self.n_fft,
-                                                          inversion=self.inversion, backend=self.backend))
+                magnitude = yield from magnitude_in_pieces(done[b:b + 1], self.basis, self.n_fft,
+                                                           inversion=self.inversion, backend=self.backend,
+                                                           steps=MEL_PIECE_STEPS)
+                magnitudes.append(magnitude)
             self.out.append(np.log1p(np.concatenate(magnitudes, axis=0)))
         self.windows = k + 1
 

@@ -1,5 +1,6 @@
 """``nstaudio.Stream``: a trained model as an effect, fixed blocks in, the same blocks out."""
 
+import gc
 import time
 
 import numpy as np
@@ -23,6 +24,10 @@ AHEAD_SHARE = 0.2
 # (Per run, not per block: a gan model's window runs each of its pieces once in some 25 blocks
 # of 256 samples, and a record that faded per block was gone by the next window.)
 PIECE_MEMORY = 0.9
+# How much the record of a kind of piece may grow at once: a piece the machine stalls (this VM has
+# stalled one of 0.15 ms for 6.7 ms) would otherwise hold its kind back for dozens of blocks, until
+# the work it belongs to came due in one block; a real slowdown is followed within a few runs.
+PIECE_GROWTH = 2.0
 # The phase reconstruction's defaults (benchmarks/test_stream.py and RESULTS.md, section "stream
 # (issue 18)"): a centred model already waits more than a second for its network, so its phase
 # takes RTISI-LA's 3 open frames (at the usual overlap of 4) and 2 passes (most of the gain of 4,
@@ -185,6 +190,11 @@ class Stream:
             for _ in range(-(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1):
                 self._run(np.zeros((self.channels, self.block_size), np.float32), self.block_size)
         self.reset()
+        # The objects made so far (this construction's, and the caller's imports) become old now, not in
+        # the stream's blocks: Python's collection of the young generations scanned them for 0.6-1.1 ms
+        # in the first seconds of a stream (a block of 256 samples over its share); after this, a stream's
+        # few lasting objects make a young collection a minute apart and short.
+        gc.collect(1)
 
     def reset(self):
         """Forget all input: the next block is a stream's first."""
@@ -266,7 +276,9 @@ class Stream:
                 self._synthesis.step()
             else:
                 self._synthesis.push(self._frames.step(target, kind[1])[1])
-            self._piece_times[kind] = max(time.perf_counter() - began, PIECE_MEMORY * expected)
+            took = time.perf_counter() - began
+            self._piece_times[kind] = max(min(took, PIECE_GROWTH * expected) if expected else took,
+                                          PIECE_MEMORY * expected)
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
