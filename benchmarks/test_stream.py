@@ -5,10 +5,11 @@
   (while the stream starts, and once it runs), the 99th percentile, the mean and the blocks over
   the target, as a share of the block's duration (the real-time factor), with BLAS on one thread
   as a live run holds it; beside it, how often this machine stalls a fixed piece of work.
-- Quality: the streamed output's spectral convergence against the model's own magnitudes,
-  beside offline fast Griffin-Lim (32 iterations) on the same magnitudes; how much the output
-  changes with the block size (a seam at block borders would show there); real-time PGHI alone
-  on the true spectrograms of real recordings, at the model's overlap (4) and at 8.
+- Quality: the streamed output's spectral convergence against the model's own magnitudes for
+  the same input (the recording, then silence), beside offline fast Griffin-Lim (32 iterations)
+  on the same magnitudes; how much the output changes with the block size (a seam at block
+  borders would show there); real-time PGHI alone on the true spectrograms of real recordings, at
+  the model's overlap (4) and at 8.
 
 Needs a style model (``NSTAUDIO_STYLE_MODEL`` or ``build/style-models/violin.npz``), skipped
 with that reason otherwise; a causal one (``NSTAUDIO_CAUSAL_MODEL`` or
@@ -190,7 +191,8 @@ def machine_stalls(seconds=7.0):
 
 def test_quality_against_offline_griffin_lim(models):
     _lines.append("")
-    _lines.append("Spectral convergence (dB) against the model's magnitudes for the same input (lower is better; "
+    _lines.append("Spectral convergence (dB) against the model's magnitudes for the same input, the recording and "
+                  "the silence a stream sees after it (lower is better; "
                   "target: the stream within 3 dB of offline fast Griffin-Lim, 32 iterations), and how much the "
                   "output of blocks of 1000 samples differs from that of blocks of 256:")
     _lines.append("")
@@ -212,7 +214,12 @@ def quality_rows(model_name, model, sr_model, n_fft, hop):
         x = (y / np.max(np.abs(y)))[np.newaxis].astype(np.float32)  # peaks at full scale, as Stream assumes
         gain = np.float32(TRAINING_PEAK)
         spec = nst.stft(x * gain, n_fft=n_fft, hop_length=hop)
-        magnitude = magnitudes(model, np.log1p(np.abs(spec)))
+        # The model's magnitudes for the input a stream sees: the recording, then silence. (Offline, the
+        # network pads the end with copies of the last frame, as if the recording went on: its last
+        # frames, the network's look-ahead of them (1.4 s for the default style model), differ.)
+        followed = np.concatenate([x, np.zeros((1, 4 * sr_model), np.float32)], axis=1)
+        magnitude = magnitudes(model, np.log1p(np.abs(nst.stft(followed * gain, n_fft=n_fft,
+                                                               hop_length=hop))))[..., :spec.shape[-1]]
         scores, outputs = [], {}
         frames = n_fft // hop - 1
         for label, settings in (("pghi", dict(phase_iters=0)), ("defaults", {}),
