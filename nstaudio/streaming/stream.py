@@ -115,6 +115,13 @@ class Stream:
         is spread over the blocks before it is due) and ``alignment`` (the rest: the hop and the
         stride grid that blocks fall on).
 
+    Notes
+    -----
+    A host that calls :meth:`process` from its audio thread should hold BLAS to one thread
+    (a gan model's generator multiplies through it, and its threads' wake-ups stall a product
+    now and then) and keep the objects made before out of Python's full collections
+    (``gc.freeze()``), as ``nstaudio stream --live`` (:func:`nstaudio.streaming.live.run_live`) does.
+
     Examples
     --------
     >>> stream = nstaudio.Stream("violin.npz", channels=2, block_size=512, sr=44100)
