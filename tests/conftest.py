@@ -17,6 +17,17 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+def finish_counting(pieces):
+    """Run a generator of pieces (``nstaudio.pieces``) to its end: its return value, and how often it stopped."""
+    stops = 0
+    while True:
+        try:
+            next(pieces)
+            stops += 1
+        except StopIteration as finished:
+            return finished.value, stops
+
+
 def harmonic_tone(seconds=1.0, sr=SR, f0=220.0, seed=0):
     """A real-world-like test signal: harmonics with vibrato, a decaying envelope and a little noise.
 

@@ -14,6 +14,7 @@ from nstaudio.nn.gan_train import (LOSSES, GanWeights, assemble, critic_loss, ge
 from nstaudio.nn.layers import Dense, LeakyReLU, Tanh, Upsample1d
 from nstaudio.nn.melgan import GanArchitecture
 
+from conftest import finish_counting
 from test_gradients import assert_gradient, finite_difference
 from test_nn_layers import check_layer
 
@@ -129,15 +130,8 @@ def test_generator_in_parts_is_its_forward(max_macs):
     generator = nets[0]
     x = np.random.default_rng(1).uniform(-1, 1, (2, TINY.n_mels, TINY.frames))
     whole = generator.forward(params, state, x, training=False)[0]
-    pieces = generator.forward_in_pieces(params, state, x, training=False, max_macs=max_macs)
-    stops = 0
-    while True:
-        try:
-            next(pieces)
-            stops += 1
-        except StopIteration as finished:
-            y, cache = finished.value
-            break
+    (y, cache), stops = finish_counting(generator.forward_in_pieces(params, state, x, training=False,
+                                                                    max_macs=max_macs))
     np.testing.assert_allclose(y, whole, rtol=1e-12, atol=1e-15)
     assert cache is None
     blocks = len(generator.blocks)
