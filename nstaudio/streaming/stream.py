@@ -37,12 +37,12 @@ PIECE_GROWTH = 2.0
 PHASE_DEFAULTS = {False: (1, None, 2), True: (0, 1, 4)}
 # Hops of latency in which the work of the frames next due is done ahead, a piece per block, by
 # the model's kind. A style model's frames come one a hop: one hop. A gan model's come a window's
-# hop (12 frames) at a time, and its window (the generator in 36 pieces of at most 0.3 ms, the
-# blend, the mel inversion, then the phase of 12 frames: about 20 ms of work at 44.1 kHz stereo on
-# the 2-core benchmark machine) can start only a spread before its first frame is due: over 4 hops
-# the window and the previous window's phase did not fit in the blocks' shares at 256 samples
-# (99th percentile 0.49 in one run), over 8 (48 ms more latency) they did, at every block size
-# (RESULTS.md, section "stream (issue 18), 2026-12-06").
+# hop (12 frames) at a time, and its window (the generator and the mel inversion in 37 pieces of
+# at most 0.4 ms, 5.4 ms in all at 44.1 kHz stereo on the 2-core benchmark machine, then the phase
+# of 12 frames) can start only a spread before its first frame is due: over 4 hops the window and
+# the previous window's phase did not always fit in the blocks' shares at 256 samples (11 blocks
+# over a quarter in one run of three), over 8 (48 ms more latency) they did, but for a block in some
+# runs (RESULTS.md, section "stream (issue 18), 2026-12-06").
 SPREAD_HOPS = {"style": 1, "gan": 8}
 MAX_SPREAD = 64
 MAX_PHASE_ITERS = 64
