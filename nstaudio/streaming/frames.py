@@ -154,7 +154,7 @@ class GanFrames:
         A ``gan`` model.
     batch : int
     backend : module
-        Whose ``mel_fista`` inverts the mel bands.
+        Whose ``mel_fista_start`` and ``mel_fista_steps`` invert the mel bands.
     """
 
     def __init__(self, model, *, batch, backend):
