@@ -857,9 +857,10 @@ def mel_fista_start(Ft_indptr, Ft_indices, Ft_data, M, coverage, bins):
 
 @numba.njit(cache=True)
 def mel_fista_steps(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, step, momenta, P, Y):
-    """FISTA steps for ``min ||F P - M||^2, P >= 0`` from the state (P, Y), in place; parameters as
-    ``numpy_backend.mel_fista_steps`` (without a Python step per iteration: a stream inverts a frame or two
-    at a time)."""
+    """FISTA steps for ``min ||F P - M||^2, P >= 0`` from the state (P, Y), two arrays, in place; parameters
+    as ``numpy_backend.mel_fista_steps`` (without a Python step per iteration: a stream inverts a frame or
+    two at a time)."""
+    step = np.float32(step)
     n_mels, T = M.shape
     bins = P.shape[0]
     residual = np.empty((n_mels, T), dtype=np.float32)

@@ -555,8 +555,9 @@ def mel_fista_start(Ft_indptr, Ft_indices, Ft_data, M, coverage, bins):
 
 def mel_fista_steps(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, step, momenta, P, Y):
     """Steps of FISTA for the non-negative least squares ``min ||F P - M||^2, P >= 0``, every column at
-    once, in float32, from the state (P, Y) (the start: both :func:`mel_fista_start`'s), updated in place:
-    the steps can be taken a few at a time.
+    once, in float32, from the state (P, Y), updated in place: the steps can be taken a few at a time.
+    To start, P is :func:`mel_fista_start`'s and Y a copy of it (two arrays: the same one for both would
+    be projected gradient descent without FISTA's momentum).
 
     Parameters
     ----------
@@ -580,6 +581,7 @@ def mel_fista_steps(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data,
 
     F = scipy.sparse.csr_matrix((F_data, F_indices, F_indptr), shape=(M.shape[0], P.shape[0]))
     Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(P.shape[0], M.shape[0]))
+    step = np.float32(step)
     for momentum in momenta:
         gradient = Ft @ (F @ Y - M)
         P_next = np.maximum(Y - step * gradient, 0, dtype=np.float32)

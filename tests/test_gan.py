@@ -141,6 +141,8 @@ def test_generator_in_parts_is_its_forward(max_macs):
         assert stops == blocks - 1
     with pytest.raises(ParameterError, match="inference only"):
         next(generator.forward_in_pieces(params, state, x, training=True, max_macs=max_macs))
+    with pytest.raises(ParameterError, match="max_macs"):
+        next(generator.forward_in_pieces(params, state, x, training=False, max_macs=0))
 
 
 def test_thirds_and_assemble_are_inverse():

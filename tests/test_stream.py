@@ -498,9 +498,12 @@ def test_a_stalled_piece_holds_its_kind_back_only_briefly(gan_model, monkeypatch
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(GanFrames, "step", stalling_step)
-    block = 4096
-    blocks = [stream.process(x[:, i:i + block]) for i in range(0, x.shape[1] - block + 1, block)]
-    assert stalled and stream._piece_times[stalled[0]] <= 2e-3 + 1e-12
+    block, blocks = 4096, []
+    for i in range(0, x.shape[1] - block + 1, block):
+        blocks.append(stream.process(x[:, i:i + block]))
+        if stalled and len(stalled) == 1:  # the block the stall happened in: the record after it
+            stalled.append(stream._piece_times[stalled[0]])
+    assert len(stalled) == 2 and 1e-3 <= stalled[1] <= 2e-3 + 1e-12, stalled
     np.testing.assert_array_equal(np.concatenate(blocks, axis=1), expected[:, :len(blocks) * block])
 
 
@@ -720,6 +723,10 @@ def test_live_runs_the_stream_in_the_device_callback(model, monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(Stream=FakeStream))
     report = run_live(model, block_size=64, seconds=0)
     assert report["blocks"] == 6 and gc.get_freeze_count() == 0
+    gc.freeze()  # a host that froze its objects before keeps them frozen
+    played.clear()
+    assert run_live(model, block_size=64, seconds=0)["blocks"] == 6 and gc.get_freeze_count() > 0
+    gc.unfreeze()
     expected = run_stream(Stream(model, block_size=64), x.T, 64)[:, :len(x)]
     np.testing.assert_allclose(np.concatenate(played).T, expected, atol=1e-6)
     # a failing block (here NaN from the device) ends the run and is raised in the caller's thread

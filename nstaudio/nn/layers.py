@@ -99,8 +99,8 @@ class Conv1d:
                         scratch)
 
     def forward(self, params, x, scratch=None, cols=None):
-        """x (B, C_in, T) -> y (B, C_out, T_out). ``cols``: x's im2col matrix, from the cache of an earlier
-        call on the same x (a stream computes the output channels in groups, each its own product)."""
+        """x (B, C_in, T) -> y (B, C_out, T_out). ``cols``: x's im2col matrix, :meth:`windows`' (made once for
+        the groups of output channels a stream computes, each its own product)."""
         if x.shape[2] + 2 * self.padding < self.width:
             raise ParameterError(f"input of {x.shape[2]} frames is shorter than the filter width {self.width}")
         B, C, T = x.shape

@@ -166,7 +166,9 @@ class _Block:
         Conv1d). Returns :meth:`forward`'s output, (B, C_out, T_out), without a cache."""
         W = self.weight(params, state) if weight is None else weight
         macs = W.size * x.shape[0] * self.layer.output_length(x.shape[2])
-        parts = 1 if max_macs is None else min(W.shape[0], max(1, -(-macs // int(max_macs))))
+        if max_macs is not None:
+            max_macs = check_int("max_macs", max_macs, minimum=1)
+        parts = 1 if max_macs is None else min(W.shape[0], max(1, -(-macs // max_macs)))
         bounds = np.linspace(0, W.shape[0], parts + 1).round().astype(int)
         outputs, cols = [], None
         if parts > 1:  # the im2col matrix, made once for all the groups, a piece of its own
@@ -280,8 +282,9 @@ class Generator(Network):
         return finish(self.forward_in_pieces(params, state, x, training, weights))
 
     def forward_in_pieces(self, params, state, x, training=True, weights=None, max_macs=None):
-        """:meth:`forward` as a generator that stops after each block (a stream runs a window's
-        blocks in the gaps of its audio callbacks); its return value is forward's.
+        """:meth:`forward` as a generator that stops after each block, and with ``max_macs`` within
+        them (a stream runs a window's pieces in the gaps of its audio callbacks); its return value is
+        forward's.
 
         ``max_macs`` (inference only): each block's product is cut into groups of output channels of at
         most about that many multiply-adds, with a stop after each (:meth:`_Block.infer_in_parts`), and

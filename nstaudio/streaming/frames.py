@@ -145,8 +145,8 @@ class GanFrames:
     length it was trained on, crossfaded (:func:`nstaudio.methods.gan.apply_generator`); a
     frame is out once the last window over it has run, and goes back from mel bands to STFT
     magnitudes with the frames that window finished. A window's work is a job of pieces (the
-    generator's blocks one at a time, then the blend, then the mel inversion), so that a
-    stream can do it between its blocks.
+    generator's products in groups of output channels, then the blend, then the mel inversion
+    a few steps at a time), so that a stream can do it between its blocks.
 
     Parameters
     ----------

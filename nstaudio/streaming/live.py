@@ -63,42 +63,47 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
     dict
         ``latency`` (samples), ``blocks`` processed, ``status`` (the device's xrun reports, as text).
 
-    BLAS runs on one thread while the devices run (:func:`require_threadpoolctl`), and the objects there
-    are before they start are kept out of Python's collections (``gc.freeze``).
+    BLAS runs on one thread from the stream's construction on (its warm-up measures the pieces of
+    work as they will run; :func:`require_threadpoolctl`), and the objects there are before the
+    devices start are kept out of Python's full collections (``gc.freeze``, undone after unless
+    the caller had frozen objects already). Both are the process's settings: one live run at a
+    time per process.
     """
     sd = require_sounddevice()
     blas_limits = require_threadpoolctl()
-    stream = Stream(model, channels=channels, block_size=block_size, sr=sr, **stream_options)
     stop = threading.Event() if stop is None else stop
-    report = {"latency": stream.latency, "blocks": 0, "status": []}
-
     failure = []
+    with blas_limits(1, user_api="blas"):
+        stream = Stream(model, channels=channels, block_size=block_size, sr=sr, **stream_options)
+        report = {"latency": stream.latency, "blocks": 0, "status": []}
 
-    def callback(indata, outdata, frames, time, status):
-        if status:
-            report["status"].append(str(status))
-        try:
-            outdata[:] = stream.process(np.asarray(indata, dtype=np.float32).T).T
-        except Exception as exc:  # PortAudio's thread would only print it: end the run and raise it there
-            outdata[:] = 0.0
-            failure.append(exc)
-            stop.set()
-            raise getattr(sd, "CallbackAbort", RuntimeError) from exc
-        report["blocks"] += 1
-
-    devices = sd.Stream(device=(input_device, output_device), samplerate=stream.sr, blocksize=stream.block_size,
-                        channels=channels, dtype="float32", callback=callback)
-    # Python's full collection scans every object (45-55 ms with numba and scipy loaded: 8 blocks of 256
-    # samples), now and then: the objects there are before the devices start are frozen out of it.
-    gc.freeze()
-    try:
-        with blas_limits(1, user_api="blas"), devices:
+        def callback(indata, outdata, frames, time, status):
+            if status:
+                report["status"].append(str(status))
             try:
-                stop.wait(seconds)
-            except KeyboardInterrupt:  # Ctrl-C is how a live run ends
-                pass
-    finally:
-        gc.unfreeze()
+                outdata[:] = stream.process(np.asarray(indata, dtype=np.float32).T).T
+            except Exception as exc:  # PortAudio's thread would only print it: end the run and raise it there
+                outdata[:] = 0.0
+                failure.append(exc)
+                stop.set()
+                raise getattr(sd, "CallbackAbort", RuntimeError) from exc
+            report["blocks"] += 1
+
+        devices = sd.Stream(device=(input_device, output_device), samplerate=stream.sr,
+                            blocksize=stream.block_size, channels=channels, dtype="float32", callback=callback)
+        # Python's full collection scans every object (45-55 ms with numba and scipy loaded: 8 blocks of
+        # 256 samples), now and then: the objects there are before the devices start are frozen out of it.
+        frozen_before = gc.get_freeze_count() > 0
+        gc.freeze()
+        try:
+            with devices:
+                try:
+                    stop.wait(seconds)
+                except KeyboardInterrupt:  # Ctrl-C is how a live run ends
+                    pass
+        finally:
+            if not frozen_before:
+                gc.unfreeze()
     if failure:
         raise failure[0]
     return report

@@ -117,9 +117,9 @@ class Stream:
 
     Notes
     -----
-    A host that calls :meth:`process` from its audio thread should hold BLAS to one thread
-    (a gan model's generator multiplies through it, and its threads' wake-ups stall a product
-    now and then) and keep the objects made before out of Python's full collections
+    A host that calls :meth:`process` from its audio thread should hold BLAS to one thread from
+    the construction on (a gan model's generator multiplies through it, and its threads'
+    wake-ups stall a product now and then; the construction measures the pieces of work) and keep the objects made before out of Python's full collections
     (``gc.freeze()``), as ``nstaudio stream --live`` (:func:`nstaudio.streaming.live.run_live`) does.
 
     Examples
@@ -253,7 +253,8 @@ class Stream:
         # What this call's output needs is done now (frames a strided network completes in a
         # burst wait until then; before the latency's padding is out, nothing is due). Then,
         # within a share of the block's duration, work goes on ahead on what the next hop needs,
-        # a piece at a time: one frame of one layer, one channel's phase, one refinement pass.
+        # a piece at a time: one frame of one layer, one channel's phase, one refinement pass (a gan
+        # model's: a group of one generator layer's output channels, a few steps of its mel inversion).
         # (Work further ahead would fill every block up to that share, and leave it no room for
         # the machine's hiccups.) Each network frame is its own matrix product, so the output
         # does not depend on when the pieces are done.
