@@ -537,13 +537,15 @@ def test_stream_stereo_channels_are_independent_and_reset_restarts(model):
     np.testing.assert_array_equal(run_stream(stereo, x, 128), y)
 
 
-def test_streams_in_threads_equal_serial_runs(model):
-    x = np.random.default_rng(4).standard_normal((1, 3000)).astype(np.float32) * np.float32(0.2)
-    serial = run_stream(Stream(model, block_size=64), x, 64)
+@pytest.mark.parametrize("which", ["style", "gan"])
+def test_streams_in_threads_equal_serial_runs(model, gan_model, which):
+    chosen = model if which == "style" else gan_model
+    x = np.random.default_rng(4).standard_normal((2, 3000)).astype(np.float32) * np.float32(0.2)
+    serial = run_stream(Stream(chosen, channels=2, block_size=64), x, 64)
     results = [None, None]
 
     def work(i):
-        results[i] = run_stream(Stream(model, block_size=64), x, 64)
+        results[i] = run_stream(Stream(chosen, channels=2, block_size=64), x, 64)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
     for t in threads:
