@@ -213,13 +213,14 @@ def quality_rows(model_name, model, sr_model, n_fft, hop):
         y = nst.resample(y, orig_sr=22050, target_sr=sr_model)  # the streams run at the model's rate
         x = (y / np.max(np.abs(y)))[np.newaxis].astype(np.float32)  # peaks at full scale, as Stream assumes
         gain = np.float32(TRAINING_PEAK)
-        spec = nst.stft(x * gain, n_fft=n_fft, hop_length=hop)
         # The model's magnitudes for the input a stream sees: the recording, then silence. (Offline, the
         # network pads the end with copies of the last frame, as if the recording went on: its last
-        # frames, the network's look-ahead of them (1.4 s for the default style model), differ.)
+        # frames, the network's look-ahead of them (1.4 s for the default style model), differ.) The
+        # recording's own frames are the first of these (the STFT pads its end with zeros).
         followed = np.concatenate([x, np.zeros((1, 4 * sr_model), np.float32)], axis=1)
-        magnitude = magnitudes(model, np.log1p(np.abs(nst.stft(followed * gain, n_fft=n_fft,
-                                                               hop_length=hop))))[..., :spec.shape[-1]]
+        spec_followed = nst.stft(followed * gain, n_fft=n_fft, hop_length=hop)
+        spec = spec_followed[..., :1 + x.shape[1] // hop]
+        magnitude = magnitudes(model, np.log1p(np.abs(spec_followed)))[..., :spec.shape[-1]]
         scores, outputs = [], {}
         frames = n_fft // hop - 1
         for label, settings in (("pghi", dict(phase_iters=0)), ("defaults", {}),

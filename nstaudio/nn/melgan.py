@@ -297,12 +297,12 @@ class Generator(Network):
         caches = []
 
         def run(block, h):
+            weight = None if weights is None else weights[block.name]
             if max_macs is None:
-                y, cache = block.forward(params, state, h, training, None if weights is None else weights[block.name])
+                y, cache = block.forward(params, state, h, training, weight)
                 caches.append(cache)
                 return y
-            return (yield from block.infer_in_parts(params, state, h, None if weights is None else weights[block.name],
-                                                    max_macs))
+            return (yield from block.infer_in_parts(params, state, h, weight, max_macs))
 
         h0 = yield from run(self.enc[0], x)
         yield

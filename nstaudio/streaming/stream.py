@@ -119,8 +119,9 @@ class Stream:
     -----
     A host that calls :meth:`process` from its audio thread should hold BLAS to one thread from
     the construction on (a gan model's generator multiplies through it, and its threads'
-    wake-ups stall a product now and then; the construction measures the pieces of work) and keep the objects made before out of Python's full collections
-    (``gc.freeze()``), as ``nstaudio stream --live`` (:func:`nstaudio.streaming.live.run_live`) does.
+    wake-ups stall a product now and then; the construction measures the pieces of work) and
+    keep the objects made before out of Python's full collections (``gc.freeze()``), as
+    ``nstaudio stream --live`` (:func:`nstaudio.streaming.live.run_live`) does.
 
     Examples
     --------
