@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from . import fast_fir, threading_layer
+from .products import gram, matmul  # noqa: F401 (backend functions: the same bits on any number of threads)
 from .thread_share import fft_workers
 from .threading_layer import parallel_kernel
 
@@ -255,7 +256,7 @@ def conv1d(X, W, out=None):
         width = min(block_width, T_out - t0)
         block = cols[:, :width]
         im2col(X, W.K, t0, block)
-        np.matmul(W.mat.astype(X.dtype, copy=False), block, out=out[:, t0:t0 + width])
+        matmul(W.mat.astype(X.dtype, copy=False), block, out=out[:, t0:t0 + width])
     return out
 
 
@@ -272,7 +273,7 @@ def conv1d_adjoint(dY, W, T, out=None):
     for t0 in starts:
         width = min(block_width, T_out - t0)
         block = cols[:, :width]
-        np.matmul(mat_t, dY[:, t0:t0 + width], out=block)
+        matmul(mat_t, dY[:, t0:t0 + width], out=block)
         col2im_add(block, W.K, t0, dX)
     return dX
 
@@ -287,7 +288,7 @@ def _relu_inplace(F):
 
 @parallel_kernel()
 def _relu_content_inplace(F, Fc):
-    total = 0.0
+    rows = np.empty(F.shape[0], dtype=np.float64)
     for n in numba.prange(F.shape[0]):
         row = 0.0
         for t in range(F.shape[1]):
@@ -297,8 +298,8 @@ def _relu_content_inplace(F, Fc):
                 F[n, t] = 0
             r = np.float64(v) - np.float64(Fc[n, t])
             row += r * r
-        total += row
-    return total
+        rows[n] = row
+    return _in_order(rows)
 
 
 def relu_content(F_pre, Fc):
@@ -344,46 +345,57 @@ def relu_content_backward(F, Fc, dF_style, alpha):
     return dF_style
 
 
+@numba.njit(cache=True)
+def _in_order(rows):
+    """The sum of ``rows`` from the first to the last: a parallel loop's row totals, added in an
+    order that does not depend on how its threads shared the rows (a prange reduction's does)."""
+    total = 0.0
+    for value in rows:
+        total += value
+    return total
+
+
 @parallel_kernel()
 def sum_squares(A):
     """``sum(A**2)`` accumulated in float64, for a 2-D array."""
-    total = 0.0
+    rows = np.empty(A.shape[0], dtype=np.float64)
     for i in numba.prange(A.shape[0]):
         row = 0.0
         for j in range(A.shape[1]):
             v = np.float64(A[i, j])
             row += v * v
-        total += row
-    return total
+        rows[i] = row
+    return _in_order(rows)
 
 
 def style_loss_nxn(F, G_s, out=None):
     """Gram style loss in the N x N form; see ``numpy_backend.style_loss_nxn``.
 
-    ``F F^T`` is a symmetric product: numpy hands ``F @ F.T`` to BLAS syrk, half a GEMM.
+    ``F F^T`` is a symmetric product: :func:`gram` multiplies half of it.
     """
     N, T_out = F.shape
-    D = np.matmul(F, F.T, out=thread_scratch().get("gram", (N, N), F.dtype))
+    D = gram(F, out=thread_scratch().get("gram", (N, N), F.dtype))
     D *= F.dtype.type(1.0 / T_out)
     D -= G_s
     value = sum_squares(D)
     D *= F.dtype.type(4.0 / T_out)
-    return float(value), np.matmul(D, F, out=_output(out, F.shape, F.dtype))
+    return float(value), matmul(D, F, out=_output(out, F.shape, F.dtype))
 
 
 def style_loss_kernel(F, S_hat, target_sq, out=None):
     """Gram style loss in the kernel form; see ``numpy_backend.style_loss_kernel``.
 
-    ``F^T F`` goes to BLAS syrk (half a GEMM); the gradient's two products share one output.
+    ``F^T F`` is a symmetric product (:func:`gram`: half of it multiplied); the gradient's two
+    products share one output.
     """
     T_out = F.shape[1]
-    A = np.matmul(F.T, F, out=thread_scratch().get("kernel", (T_out, T_out), F.dtype))
-    B = np.matmul(F.T, S_hat, out=thread_scratch().get("cross", (T_out, S_hat.shape[1]), F.dtype))
+    A = gram(F.T, out=thread_scratch().get("kernel", (T_out, T_out), F.dtype))
+    B = matmul(F.T, S_hat, out=thread_scratch().get("cross", (T_out, S_hat.shape[1]), F.dtype))
     value = sum_squares(A) / T_out**2 - 2.0 * sum_squares(B) / T_out + target_sq
     A *= F.dtype.type(4.0 / T_out**2)
     B *= F.dtype.type(-4.0 / T_out)
-    dF = np.matmul(F, A, out=_output(out, F.shape, F.dtype))
-    dF += np.matmul(S_hat, B.T, out=thread_scratch().get("cross_grad", F.shape, F.dtype))
+    dF = matmul(F, A, out=_output(out, F.shape, F.dtype))
+    dF += matmul(S_hat, B.T, out=thread_scratch().get("cross_grad", F.shape, F.dtype))
     return float(value), dF
 
 
@@ -471,7 +483,7 @@ def frame_windowed(y, window, hop, out):
             out[t, j] = window[j] * y[start + j]
 
 
-@parallel_kernel(fastmath=True)
+@parallel_kernel()
 def phase_update(S, rebuilt, previous, coef, use_previous, spec_out):
     """One fast Griffin-Lim phase step, fused with the spectral-convergence sum.
 
@@ -485,7 +497,7 @@ def phase_update(S, rebuilt, previous, coef, use_previous, spec_out):
         ``sum((S - |rebuilt|)**2)`` in float64.
     """
     T, F = S.shape
-    err = 0.0
+    rows = np.empty(T, dtype=np.float64)
     for t in numba.prange(T):
         row = 0.0
         for f in range(F):
@@ -498,8 +510,8 @@ def phase_update(S, rebuilt, previous, coef, use_previous, spec_out):
                 im -= coef * previous[t, f].imag
             scale = S[t, f] / (np.sqrt(re * re + im * im) + np.float32(1e-16))
             spec_out[t, f] = complex(re * scale, im * scale)
-        err += row
-    return err
+        rows[t] = row
+    return _in_order(rows)
 
 
 def window_sum_weights(window, hop, n_frames, trim):

@@ -46,6 +46,16 @@ def prepare_weights(W, frames=None):
     return ConvWeights(cp.asarray(W), xp=cp)
 
 
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D device arrays (into ``out`` if given): cuBLAS."""
+    return cp.matmul(a, b, out=out)
+
+
+def gram(a, out=None):
+    """``a @ a.T`` for a 2-D device array (into ``out`` if given)."""
+    return cp.matmul(a, a.T, out=out)
+
+
 def conv1d(X, W, out=None):
     """Valid 1-D convolution over time: (C, T) -> (N, T - K + 1); see ``numpy_backend.conv1d``."""
     T_out = X.shape[1] - W.K + 1

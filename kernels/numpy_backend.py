@@ -38,6 +38,20 @@ def _into(out, result):
     return out
 
 
+def matmul(a, b, out=None):
+    """``a @ b`` for 2-D arrays (into ``out`` if given): numpy's BLAS call, as it is.
+
+    Bit for bit the same on any number of threads where BLAS runs on one, as nstaudio's
+    compute entries hold it (``nstaudio.kernels.blas_threads``).
+    """
+    return np.matmul(a, b, out=out)
+
+
+def gram(a, out=None):
+    """``a @ a.T`` for a 2-D array (into ``out`` if given)."""
+    return np.matmul(a, a.T, out=out)
+
+
 def conv1d(X, W, out=None):
     """Valid 1-D convolution (cross-correlation) over time.
 

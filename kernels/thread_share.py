@@ -20,6 +20,13 @@ from . import threading_layer
 _SHARE = contextvars.ContextVar("nstaudio_thread_share", default=None)
 
 
+def threads():
+    """How many threads nstaudio's parallel work in the calling thread may use: numba's setting
+    here (:func:`limit_threads`, ``NUMBA_NUM_THREADS``, or every core)."""
+    threading_layer.configure()  # before numba starts its pool, which get_num_threads does
+    return numba.get_num_threads()
+
+
 def fft_workers():
     """The ``workers`` of scipy.fft calls here: the share, or -1 (every core)."""
     share = _SHARE.get()

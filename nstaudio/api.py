@@ -13,6 +13,7 @@ import numpy as np
 
 from . import audio, limits, spectral
 from .errors import AudioError, NumericalError, ParameterError
+from .kernels.blas_threads import holds_one_blas_thread
 from .methods import REGISTRY
 from .methods.registry import DEFAULTED, ONLY_WHERE_DEFAULTED
 from .methods.optimize import INITS, OPTIMIZERS
@@ -104,6 +105,7 @@ class StyleAnalysis:
     styles: int = 0
 
 
+@holds_one_blas_thread
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=None, width=None,
             optimizer=None, init="noise", learning_rate=None, tolerance=None,
@@ -332,6 +334,7 @@ def resolve_settings(settings, *, styles=0, model=None):
     return resolved
 
 
+@holds_one_blas_thread
 def analyse_style(style, sr=None, **settings):
     """Analyse style recordings once for many :func:`stylize` calls with the same settings.
 

@@ -143,7 +143,7 @@ def expected_style_targets(backend, styles, *, width, style_weights=None, dtype=
     target_sq = 0.0
     for i, (Xi, ni) in enumerate(zip(device, norms)):
         for j, (Xj, nj) in enumerate(zip(device, norms)):
-            kappa, _, _ = backend.arccos_kernel(band_sum(xp, Xi.T @ Xj, width, ni.shape[0], nj.shape[0]), ni, nj)
+            kappa, _, _ = backend.arccos_kernel(band_sum(xp, backend.matmul(Xi.T, Xj), width, ni.shape[0], nj.shape[0]), ni, nj)
             target_sq += weights[i] * weights[j] * backend.sum_squares(kappa) / (ni.shape[0] * nj.shape[0])
     envelope = sum(w * np.mean(Xs.astype(np.float64), axis=1) for w, Xs in zip(weights, host))
     return ExpectedStyleTargets(spectrograms=tuple(host), norms=tuple(backend.to_numpy(n) for n in norms),
@@ -234,7 +234,7 @@ class ExpectedStyleTransferObjective:
         c2 = self.scale ** 2
         T_out = X.shape[1] - K + 1
         # Style, output against output: P = patch inner products, its diagonal the patch norms.
-        P = band_sum(xp, X.T @ X, K, T_out, T_out)
+        P = band_sum(xp, be.gram(X.T), K, T_out, T_out)
         a2 = xp.array(xp.diagonal(P))
         kappa, d_u, d_a2 = be.arccos_kernel(P, a2, a2)
         style = be.sum_squares(kappa) / T_out ** 2
@@ -248,7 +248,7 @@ class ExpectedStyleTransferObjective:
         style_grads = []
         for S, norms, weight in zip(self.styles, self.style_norms, self.style_weights):
             T_style = norms.shape[0]
-            cross, d_u, d_a2 = be.arccos_kernel(band_sum(xp, X.T @ S, K, T_out, T_style), a2, norms)
+            cross, d_u, d_a2 = be.arccos_kernel(band_sum(xp, be.matmul(X.T, S), K, T_out, T_style), a2, norms)
             style -= 2 * weight * be.sum_squares(cross) / (T_out * T_style)
             cross *= dtype.type(-4 * weight * c2 / (T_out * T_style))
             grad_a2 += xp.sum(cross * d_a2, axis=1)
@@ -270,9 +270,9 @@ class ExpectedStyleTransferObjective:
         diagonal = xp.arange(T_out)
         G_P[diagonal, diagonal] += grad_a2
         G_P += G_P.T.copy()
-        grad[...] = X @ band_adjoint(xp, G_P, K)
+        be.matmul(X, band_adjoint(xp, G_P, K), out=grad)
         for S, G_Q in style_grads:
-            grad += S @ band_adjoint(xp, G_Q, K).T
+            grad += be.matmul(S, band_adjoint(xp, G_Q, K).T)
         if spread is not None:
             grad += Xc * spread[None, :]
         return content, style

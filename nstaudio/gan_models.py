@@ -12,6 +12,7 @@ import numpy as np
 from . import spectral
 from .errors import AudioError, ParameterError
 from .kernels import get_backend
+from .kernels.blas_threads import holds_one_blas_thread
 from .methods import gan as gan_method
 from .models import _digest, _train, _training_options, check_spectrogram, training_signals
 from .nn.gan_train import GanWeights, train_networks
@@ -87,6 +88,7 @@ def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft
     return out
 
 
+@holds_one_blas_thread
 def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4,
               seed=0, callback=None, checkpoint=None, checkpoint_every=200, resume=False, content_labels=None,
               style_labels=None, device="auto", arch=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,

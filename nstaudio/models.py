@@ -19,6 +19,7 @@ from . import audio, spectral
 from .errors import AudioError, ParameterError
 from .limits import MAX_WORK_RATE, MIN_WORK_RATE
 from .kernels import get_backend
+from .kernels.blas_threads import holds_one_blas_thread
 from .nn.autoencoder import Architecture
 from .nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, short_repr
 from .nn.train import STYLE_LAYERS, TrainingState, train_autoencoder, train_transformer
@@ -448,6 +449,7 @@ def check_train_style(*, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_
     return steps, options, lossnet, alpha, beta, get_backend(device), arch
 
 
+@holds_one_blas_thread
 def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5, sr_work=22050, n_fft=2048,
                   hop_length=512, batch_size=24, crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0,
                   callback=None, checkpoint=None, checkpoint_every=200, resume=False, labels=None, device="auto"):
@@ -500,6 +502,7 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
                   callback=callback, **options)
 
 
+@holds_one_blas_thread
 def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, alpha=100.0, beta=1e4, batch_size=24,
                 crop=64, learning_rate=1e-3, weight_decay=1e-4, seed=0, callback=None, checkpoint=None,
                 checkpoint_every=200, resume=False, labels=None, causal=False, stride=None, device="auto"):

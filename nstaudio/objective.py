@@ -168,11 +168,11 @@ class StyleTransferObjective:
             gram_form = choose_gram_form(N, self.t_out, S_hat.shape[1])
         self.gram_form = gram_form
         if gram_form == "nxn":
-            self.G_s = S_hat @ S_hat.T
+            self.G_s = backend.gram(S_hat)
         else:
             self.S_hat = S_hat
             # ||S S^T||^2 == ||S^T S||^2: take the smaller product.
-            small = S_hat.T @ S_hat if S_hat.shape[1] < N else S_hat @ S_hat.T
+            small = backend.gram(S_hat.T if S_hat.shape[1] < N else S_hat)
             self.target_sq = float(np.sum(backend.to_numpy(small).astype(np.float64) ** 2))
 
         self.content_features = None

@@ -15,6 +15,7 @@ import scipy.signal
 
 from .audio import fix_length
 from .errors import ParameterError
+from .kernels.blas_threads import holds_one_blas_thread
 from .kernels.thread_share import fft_workers
 from .validation import check_choice, check_float, check_floating, check_int
 
@@ -201,6 +202,7 @@ def spectral_convergence(S, rebuilt):
     return float(20.0 * np.log10(max(num, 1e-30) / max(den, 1e-30)))
 
 
+@holds_one_blas_thread
 def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, window="hann", center=True,
                 length=None, momentum=0.99, init="random", content=None, seed=None, return_convergence=False,
                 callback=None, device="auto"):

@@ -45,10 +45,8 @@ class ThreadShare(distributed.WorkerPlugin):
     def setup(self, worker):
         host = distributed.comm.get_address_host(worker.address)
         self.share = self.shares.get(host) or max(1, usable_cores() // max(1, worker.state.nthreads))
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # BLAS keeps the limit the worker's environment gave it
-            return
+        from threadpoolctl import threadpool_limits
+
         self._blas = threadpool_limits(limits=self.share, user_api="blas")
 
 

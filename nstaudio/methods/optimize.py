@@ -9,6 +9,7 @@ import numpy as np
 from .. import expected, optimizers
 from ..features import random_filters
 from ..kernels import get_backend
+from ..kernels.blas_threads import holds_one_blas_thread
 from ..errors import ParameterError
 from ..objective import StyleTargets, StyleTransferObjective, style_targets
 from ..validation import check_choice, check_float, check_int
@@ -88,6 +89,7 @@ def _starting_point(rng, shape, init, content):
     return np.array(content, dtype=np.float32)
 
 
+@holds_one_blas_thread
 def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096,
              width=11, optimizer=DEFAULT_OPTIMIZER, init="noise", learning_rate=0.03, tolerance=DEFAULT_TOLERANCE,
              tolerance_window=DEFAULT_TOLERANCE_WINDOW, temporal_weight=0.0, spectral_weight=0.0, network="random",

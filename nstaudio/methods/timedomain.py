@@ -24,6 +24,8 @@ from .. import optimizers, spectral
 from ..errors import ParameterError
 from ..features import random_filters
 from ..kernels import get_backend
+from ..kernels.blas_threads import holds_one_blas_thread
+from ..kernels.products import gram, matmul
 from ..objective import StyleTransferObjective, envelope_terms, normalised_weights
 from ..validation import check_choice, check_float, check_int
 from .optimize import conv_memory
@@ -129,7 +131,7 @@ class TimeDomainObjective:
             s = np.asarray(s, dtype=self.dtype)[None]
             Z, (_, _, M) = stacked_features(s, Framing(s.shape[1], frame, hop, self.dtype))
             Zs.append(Z[0])
-            self.Gm = self.Gm + w * (M[0] @ M[0].T) / M.shape[2]
+            self.Gm = self.Gm + w * gram(M[0]) / M.shape[2]
             envelope = envelope + w * np.log1p(M[0].astype(np.float64)).mean(axis=1)
         self.Zc = Zc
         self.temporal_targets = np.log1p(Mc).mean(axis=1) if self.temporal_weight > 0 else None  # (B, T)
@@ -153,9 +155,9 @@ class TimeDomainObjective:
             dZ += (2 * self.alpha) * residual
         dR, dI, dM = dZ[:, :C], dZ[:, C:2 * C], dZ[:, 2 * C:].copy()
         for b in range(y.shape[0]):
-            E = (M[b] @ M[b].T) / T - self.Gm
+            E = gram(M[b]) / T - self.Gm
             style += float(np.sum(E.astype(np.float64) ** 2))
-            dM[b] += (4.0 / T) * (E @ M[b])  # E is symmetric
+            dM[b] += (4.0 / T) * matmul(E, M[b])  # E is symmetric
         temporal = spectral = 0.0
         if self.temporal_weight > 0 or self.spectral_weight > 0:
             dL = np.zeros_like(M)
@@ -188,6 +190,7 @@ def soft_limit(y, knee=0.9, ceiling=0.99):
     return out
 
 
+@holds_one_blas_thread
 def timedomain(content, styles, *, style_weights=None, alpha=1e-2, iterations=300, n_filters=4096, width=3,
                frame=2048, hop=256, optimizer="lbfgs", init="noise", learning_rate=1e-3, tolerance=1e-3,
                tolerance_window=20, temporal_weight=0.0, spectral_weight=0.0, seed=0, device="auto", callback=None):

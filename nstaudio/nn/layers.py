@@ -109,8 +109,8 @@ class Conv1d:
             cols = self.windows(x, scratch)
         W = params["W"].astype(x.dtype, copy=False)
         C_out = W.shape[0]  # out_channels, or the rows of them that W holds (a stream's pieces)
-        y = self.backend.xp.matmul(W.reshape(C_out, -1), cols,
-                                   out=_array(self.backend, scratch, "y", (C_out, B * T_out), x.dtype))
+        y = self.backend.matmul(W.reshape(C_out, -1), cols,
+                                out=_array(self.backend, scratch, "y", (C_out, B * T_out), x.dtype))
         y = y.reshape(C_out, B, T_out).transpose(1, 0, 2)
         y += params["b"].astype(x.dtype, copy=False)[:, None]
         return y, (cols, T)
@@ -127,11 +127,12 @@ class Conv1d:
         dy_folded = _fold(self.backend, dy)
         grads = {}
         if need_params:
-            grads = {"W": (dy_folded @ cols.astype(dy.dtype, copy=False).T).reshape(params["W"].shape),
+            grads = {"W": self.backend.matmul(dy_folded, cols.astype(dy.dtype, copy=False).T).reshape(params["W"].shape),
                      "b": dy.sum(axis=(0, 2))}
         if not need_input:
             return None, grads
-        return _overlap(self.backend, W.T @ dy_folded, B, self.width, self.stride, self.padding, T), grads
+        return _overlap(self.backend, self.backend.matmul(W.T, dy_folded), B, self.width, self.stride, self.padding,
+                        T), grads
 
 
 class ConvTranspose1d:
@@ -171,8 +172,8 @@ class ConvTranspose1d:
         """x (B, C_in, T) -> y (B, C_out, T_out)."""
         B, _, T = x.shape
         W = params["W"].astype(x.dtype, copy=False).reshape(self.in_channels, -1)
-        dcols = self.backend.xp.matmul(W.T, _fold(self.backend, x, scratch, "x_folded"),
-                                       out=_array(self.backend, scratch, "cols", (W.shape[1], B * T), x.dtype))
+        dcols = self.backend.matmul(W.T, _fold(self.backend, x, scratch, "x_folded"),
+                                    out=_array(self.backend, scratch, "cols", (W.shape[1], B * T), x.dtype))
         y = _overlap(self.backend, dcols, B, self.width, self.stride, self.padding, self.output_length(T), params["b"],
                      scratch)
         return y, x
@@ -183,8 +184,8 @@ class ConvTranspose1d:
         B, _, T = x.shape
         cols = _windows(self.backend, dy, self.width, self.stride, self.padding, T)  # (C_out K, B T)
         W = params["W"].astype(dy.dtype, copy=False).reshape(self.in_channels, -1)
-        dx = (W @ cols).reshape(self.in_channels, B, T).transpose(1, 0, 2)
-        dW = (_fold(self.backend, x.astype(dy.dtype, copy=False)) @ cols.T).reshape(params["W"].shape)
+        dx = self.backend.matmul(W, cols).reshape(self.in_channels, B, T).transpose(1, 0, 2)
+        dW = self.backend.matmul(_fold(self.backend, x.astype(dy.dtype, copy=False)), cols.T).reshape(params["W"].shape)
         db = dy.sum(axis=(0, 2))
         return dx, {"W": dW, "b": db}
 

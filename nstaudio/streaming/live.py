@@ -6,6 +6,7 @@ import threading
 import numpy as np
 
 from ..errors import ParameterError
+from ..kernels.blas_threads import one_blas_thread
 from .stream import Stream
 
 
@@ -18,22 +19,6 @@ def require_sounddevice():
     except OSError as exc:  # sounddevice is there but PortAudio is not
         raise ParameterError(f"live audio needs the PortAudio library ({exc})") from None
     return sounddevice
-
-
-def require_threadpoolctl():
-    """threadpoolctl's ``threadpool_limits`` (the ``live`` extra), or a ParameterError saying how to get it.
-
-    A live run holds BLAS to one thread: a gan model's generator multiplies through BLAS, whose
-    threads, woken for a product of 0.1-0.2 ms, now and then stall it by 1-2 ms (blocks of 256
-    samples over a quarter of their duration, a few in 2000; none on one thread: RESULTS.md,
-    section "stream (issue 18), 2026-12-06"). BLAS's setting is the process's, so the host that
-    owns the process sets it, as ``nstaudio batch`` does for its workers; a stream's numba kernels
-    already run on the calling thread alone."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise ParameterError("live audio needs threadpoolctl: pip install 'nstaudio[live]'") from None
-    return threadpool_limits
 
 
 def list_devices():
@@ -64,16 +49,19 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
         ``latency`` (samples), ``blocks`` processed, ``status`` (the device's xrun reports, as text).
 
     BLAS runs on one thread from the stream's construction on (its warm-up measures the pieces of
-    work as they will run; :func:`require_threadpoolctl`), and the objects there are before the
+    work as they will run): a gan model's generator multiplies through BLAS, whose threads, woken
+    for a product of 0.1-0.2 ms, now and then stall it by 1-2 ms (RESULTS.md, section "stream
+    (issue 18), 2026-12-06"); nstaudio's products run on one BLAS thread anyway
+    (:func:`nstaudio.kernels.blas_threads.one_blas_thread`), the hold keeps the rest of the process's
+    BLAS calls there too. The objects there are before the
     devices start are kept out of Python's full collections (``gc.freeze``, undone after unless
     the caller had frozen objects already). Both are the process's settings: one live run at a
     time per process.
     """
     sd = require_sounddevice()
-    blas_limits = require_threadpoolctl()
     stop = threading.Event() if stop is None else stop
     failure = []
-    with blas_limits(1, user_api="blas"):
+    with one_blas_thread():
         stream = Stream(model, channels=channels, block_size=block_size, sr=sr, **stream_options)
         report = {"latency": stream.latency, "blocks": 0, "status": []}
 
