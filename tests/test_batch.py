@@ -40,7 +40,6 @@ from nstaudio.batching.worker import thread_share  # noqa: E402 (needs distribut
 # Small enough for CI's two cores, large enough that an item runs for a while (tol 0: every iteration).
 TINY = ["--filters", "16", "--width", "3", "--n-fft", "256", "--iterations", "40", "--tol", "0", "--phase-iters", "4"]
 TINY_API = dict(n_filters=16, width=3, n_fft=256, iterations=40, tolerance=0.0, phase_iters=4)
-SLOW = dict(TINY_API, n_filters=64, iterations=400)  # a few seconds an item
 
 
 def write(path, y, sr=SR, subtype="PCM_16"):
@@ -162,13 +161,11 @@ def test_batch_outputs_equal_run_outputs_and_a_corrupt_file_fails_alone(corpus):
     records = {entry["key"]: entry for entry in read_entries(outdir)}
     assert records["bad.wav"]["status"] == "failed" and not records["bad.wav"]["internal"]
 
-    # `nstaudio run` with the same settings, on as many threads as each worker gets
-    share = local_size(2, 1)[2]
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(share), OPENBLAS_NUM_THREADS=str(share), OMP_NUM_THREADS=str(share))
+    # `nstaudio run` with the same settings, at its default threads (the workers run on their share)
     for key in ("a.wav", os.path.join("sub", "b.flac"), "st.wav"):
         expected = str(tmp / f"run-{os.path.basename(key)}")
         single = run_cli(["run", os.path.join(songs, key), style, "-o", expected, "--seed", "4", "--json", "-q",
-                          *TINY], env=env)
+                          *TINY])
         assert single.returncode == 0, single.stderr
         summary = json.loads(single.stdout)
         batch_out, batch_sr = sf.read(os.path.join(outdir, key), dtype="float32")
@@ -196,30 +193,65 @@ def test_a_style_setting_of_the_method_reaches_the_shared_analysis(corpus):
     assert {entry["status"] for entry in read_entries(outdir)} == {"done"}
 
 
-def test_a_killed_batch_run_again_does_every_item_exactly_once(tmp_path):
+HOLD_PRELOAD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hold_item.py")
+HOLD_CONFIG = {"distributed.worker.preload": [HOLD_PRELOAD]}
+
+
+def hold_first_item(monkeypatch, tmp_path):
+    """Workers started from here on hold the first item to start inside its run (``hold_item.py``).
+
+    Returns
+    -------
+    (environment, read): the variables that give a subprocess's workers the hold, and a function
+    that waits for the held item's record (its task key, content and worker process id).
+    """
+    directory = tmp_path / "hold"
+    directory.mkdir()
+    environment = {"NSTAUDIO_TEST_HOLD": str(directory), "DASK_DISTRIBUTED__WORKER__PRELOAD": repr([HOLD_PRELOAD])}
+    for name, value in environment.items():  # (a local cluster started here takes the preload from HOLD_CONFIG)
+        monkeypatch.setenv(name, value)
+
+    def read(alive=lambda: True, timeout=120):
+        deadline = time.monotonic() + timeout
+        while not (directory / "held").exists():
+            assert alive(), "the batch ended with no item held"
+            assert time.monotonic() < deadline, "no item was held"
+            time.sleep(0.05)
+        return json.loads((directory / "held").read_text())
+    return environment, read
+
+
+def test_a_killed_batch_run_again_does_every_item_exactly_once(tmp_path, monkeypatch):
+    """The first item to start is held inside its run; the batch is killed once the other five are
+    recorded, with that one mid-item; the rerun does only that one."""
     songs = tmp_path / "songs"
     for i in range(6):
         write(str(songs / f"c{i}.wav"), harmonic_tone(1.0, f0=200 + 20 * i, seed=i))
     style = write(str(tmp_path / "style.wav"), harmonic_tone(1.0, f0=330, seed=9))
     outdir = str(tmp_path / "out")
-    slow = ["--filters", "64", "--width", "3", "--n-fft", "256", "--iterations", "400", "--tol", "0",
-            "--phase-iters", "4"]
-    args = [sys.executable, "-m", "nstaudio", "batch", str(songs), style, "-o", outdir, "--workers", "2", "-q", *slow]
+    args = [sys.executable, "-m", "nstaudio", "batch", str(songs), style, "-o", outdir, "--workers", "2", "-q", *TINY]
+    environment, held = hold_first_item(monkeypatch, tmp_path)
     first = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ledger = os.path.join(outdir, LEDGER_NAME)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and first.poll() is None:
-        if os.path.exists(ledger) and any(entry["status"] == "done" for entry in read_entries(outdir)):
-            break
-        time.sleep(0.1)
-    assert first.poll() is None, f"the batch ended before it could be killed: {first.stderr.read()}"
-    os.killpg(first.pid, signal.SIGKILL)  # the batch and its workers, mid-item
-    first.wait()
-    done_before = {entry["key"] for entry in read_entries(outdir) if entry["status"] == "done"}
-    assert 1 <= len(done_before) < 6
+    try:
+        victim = os.path.relpath(held(alive=lambda: first.poll() is None)["content"], songs)
+        deadline = time.monotonic() + 120
+        ledger = os.path.join(outdir, LEDGER_NAME)
+        while first.poll() is None and not (
+                os.path.exists(ledger) and sum(e["status"] == "done" for e in read_entries(outdir)) == 5):
+            assert time.monotonic() < deadline, "the other items did not finish"
+            time.sleep(0.05)
+        assert first.poll() is None, f"the batch ended with an item held: {first.stderr.read()}"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the batch and its workers, one item mid-run
+        first.wait()
+    before = read_entries(outdir)
+    assert {entry["key"] for entry in before if entry["status"] == "done"} == {f"c{i}.wav" for i in range(6)} - {victim}
 
+    for name in environment:
+        monkeypatch.delenv(name)
     second = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
+    assert [(entry["key"], entry["status"]) for entry in read_entries(outdir)[len(before):]] == [(victim, "done")]
     done = [entry["key"] for entry in read_entries(outdir) if entry["status"] == "done"]
     assert sorted(done) == [f"c{i}.wav" for i in range(6)]  # each exactly once, over both runs
     assert sorted(os.listdir(outdir)) == [f"c{i}.wav" for i in range(6)] + [LEDGER_NAME]  # no temporary files
@@ -228,38 +260,30 @@ def test_a_killed_batch_run_again_does_every_item_exactly_once(tmp_path):
         assert sr == SR and len(y) == SR and np.all(np.isfinite(y))
 
 
-def test_an_item_whose_worker_dies_is_retried_and_the_batch_completes(tmp_path):
+def test_an_item_whose_worker_dies_is_retried_and_the_batch_completes(tmp_path, monkeypatch):
+    """The first item to start is held inside its run and its worker killed there: Dask runs it
+    again on a live worker, and every item is done once."""
     songs = tmp_path / "songs"
     for i in range(3):
-        write(str(songs / f"c{i}.wav"), harmonic_tone(4.0, f0=200 + 30 * i, seed=i))  # a few seconds an item
+        write(str(songs / f"c{i}.wav"), harmonic_tone(1.0, f0=200 + 30 * i, seed=i))
     style = write(str(tmp_path / "style.wav"), harmonic_tone(1.0, f0=330, seed=9))
     outdir = str(tmp_path / "out")
-    with dask.config.set(NANNY_UNSET):  # a nanny would set them in this process too
+    _, held = hold_first_item(monkeypatch, tmp_path)
+    with dask.config.set({**NANNY_UNSET, **HOLD_CONFIG}):  # (a nanny would set NANNY_UNSET's in this process too)
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                            memory_limit=0)
     with cluster, distributed.Client(cluster) as client:
-        pids = client.run(os.getpid)
+        pids = set(client.run(os.getpid).values())
         result = {}
         runner = threading.Thread(target=lambda: result.setdefault("records", nst.batch(
-            [str(songs)], [style], outdir=outdir, scheduler=cluster.scheduler_address, **SLOW)))
+            [str(songs)], [style], outdir=outdir, scheduler=cluster.scheduler_address, **TINY_API)))
         runner.start()
-        def running_items(dask_worker):
-            return [str(task.key) for task in dask_worker.state.executing if "-item-" in str(task.key)]
-
-        victim = killed_key = None
-        deadline = time.monotonic() + 120
-        while victim is None and time.monotonic() < deadline:
-            for address, keys in client.run(running_items).items():
-                if keys:
-                    victim, killed_key = address, keys[0]
-            time.sleep(0.05)
-        assert victim is not None, "no item started"
-        time.sleep(0.5)  # inside the item
-        assert client.run(running_items, workers=[victim])[victim] == [killed_key], "the item finished too soon"
-        os.kill(pids[victim], signal.SIGKILL)
+        victim = held(alive=runner.is_alive)
+        assert victim["pid"] in pids
+        os.kill(victim["pid"], signal.SIGKILL)  # mid-item: the held item cannot have finished
         runner.join(timeout=240)
         assert not runner.is_alive()
-        starts = [t for t in cluster.scheduler.transition_log if str(t[0]) == killed_key and t[2] == "processing"]
+        starts = [t for t in cluster.scheduler.transition_log if str(t[0]) == victim["key"] and t[2] == "processing"]
         assert len(starts) >= 2  # Dask ran it again, on a live worker
     records = result["records"]
     assert [r["status"] for r in records] == ["done"] * 3, records
@@ -292,8 +316,7 @@ def test_model_items_share_one_model_and_a_bad_model_fails_its_items_alone(corpu
     assert "broken.npz" in records[2]["error"] and not records[2]["internal"]
     network = nst.load_model(str(model))
     y, sr = nst.load(os.path.join(songs, "a.wav"))
-    with limit_threads(local_size(2, 1)[2]):
-        expected = nst.stylize(y, sr=sr, model=network, phase_iters=4)
+    expected = nst.stylize(y, sr=sr, model=network, phase_iters=4)  # at this process's threads
     got, _ = nst.load(os.path.join(outdir, "m1.wav"))
     np.testing.assert_allclose(got, expected, atol=2 / 32768)  # through 16-bit PCM
 

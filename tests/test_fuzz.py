@@ -1,8 +1,9 @@
 """Fuzzing (issue 14): mutated audio files and random option values through ``load`` and the CLI.
 
-Every case must end in a valid output or exit status 2 with one line on stderr, within
-bounded time and memory, with no traceback, no warning text, no modified input and no file
-left behind. CI runs a fixed, derandomised set of examples (about half a minute); for a
+Every case must end in a valid output or exit status 2 with one line on stderr, in bounded
+memory, with no traceback, no warning text, no modified input and no file left behind (a
+case that hangs fails its test at pytest-timeout's limit; how long a case takes is not a
+test's business). CI runs a fixed, derandomised set of examples (about half a minute); for a
 longer, random hunt set ``NSTAUDIO_FUZZ_EXAMPLES``, e.g. ``NSTAUDIO_FUZZ_EXAMPLES=2000 pytest
 tests/test_fuzz.py``. (Model files are fuzzed in ``test_checkpoint_hostile.py``.)
 """
@@ -10,7 +11,6 @@ tests/test_fuzz.py``. (Model files are fuzzed in ``test_checkpoint_hostile.py``.
 import hashlib
 import io
 import os
-import time
 import tracemalloc
 
 import numpy as np
@@ -84,7 +84,6 @@ def test_load_survives_mutated_files(tmp_path, case):
     name, data = case
     path = tmp_path / f"fuzzed.{name.split('-')[0]}"
     path.write_bytes(data)
-    started = time.perf_counter()
     tracemalloc.start()
     try:
         y, sr = nst.load(path)
@@ -97,7 +96,6 @@ def test_load_survives_mutated_files(tmp_path, case):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MB to load a {len(data)}-byte file"
-    assert time.perf_counter() - started < 10
     assert path.read_bytes() == data
 
 
@@ -197,11 +195,9 @@ def test_cli_survives_random_option_values(workdir, options):
     sf.write(workdir / "content.wav", harmonic_tone(0.6), 22050)
     sf.write(workdir / "style.wav", harmonic_tone(0.6, f0=330), 22050)
     inputs = {p: digest(workdir / p) for p in ("content.wav", "style.wav")}
-    started = time.perf_counter()
     result = CliRunner().invoke(main, ["run", str(workdir / "content.wav"), str(workdir / "style.wav"),
                                        "-o", str(workdir / "out.wav"), *FAST, *options])
     check_cli_outcome(result, workdir, inputs, ["out.wav"])
-    assert time.perf_counter() - started < 60, options
 
 
 TRAIN_FAST = ["--channels", "4,4,4,4", "--n-fft", "64", "--hop", "16", "--crop", "16", "--batch-size", "2",
