@@ -1,11 +1,12 @@
 """How many cores nstaudio's parallel work may use in the calling thread: all of them, or a share.
 
 A host that runs several nstaudio calls side by side (``nstaudio batch``'s Dask workers: each
-task gets its share of the machine) says so with :func:`limit_threads`. numba's parallel loops
-and scipy's FFTs then use that many threads for the calls made in this thread (numba keeps the
-setting per thread, and so does the context variable below), so concurrent calls never
-oversubscribe the cores. BLAS has one process-wide setting; the host sets it once
-(``threadpoolctl``), as ``nstaudio.batching.cluster`` does for each worker.
+task gets its share of the machine) says so with :func:`limit_threads`. numba's parallel loops,
+scipy's FFTs and nstaudio's matrix products (``products``: BLAS itself runs on one thread while
+nstaudio computes, ``blas_threads``) then use that many threads for the calls made in this
+thread (numba keeps the setting per thread, and so does the context variable below), so
+concurrent calls never oversubscribe the cores. The share changes how fast, never what: the
+results are the same on any number of threads.
 """
 
 import contextlib

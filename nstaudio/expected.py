@@ -143,7 +143,8 @@ def expected_style_targets(backend, styles, *, width, style_weights=None, dtype=
     target_sq = 0.0
     for i, (Xi, ni) in enumerate(zip(device, norms)):
         for j, (Xj, nj) in enumerate(zip(device, norms)):
-            kappa, _, _ = backend.arccos_kernel(band_sum(xp, backend.matmul(Xi.T, Xj), width, ni.shape[0], nj.shape[0]), ni, nj)
+            inner = band_sum(xp, backend.matmul(Xi.T, Xj), width, ni.shape[0], nj.shape[0])
+            kappa, _, _ = backend.arccos_kernel(inner, ni, nj)
             target_sq += weights[i] * weights[j] * backend.sum_squares(kappa) / (ni.shape[0] * nj.shape[0])
     envelope = sum(w * np.mean(Xs.astype(np.float64), axis=1) for w, Xs in zip(weights, host))
     return ExpectedStyleTargets(spectrograms=tuple(host), norms=tuple(backend.to_numpy(n) for n in norms),

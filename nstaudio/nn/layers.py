@@ -127,12 +127,12 @@ class Conv1d:
         dy_folded = _fold(self.backend, dy)
         grads = {}
         if need_params:
-            grads = {"W": self.backend.matmul(dy_folded, cols.astype(dy.dtype, copy=False).T).reshape(params["W"].shape),
-                     "b": dy.sum(axis=(0, 2))}
+            dW = self.backend.matmul(dy_folded, cols.astype(dy.dtype, copy=False).T)
+            grads = {"W": dW.reshape(params["W"].shape), "b": dy.sum(axis=(0, 2))}
         if not need_input:
             return None, grads
-        return _overlap(self.backend, self.backend.matmul(W.T, dy_folded), B, self.width, self.stride, self.padding,
-                        T), grads
+        dcols = self.backend.matmul(W.T, dy_folded)
+        return _overlap(self.backend, dcols, B, self.width, self.stride, self.padding, T), grads
 
 
 class ConvTranspose1d:
