@@ -109,15 +109,14 @@ def matmul(a, b, out=None):
     if out is None:
         out = np.empty((M, N), dtype=np.result_type(a, b))
     axis, parts = plan(M, N, K)
-    partials = np.empty((len(parts), M, N), dtype=out.dtype) if axis == "depth" and len(parts) > 1 else None
+    partials = np.empty((len(parts), M, N), dtype=out.dtype) if axis == "depth" else None  # (2 parts or more)
 
     def block(index, start, stop):
         if axis == "rows":
             return lambda: np.matmul(a[start:stop], b, out=out[start:stop])
         if axis == "columns":
             return lambda: np.matmul(a, b[:, start:stop], out=out[:, start:stop])
-        target = out if partials is None else partials[index]
-        return lambda: np.matmul(a[:, start:stop], b[start:stop], out=target)
+        return lambda: np.matmul(a[:, start:stop], b[start:stop], out=partials[index])
 
     with one_blas_thread():
         _run([block(index, start, stop) for index, (start, stop) in enumerate(parts)], M * N * K)
@@ -129,7 +128,8 @@ def gram(a, out=None):
 
     Cut as :func:`matmul` cuts ``a @ a.T``; by rows, only the blocks on and below the diagonal
     are multiplied (about half the work, as one BLAS syrk), the diagonal ones by syrk, and those
-    above are their transposes; by the sum, each partial product is a syrk.
+    above are their transposes; by the sum, it is :func:`matmul`'s product, whose partial products
+    numpy hands to syrk (each piece times its own transpose).
 
     Parameters
     ----------
@@ -145,15 +145,7 @@ def gram(a, out=None):
         out = np.empty((M, M), dtype=a.dtype)
     axis, parts = plan(M, M, K)
     if axis == "depth":
-        partials = np.empty((len(parts), M, M), dtype=out.dtype) if len(parts) > 1 else out[None]
-
-        def block(index, start, stop):
-            piece = a[:, start:stop]
-            return lambda: np.matmul(piece, piece.T, out=partials[index])
-
-        with one_blas_thread():
-            _run([block(index, start, stop) for index, (start, stop) in enumerate(parts)], M * M * K // 2)
-        return out if len(parts) == 1 else _sum_in_order(partials, out)
+        return matmul(a, a.T, out=out)
 
     def block(start, stop):
         rows = a[start:stop]

@@ -28,7 +28,6 @@ from nstaudio.batching.items import collect
 from nstaudio.batching.ledger import Ledger, read_entries
 from nstaudio.cli import main as cli
 from nstaudio.errors import ParameterError
-from nstaudio.kernels.thread_share import limit_threads
 
 from conftest import SR, harmonic_tone
 
