@@ -5,27 +5,18 @@ rate -> log1p-magnitude STFT -> a method -> phase reconstruction -> the content'
 rate, length, channels and loudness.
 """
 
-import inspect
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import audio, limits, spectral
+from . import settings as schema
 from .errors import AudioError, NumericalError, ParameterError
 from .kernels.blas_threads import holds_one_blas_thread
 from .methods import REGISTRY
-from .methods.registry import DEFAULTED, ONLY_WHERE_DEFAULTED
-from .methods.optimize import INITS, OPTIMIZERS
 from .objective import normalised_weights
-from .validation import MAX_SEED, as_audio, check_choice, check_float, check_int, check_sample_rate
-
-PHASE_INITS = spectral.PHASE_INITS
-# Beyond 1e6 (10^8 times the default) the content term outweighs any style by so much that the
-# output is the content; larger values only overflow float32 on the way there.
-MAX_ALPHA = 1e6
-# Adam steps in log1p-magnitude units (0..~10) or in samples (-1..1): a step above 10 is no search.
-MAX_LEARNING_RATE = 10.0
+from .validation import as_audio, check_sample_rate
 
 
 def methods():
@@ -107,10 +98,8 @@ class StyleAnalysis:
 
 @holds_one_blas_thread
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
-            sr_work=None, n_fft=None, hop_length=None, alpha=None, iterations=300, n_filters=None, width=None,
-            optimizer=None, init="noise", learning_rate=None, tolerance=None,
-            tolerance_window=None, temporal_weight=None, spectral_weight=None, network=None, phase_iters=None,
-            phase_init=None, seed=0, device="auto", match_loudness=True, callback=None, return_info=False):
+            sr_work=None, n_fft=None, hop_length=None, phase_iters=None, phase_init=None, seed=0, device="auto",
+            match_loudness=True, callback=None, return_info=False, **settings):
     """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
     Parameters
@@ -143,44 +132,17 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         FFT size (>= 16), default 2048 or the model's; 1 + n_fft // 2 frequency bins are the
         conv's input channels.
     hop_length : int or None
-        Default ``n_fft // 4`` (``n_fft // 8`` for ``timedomain``), or the model's.
-    alpha : float or None
-        Content weight; 0 keeps only the style. Default 0.01 (1 for ``timedomain``).
-    iterations : int
-        Most optimizer iterations (>= 0).
-    n_filters, width : int or None
-        The random conv layer: 4096 filters, 11 frames wide (3 for ``timedomain``) by default.
-    optimizer : {"plbfgs", "lbfgs", "adam"} or None
-        nstaudio's L-BFGS on the backend's arrays (default; not for ``timedomain``, whose default is
-        ``"lbfgs"``), SciPy's L-BFGS-B, or Adam (see :func:`nstaudio.optimize`).
-    init : {"noise", "content", "expected"}
-        Starting point: small noise, the content, or (``optimize``'s random network) the
-        optimum the expected network reaches from that noise (``network`` below).
-    learning_rate : float or None
-        Adam's step size; default 0.03 (1e-3, in sample units, for ``timedomain``).
-    tolerance : float or None
-        Stop early once the loss fell by less than this fraction over the last
-        ``tolerance_window`` iterations (default 2e-3 over 10; 1e-3 over 20 for
-        ``timedomain``); 0 runs all ``iterations``.
-    tolerance_window : int or None
-    temporal_weight, spectral_weight : float or None
-        Verma & Smith's energy-envelope terms (``optimize`` and ``timedomain``; default 0, off):
-        hold the output's energy per frame to the content's and its energy per frequency to the
-        style's (for ``timedomain``, on the log1p magnitudes of its frames).
-    network : {"random", "expected"} or None
-        ``optimize`` only: the loss through ``n_filters`` random filters (default), or its
-        expectation over the random filters, computed in closed form from the frames' inner
-        products (:mod:`nstaudio.expected`): no filters, 10-30x faster on clips of seconds, cost
-        and memory growing as the square of the length.
+        Default ``n_fft // 4`` (``n_fft // 8`` for ``timedomain``, ``n_fft // 6`` for ``gan``), or the model's.
     phase_iters : int or None
         Fast Griffin-Lim iterations; default 16 for ``optimize`` (from PGHI's phase), 32 for
-        ``feedforward`` (``timedomain`` reconstructs no phase).
+        ``feedforward`` and ``gan`` (a method that returns a waveform reconstructs no phase).
     phase_init : {"content", "random", "pghi"} or None
         Start Griffin-Lim from the content's phase, from random phase (the papers), or from
         the phase Phase Gradient Heap Integration finds for the output's magnitude
         (:func:`nstaudio.pghi`; with ``phase_iters=0`` that phase alone). Default: ``"pghi"`` for
-        ``optimize``, ``"content"`` for ``feedforward``.
+        ``optimize``, ``"content"`` for the model methods.
     seed : int
+        Seeds every random draw (filters, starting noise, random phase).
     device : {"auto", "numpy", "cpu", "cuda"}
         Backend of the optimizer and of Griffin-Lim (a feedforward network runs on numpy/BLAS).
     match_loudness : bool
@@ -191,6 +153,12 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         ``"phase"`` (value: spectral convergence in dB; steps count over all channels).
     return_info : bool
         Also return a :class:`StylizeInfo`.
+    **settings
+        The method's own settings (:mod:`nstaudio.settings`; ``Method.settings``), each
+        defaulting to the method's value; a setting the method does not take is refused.
+        Those of the registered methods:
+
+{method_settings}
 
     Returns
     -------
@@ -208,7 +176,9 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     """
     started = time.perf_counter()
     method = REGISTRY.resolve(method, model)
-    options = _resolve_options(method, locals())  # this call's arguments, by name
+    options = _resolve_options(method, dict(
+        settings, sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, phase_iters=phase_iters,
+        phase_init=phase_init, seed=seed, device=device, match_loudness=match_loudness), model, style_weights)
     if sr is None:
         raise ParameterError("sr: the content's sample rate is needed")
     sr = check_sample_rate(sr)
@@ -235,59 +205,79 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     if analysis is None:
         analysis = _prepare_styles(method, options, styles_in, style_frames)
 
+    steps = method.steps(options)
     report = None if callback is None else (
-        lambda i, loss, stage="optimize": callback(stage, i, iterations, loss))
+        lambda i, loss, stage="optimize": callback(stage, i, steps, loss))
     result, run_info = method.run(content_in, analysis.prepared, options, model, report)
 
-    convergence = None
-    phase_iters = options["phase_iters"]
-    if method.output == "log_spectrogram":
-        with np.errstate(over="ignore"):
-            magnitude = np.expm1(result)
-        if not np.all(np.isfinite(magnitude)):
-            raise NumericalError("the optimized spectrogram grew too large to turn into audio (the optimizer "
-                                 "diverged); lower learning_rate or alpha")
-        phase_total = phase_iters * magnitude.shape[0]
-        y_work, convergence = spectral.griffin_lim(
-            magnitude, n_iter=phase_iters, length=content_work.shape[-1], init=options["phase_init"],
-            content=content_spec, seed=options["seed"], return_convergence=True, device=options["device"],
-            callback=None if callback is None else (lambda i, db: callback("phase", i, phase_total, db)),
-            n_fft=n_fft, hop_length=hop_length,
-        )
-    else:
-        y_work = result
+    y_work, convergence = _to_waveform(method, result, options, content_work.shape[-1], content_spec, callback)
     y = audio.resample(y_work / np.float32(gain), orig_sr=sr_work, target_sr=sr, length=content.shape[-1])
     if not np.all(np.isfinite(y)):
         raise NumericalError("the stylized audio is not finite (the optimizer diverged); lower learning_rate or "
                              "alpha")
-    if match_loudness:
+    if options["match_loudness"]:
         y = audio.match_loudness(y, content)
     y = np.ascontiguousarray(y[0] if was_1d else y)  # a new C array of its own, whatever the path
     if not return_info:
         return y
-    info = StylizeInfo(
+    return y, _info(method, run_info, convergence, time.perf_counter() - started)
+
+
+def _to_waveform(method, result, options, length, content_spec, callback):
+    """``method.run``'s result as the working-rate waveform (channels, length): a log spectrogram through
+    Griffin-Lim (with its convergence, (channels, iterations) in dB), a waveform as it is (None)."""
+    if method.output == "waveform":
+        return result, None
+    # a log1p magnitude below 0 stands for silence (the optimizer's variable is unbounded)
+    with np.errstate(over="ignore"):
+        magnitude = np.expm1(np.maximum(result, 0))
+    if not np.all(np.isfinite(magnitude)):
+        raise NumericalError("the optimized spectrogram grew too large to turn into audio (the optimizer "
+                             "diverged); lower learning_rate or alpha")
+    phase_total = options["phase_iters"] * magnitude.shape[0]
+    return spectral.griffin_lim(
+        magnitude, n_iter=options["phase_iters"], length=length, init=options["phase_init"],
+        content=content_spec, seed=options["seed"], return_convergence=True, device=options["device"],
+        callback=None if callback is None else (lambda i, db: callback("phase", i, phase_total, db)),
+        n_fft=options["n_fft"], hop_length=options["hop_length"],
+    )
+
+
+def _info(method, run_info, convergence, seconds):
+    """The :class:`StylizeInfo` of a run: ``method.run``'s info and the phase reconstruction's convergence."""
+    phase_db = float(np.mean(convergence[:, -1])) if convergence is not None and convergence.shape[-1] else float("nan")
+    return StylizeInfo(
         method=method.name, loss=run_info["loss"], initial_loss=run_info["initial_loss"],
         style_loss=run_info["style_loss"], initial_style_loss=run_info["initial_style_loss"],
         content_loss=run_info["content_loss"], iterations=run_info["iterations"],
-        evaluations=run_info["evaluations"], converged=run_info["converged"],
-        phase_convergence_db=float(np.mean(convergence[:, -1])) if phase_iters and convergence is not None
-        else float("nan"),
-        seconds=time.perf_counter() - started, backend=run_info["backend"], gram_form=run_info["gram_form"],
-        history=run_info["history"],
+        evaluations=run_info["evaluations"], converged=run_info["converged"], phase_convergence_db=phase_db,
+        seconds=seconds, backend=run_info["backend"], gram_form=run_info["gram_form"], history=run_info["history"],
     )
-    return y, info
 
+
+stylize.__doc__ = stylize.__doc__.replace("{method_settings}", schema.docstring_entries(REGISTRY.methods()))
 
 # stylize's parameters that are data or plumbing, not settings.
 _NOT_SETTINGS = ("content", "style", "sr", "style_sr", "model", "callback", "return_info")
 
 
+def setting_names():
+    """Every setting :func:`stylize` takes now: ``method``, ``style_weights``, the shared ones and those of
+    every registered method (:mod:`nstaudio.settings`)."""
+    return ("method", "style_weights", *schema.every_setting(REGISTRY.methods()))
+
+
+def manifest_columns():
+    """A batch manifest's setting columns for the methods registered now: column -> Setting."""
+    return schema.manifest_columns(REGISTRY.methods())
+
+
 def with_defaults(settings):
-    """``settings`` (:func:`stylize`'s keyword arguments) with stylize's own defaults for the settings
-    not given (None for those the method decides); data and plumbing (content, callback, ...) left out."""
-    given = {name: parameter.default for name, parameter in inspect.signature(stylize).parameters.items()
-             if name not in _NOT_SETTINGS}
-    given.update(settings)
+    """``settings`` (:func:`stylize`'s keyword arguments) with the shared settings' defaults for those not
+    given (None for those the method decides); data and plumbing (content, callback, ...) left out."""
+    given = dict(method=None, style_weights=None)
+    given.update((setting.name, setting.default) for setting in schema.SHARED)
+    given.update((name, value) for name, value in settings.items() if name not in _NOT_SETTINGS)
     return given
 
 
@@ -308,7 +298,8 @@ def resolve_settings(settings, *, styles=0, model=None):
     Returns
     -------
     dict
-        Every setting by name, JSON-ready, ``device`` as given (``"auto"`` is not looked up).
+        Every setting the method takes by name, with ``method`` and ``style_weights``,
+        JSON-ready, ``device`` as given (``"auto"`` is not looked up).
 
     Raises
     ------
@@ -316,22 +307,19 @@ def resolve_settings(settings, *, styles=0, model=None):
         An unknown setting, a value out of range, a method that does not take a setting, a
         model method without a model (or the reverse), weights that do not fit the styles.
     """
-    signature = inspect.signature(stylize).parameters
-    unknown = sorted(set(settings) - set(signature) | set(settings) & set(_NOT_SETTINGS))
+    unknown = sorted(set(settings) - set(setting_names()))
     if unknown:
         raise ParameterError(f"unknown settings: {', '.join(unknown)}")
-    given = dict(with_defaults(settings), model=model)
-    method = REGISTRY.resolve(given["method"], model)
+    given = with_defaults(settings)
+    method = REGISTRY.resolve(given.pop("method"), model)
     if method.needs == "model" and model is None:
         raise ParameterError(f"the {method.name} method needs a model")
     if method.needs == "style" and model is not None:
         raise ParameterError(f"the {method.name} method takes style recordings, not a model")
-    options = _resolve_options(method, given)
+    options = _resolve_options(method, given, model, given.pop("style_weights"))
     if styles:
         normalised_weights(options["style_weights"], styles)
-    resolved = {name: value for name, value in options.items() if name not in _NOT_SETTINGS}
-    resolved.update(method=method.name, match_loudness=bool(given["match_loudness"]))
-    return resolved
+    return dict(options, method=method.name)
 
 
 @holds_one_blas_thread
@@ -361,8 +349,7 @@ def analyse_style(style, sr=None, **settings):
     AudioError, ParameterError
         As :func:`stylize` would for these styles and settings.
     """
-    signature = inspect.signature(stylize).parameters
-    unknown = sorted(set(settings) - set(signature) | set(settings) & {"content", "style", "sr", "style_sr"})
+    unknown = sorted(set(settings) - {*setting_names(), "model"})
     if unknown:
         raise ParameterError(f"analyse_style takes stylize's settings; not {', '.join(unknown)}")
     if settings.get("model") is not None:
@@ -467,60 +454,25 @@ def _analyse(y, name, method, options):
     return np.log1p(np.abs(spec)), spec
 
 
-def _resolve_options(method, given):
-    """The settings ``method.run`` gets: ``given`` (stylize's arguments) with the method's defaults, validated.
+def _resolve_options(method, given, model, style_weights):
+    """The settings ``method.run`` gets: ``given`` (setting name -> value, None where not given) with the
+    method's defaults (:func:`nstaudio.settings.resolve`), and ``style_weights``.
 
     Everything here is checked before any audio is touched.
     """
-    defaults = method.defaults
-    for name in ONLY_WHERE_DEFAULTED:
-        if given[name] is not None and defaults[name] is None:
-            raise ParameterError(f"{name} does not apply to the {method.name} method")
-    options = {name: defaults[name] if given.get(name) is None else given[name]
-               for name in DEFAULTED if name != "hop_divisor"}
-    options.update({name: given[name] for name in ("iterations", "init", "seed", "device", "style_weights")})
+    unknown = sorted(set(given) - set(setting_names()))
+    if unknown:
+        raise TypeError(f"stylize() got unexpected keyword arguments: {', '.join(unknown)}")
+    schema.check_applies(method, given, REGISTRY.methods())  # before the model is looked at: the setting is the first mistake
     if method.model_settings is not None:
-        wanted = dict(zip(("sr_work", "n_fft", "hop_length"), method.model_settings(given["model"])))
-        for name, value in wanted.items():
-            if given[name] is not None and given[name] != value:
-                raise ParameterError(f"{name}={given[name]} differs from the model's {value}; leave it unset")
-        options.update(wanted)
+        model_settings = method.model_settings(model)
+    elif model is not None:
+        raise ParameterError(f"model is used by the {REGISTRY.resolve(None, model).name} method, "
+                             f"not by {method.name!r}")
     else:
-        if given["model"] is not None:
-            raise ParameterError(f"model is used by the {REGISTRY.resolve(None, given['model']).name} method, "
-                                 f"not by {method.name!r}")
-        options.update(sr_work=given["sr_work"], n_fft=given["n_fft"], hop_length=given["hop_length"])
-    if method.output == "waveform" and given["phase_iters"]:
-        raise ParameterError(f"phase_iters does not apply to the {method.name} method: it reconstructs no phase")
-    if method.optimizers and options["optimizer"] not in method.optimizers:
-        check_choice("optimizer", options["optimizer"], OPTIMIZERS)
-        raise ParameterError(f"optimizer {options['optimizer']!r} does not apply to the {method.name} method; "
-                             f"choose one of {', '.join(method.optimizers)}")
-    check_choice("init", options["init"], INITS)
-    if method.output != "waveform":
-        check_choice("phase_init", options["phase_init"], PHASE_INITS)
-    options["sr_work"] = check_int("sr_work", 22050 if options["sr_work"] is None else options["sr_work"],
-                                   minimum=limits.MIN_WORK_RATE, maximum=limits.MAX_WORK_RATE)
-    n_fft = options["n_fft"] = check_int("n_fft", 2048 if options["n_fft"] is None else options["n_fft"],
-                                         minimum=16, maximum=2**16)
-    hop = n_fft // defaults["hop_divisor"] if options["hop_length"] is None else options["hop_length"]
-    options["hop_length"] = check_int("hop_length", hop, minimum=1)
-    if options["hop_length"] > n_fft:
-        raise ParameterError(f"hop_length must be <= n_fft={n_fft}, got {options['hop_length']}")
-    check_int("iterations", options["iterations"], minimum=0, maximum=1_000_000)
-    options["phase_iters"] = check_int("phase_iters", options["phase_iters"] or 0, minimum=0, maximum=100_000)
-    check_int("seed", options["seed"], minimum=0, maximum=MAX_SEED)
-    if method.optimizers:  # the settings of the optimizing methods
-        options["width"] = check_int("width", options["width"], minimum=1, maximum=1024)
-        check_int("n_filters", options["n_filters"], minimum=1, maximum=65536)
-        check_float("tolerance", options["tolerance"], minimum=0.0, maximum=1.0)
-        check_int("tolerance_window", options["tolerance_window"], minimum=1, maximum=1_000_000)
-        check_float("alpha", options["alpha"], minimum=0.0, maximum=MAX_ALPHA)
-        for name in ("temporal_weight", "spectral_weight"):
-            if options[name] is not None:
-                check_float(name, options[name], minimum=0.0, maximum=MAX_ALPHA)
-        check_float("learning_rate", options["learning_rate"], minimum=0.0, strict_minimum=True,
-                    maximum=MAX_LEARNING_RATE)
+        model_settings = None
+    options = schema.resolve(method, given, model_settings=model_settings, methods=REGISTRY.methods())
+    options["style_weights"] = style_weights
     if method.validate is not None:
         method.validate(options)
     return options

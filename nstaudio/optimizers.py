@@ -220,6 +220,39 @@ def _finish(x, tracker):
     return x.astype(np.float32), info  # numpy or cupy alike
 
 
+def _two_loop(q, pairs, free, bounded, free_norm, dot):
+    """L-BFGS's two-loop recursion on the free variables only (the reduced quasi-Newton matrix), in place on
+    ``q`` (the gradient, 0 on the frozen variables): the quasi-Newton step, to be negated.
+
+    Each pair's curvature is measured on the free variables and the pair kept only if it is
+    positive. ``q`` stays 0 on the frozen variables, so plain products with it are free-variable
+    ones and no masked copy of the history is kept.
+    """
+    reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
+    for s, y, _ in pairs:
+        y_free = y * free if bounded else y
+        sy, yy = dot(s, y_free), dot(y_free, y_free)
+        if sy > 1e-10 * yy:
+            reduced.append((s, y, 1.0 / sy, yy))
+    alphas = []
+    for s, y, rho, _ in reversed(reduced):
+        a = rho * dot(s, q)
+        q -= a * y
+        if bounded:
+            q *= free
+        alphas.append(a)
+    if reduced:
+        _, _, rho, yy = reduced[-1]
+        q *= 1.0 / (rho * yy)
+    else:
+        q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
+    for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
+        q += s * (a - rho * dot(y, q))
+        if bounded:
+            q *= free
+    return q
+
+
 def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0, tolerance_window=20, xp=np,
                     callback=None):
     """L-BFGS with the bound ``x >= lower`` (if any) handled by projection, on the backend's float32 arrays.
@@ -272,32 +305,7 @@ def projected_lbfgs(fun, x0, *, iterations, lower=0.0, memory=10, tolerance=0.0,
             if free_norm == 0:
                 break  # stationary: no free variable has a gradient
             steepest = q / free_norm
-            # The two-loop recursion on the free variables only (the reduced quasi-Newton matrix):
-            # each pair's curvature is measured there and the pair kept only if it is positive. q
-            # stays 0 on the frozen variables, so plain products with it are free-variable ones and
-            # no masked copy of the history is kept.
-            reduced = []  # (s, y, 1 / (s.y)_free, (y.y)_free)
-            for s, y, _ in pairs:
-                y_free = y * free if bounded else y
-                sy, yy = dot(s, y_free), dot(y_free, y_free)
-                if sy > 1e-10 * yy:
-                    reduced.append((s, y, 1.0 / sy, yy))
-            alphas = []
-            for s, y, rho, _ in reversed(reduced):
-                a = rho * dot(s, q)
-                q -= a * y
-                if bounded:
-                    q *= free
-                alphas.append(a)
-            if reduced:
-                _, _, rho, yy = reduced[-1]
-                q *= 1.0 / (rho * yy)
-            else:
-                q /= free_norm  # first step: unit length, as SciPy's L-BFGS-B
-            for (s, y, rho, _), a in zip(reduced, reversed(alphas)):
-                q += s * (a - rho * dot(y, q))
-                if bounded:
-                    q *= free
+            q = _two_loop(q, pairs, free, bounded, free_norm, dot)
             direction = -q
             slope = dot(g, direction)
             if slope >= 0:  # the curvature pairs went stale: restart from steepest descent

@@ -1,7 +1,8 @@
-"""Methods as plug-ins (issue 15, part 1): adding a method is one Method and one registration.
+"""Methods as plug-ins: adding a method is one Method and one registration.
 
-A toy method registered here runs through ``stylize`` like the real ones; ``stylize`` names no
-method; the CLI's per-method defaults come from the registry.
+A toy method registered here runs through ``stylize`` like the real ones, and a setting of its
+own reaches the CLI, the batch manifest and ``resolve_settings`` with no other file touched;
+``stylize`` names no method; the CLI's per-method defaults come from the settings schema.
 """
 
 import inspect
@@ -12,17 +13,16 @@ import pytest
 from click.testing import CliRunner
 
 import nstaudio as nst
-from nstaudio import api
+from nstaudio import api, settings as schema
 from nstaudio.cli.main import main
 from nstaudio.errors import ParameterError
 from nstaudio.methods import REGISTRY
-from nstaudio.methods.registry import DEFAULTED, Method
+from nstaudio.methods.registry import Method
+from nstaudio.settings import Setting
 
 from conftest import harmonic_tone
 
-TOY_DEFAULTS = dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
-                    tolerance_window=None, phase_iters=16, phase_init="content", temporal_weight=None,
-                    spectral_weight=None, hop_divisor=4)
+TOY_PHASE = dict(phase_iters=16, phase_init="content")
 
 
 def _identity(content, styles, options, model, callback):
@@ -54,7 +54,7 @@ def test_a_toy_spectrogram_method_runs_through_the_pipeline(registered):
         return _identity(content, styles, options, model, callback)
 
     registered(Method(name="toy-identity", summary="keeps the content's magnitudes", needs="style",
-                      input="log_spectrogram", output="log_spectrogram", defaults=TOY_DEFAULTS, run=run))
+                      input="log_spectrogram", output="log_spectrogram", run=run, **TOY_PHASE))
     content, style = harmonic_tone(1.0), harmonic_tone(1.0, f0=330)
     out, info = nst.stylize(content, style, 22050, method="toy-identity", n_fft=512, return_info=True)
     assert seen == {"content": (1, 257, 1 + 22050 // 128), "styles": [(257, 1 + 22050 // 128)], "n_fft": 512}
@@ -64,7 +64,7 @@ def test_a_toy_spectrogram_method_runs_through_the_pipeline(registered):
 
 def test_a_toy_waveform_method_needs_no_phase_step(registered):
     registered(Method(name="toy-half", summary="halves the waveform", needs="style", input="waveform",
-                      output="waveform", defaults=dict(TOY_DEFAULTS, phase_iters=None, phase_init=None),
+                      output="waveform",
                       run=lambda content, styles, options, model, callback: (
                           0.5 * content, _identity(content, styles, options, model, callback)[1])))
     content = harmonic_tone(1.0)
@@ -78,23 +78,74 @@ def test_a_toy_waveform_method_needs_no_phase_step(registered):
 
 def _code(function):
     """A function's source without its docstring (which may well name methods)."""
-    return inspect.getsource(function).replace(function.__doc__ or "", "")
+    return re.sub(r'"""[\s\S]*?"""', "", inspect.getsource(function), count=1)
 
 
 def test_stylize_names_no_method():
-    source = _code(api.stylize) + _code(api._resolve_options)
+    source = _code(api.stylize) + _code(api._resolve_options) + _code(api.resolve_settings)
+    source += inspect.getsource(schema).replace(schema.__doc__, "")
     source = source.replace('stage="optimize"', "stage=STAGE")  # the progress stage of that name, not the method
     for name in REGISTRY.names():
-        assert not re.search(rf"[\"']{name}[\"']", source), f"stylize names {name!r}"
+        assert not re.search(rf"[\"']{name}[\"']", source), f"the pipeline names {name!r}"
+
+
+def _toy_gain(registered, seen):
+    """Register ``toy-gain``: a waveform method with one setting of its own, ``gain`` (``--toy-gain``)."""
+    def run(content, styles, options, model, callback):
+        seen.append(options["toy_gain"])
+        return content * np.float32(options["toy_gain"]), _identity(content, styles, options, model, callback)[1]
+
+    return registered(Method(name="toy-gain", summary="scales the waveform", needs="style", input="waveform",
+                             output="waveform", run=run,
+                             settings=(Setting("toy_gain", float, "What the toy scales by.", default=0.5,
+                                               minimum=0.0, maximum=4.0, aliases=("gain",)),)))
+
+
+def test_a_toy_methods_own_setting_reaches_stylize_the_cli_the_manifest_and_resolve_settings(registered, tmp_path):
+    import soundfile as sf
+
+    seen = []
+    _toy_gain(registered, seen)
+    content, style = harmonic_tone(1.0), harmonic_tone(1.0, f0=330)
+    out = nst.stylize(content, style, 22050, method="toy-gain", toy_gain=2.0, match_loudness=False)
+    np.testing.assert_allclose(out, 2.0 * content, atol=1e-6)
+    assert api.resolve_settings({"method": "toy-gain"})["toy_gain"] == 0.5
+    assert api.resolve_settings({"method": "toy-gain", "toy_gain": 3.0})["toy_gain"] == 3.0
+    with pytest.raises(ParameterError, match="toy_gain must be <= 4"):
+        api.resolve_settings({"method": "toy-gain", "toy_gain": 5.0})
+    with pytest.raises(ParameterError, match="toy_gain does not apply to the optimize method"):
+        api.resolve_settings({"toy_gain": 1.0})
+    with pytest.raises(ParameterError, match="temporal_weight does not apply to the toy-gain method"):
+        api.resolve_settings({"method": "toy-gain", "temporal_weight": 1.0})
+    assert "alpha" not in api.resolve_settings({"method": "toy-gain", "alpha": 1.0})  # the optimizers' own: ignored
+
+    text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    assert "--toy-gain FLOAT What the toy scales by. [toy-gain only; default: 0.5]" in text
+    assert "toy-gain: scales the waveform" in text
+    sf.write(tmp_path / "c.wav", content, 22050)
+    sf.write(tmp_path / "s.wav", style, 22050)
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "c.wav"), str(tmp_path / "s.wav"), "-o",
+                                       str(tmp_path / "o.wav"), "--method", "toy-gain", "--toy-gain", "1.5", "-q"])
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == 1.5
+
+    from nstaudio.batching.items import collect
+
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("content,method,gain\nc.wav,toy-gain,0.25\n")
+    (item,) = collect([str(manifest)], str(tmp_path / "out"), styles=[str(tmp_path / "s.wav")])
+    assert item.options == {"method": "toy-gain", "toy_gain": 0.25}
 
 
 def test_registry_checks_what_a_method_declares(registered):
-    with pytest.raises(ValueError, match="gives no default"):
-        Method(name="incomplete", summary="", needs="style", input="waveform", output="waveform",
-               defaults={"alpha": 1.0}, run=_identity)
+    with pytest.raises(ValueError, match="gives defaults for phase_iters and phase_init"):
+        Method(name="incomplete", summary="", needs="style", input="log_spectrogram", output="log_spectrogram",
+               run=_identity)
+    with pytest.raises(ValueError, match="is a shared setting"):
+        Method(name="shadowing", summary="", needs="style", input="waveform", output="waveform", run=_identity,
+               settings=(Setting("seed", int, "", default=1),))
     with pytest.raises(ValueError, match="needs a model"):
-        Method(name="no-settings", summary="", needs="model", input="waveform", output="waveform",
-               defaults=TOY_DEFAULTS, run=_identity)
+        Method(name="no-settings", summary="", needs="model", input="waveform", output="waveform", run=_identity)
     with pytest.raises(ValueError, match="registered already"):
         REGISTRY.register(REGISTRY.get("optimize"))
     with pytest.raises(ParameterError, match="method must be one of"):
@@ -108,37 +159,42 @@ def test_the_default_is_the_first_style_method_or_the_first_model_method():
 
 def test_cli_help_shows_every_method_and_its_defaults():
     text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
-    for name in REGISTRY.names():
-        method = REGISTRY.get(name)
+    for method in REGISTRY.methods():
         assert " ".join(method.summary.split()) in text
-        for option in DEFAULTED:
-            value = method.defaults[option]
-            if value is not None and option != "hop_divisor":
-                shown = f"{value:g}" if isinstance(value, float) else str(value)
-                assert re.search(rf"\b{re.escape(shown)}( for [a-z, ]*{name})?", text), (name, option, shown)
+        for setting, _ in schema.cli_settings([method]):
+            name = setting.name
+            value = schema.method_default(method, name)
+            if value is not None and schema.takes(method, name):
+                shown = schema.format_value(value)
+                assert re.search(rf"\b{re.escape(shown)}( for [a-z, ]*{method.name})?", text), (method.name, name, shown)
 
 
-README_ROWS = {"--alpha": "alpha", "--tol": "tolerance", "--tol-window": "tolerance_window", "--width": "width",
-               "--optimizer": "optimizer", "--learning-rate": "learning_rate", "--phase-iters": "phase_iters",
-               "--phase-init": "phase_init", "--hop": "hop_divisor",
-               "--temporal-weight": "temporal_weight", "--spectral-weight": "spectral_weight",
-               "--filters": "n_filters", "--network": "network"}
-
-
-@pytest.mark.parametrize("flag", sorted(README_ROWS))
-def test_readme_defaults_match_the_registry(flag):
-    """The README's option table shows each method's default as the registry has it: "0.01 (1 for `timedomain`)"."""
+def _docs_table():
     import os
 
-    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
-    cell = re.search(rf"^\| `{flag}` \| ([^|]+) \|", readme, re.M).group(1).strip()
-    option = README_ROWS[flag]
-    fmt = "n_fft/{}".format if option == "hop_divisor" else (lambda v: f"{v:g}" if isinstance(v, float) else str(v))
-    values = {}
-    for name in REGISTRY.names():
-        value = REGISTRY.get(name).defaults[option]
+    docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "cli.md")
+    text = open(docs).read()
+    return text[text.index("<!-- options:begin -->") + len("<!-- options:begin -->"):text.index("<!-- options:end -->")]
+
+
+def test_the_docs_option_table_is_the_schemas():
+    """docs/cli.md's option table is what the schema makes of the registered methods (scripts/write_cli_docs.py
+    writes it): every flag with each method's default, "0.01; 1 for timedomain"."""
+    assert _docs_table().strip() == schema.markdown_table(REGISTRY.methods()).strip(), (
+        "docs/cli.md's option table is stale: run python scripts/write_cli_docs.py")
+
+
+@pytest.mark.parametrize("flag", ["--alpha", "--tol", "--width", "--hop", "--phase-iters", "--network", "--filters"])
+def test_the_docs_option_table_shows_each_methods_default(flag):
+    cell = re.search(rf"^\| `{flag}` \| ([^|]+) \|", _docs_table(), re.M).group(1).strip()
+    setting = next(s for s in schema.every_setting(REGISTRY.methods()).values() if s.flag == flag)
+    assert cell == schema.defaults_text(REGISTRY.methods(), setting.name)
+    by_method = {}
+    for method in REGISTRY.methods():  # each method's own declaration, read without the schema's helpers
+        own = {s.name: s.default for s in method.settings}
+        value = {"--hop": f"n_fft/{method.hop_divisor}", "--phase-iters": method.phase_iters}.get(
+            flag, own.get(setting.name))
         if value is not None:
-            values.setdefault(fmt(value), []).append(f"`{name}`")
-    (first, _), *others = values.items()
-    expected = first + (" (" + "; ".join(f"{v} for {', '.join(n)}" for v, n in others) if others else "")
-    assert cell.startswith(expected), (cell, expected)
+            by_method.setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(method.name)
+    (first, _), *others = by_method.items()
+    assert cell == "; ".join([first] + [f"{value} for {', '.join(names)}" for value, names in others])

@@ -14,37 +14,13 @@ import posixpath
 from dataclasses import dataclass, field
 
 from .. import audio, storage
+from ..api import manifest_columns
 from ..errors import AudioError, ParameterError
 from ..files import TEMP_PREFIX
 from ..jobs import settings_hash
 
 MANIFEST_EXTENSIONS = (".csv",)
-# How a manifest column's text becomes a stylize setting: the setting's name and its type.
-# Columns may be spelled as run's options (``filters``, ``tol``, ``hop``), as the API's
-# parameters (``n_filters``, ``tolerance``, ``hop_length``), with dashes or underscores.
 _FLOAT, _INT, _TEXT = float, int, str
-SETTING_COLUMNS = {
-    "method": ("method", _TEXT),
-    "alpha": ("alpha", _FLOAT),
-    "iterations": ("iterations", _INT),
-    "tol": ("tolerance", _FLOAT), "tolerance": ("tolerance", _FLOAT),
-    "tol_window": ("tolerance_window", _INT), "tolerance_window": ("tolerance_window", _INT),
-    "temporal_weight": ("temporal_weight", _FLOAT),
-    "spectral_weight": ("spectral_weight", _FLOAT),
-    "network": ("network", _TEXT),
-    "filters": ("n_filters", _INT), "n_filters": ("n_filters", _INT),
-    "width": ("width", _INT),
-    "n_fft": ("n_fft", _INT),
-    "hop": ("hop_length", _INT), "hop_length": ("hop_length", _INT),
-    "sr": ("sr_work", _INT), "sr_work": ("sr_work", _INT),
-    "optimizer": ("optimizer", _TEXT),
-    "learning_rate": ("learning_rate", _FLOAT),
-    "init": ("init", _TEXT),
-    "phase_iters": ("phase_iters", _INT),
-    "phase_init": ("phase_init", _TEXT),
-    "seed": ("seed", _INT),
-    "device": ("device", _TEXT),
-}
 FILE_COLUMNS = ("content", "style", "style_weights", "model", "output")
 
 
@@ -90,7 +66,7 @@ def collect(inputs, outdir, *, styles=(), model=None, options=None):
         Content files, directories (searched recursively for audio, ``outdir`` left out) and
         manifests, local or fsspec URLs (:mod:`nstaudio.storage`); (``.csv``: a header row with ``content`` and any of ``style`` (several
         separated by ``;``), ``style_weights`` (``;``-separated), ``model``, ``output`` and
-        the settings of :data:`SETTING_COLUMNS`; empty cells take the batch's value; relative
+        the settings of :func:`setting_columns`; empty cells take the batch's value; relative
         paths are the manifest's directory's, outputs ``outdir``'s).
     outdir : str
         A local directory or a URL.
@@ -203,10 +179,11 @@ def _manifest_items(path, outdir, styles, model, options):
     if not rows:
         raise ParameterError(f"{path}: empty manifest (needs a header row with a 'content' column)")
     columns = [_column_name(name) for name in rows[0]]
-    unknown = [name for name, column in zip(rows[0], columns) if column not in FILE_COLUMNS + tuple(SETTING_COLUMNS)]
+    setting_columns = settings_by_column()
+    unknown = [name for name, column in zip(rows[0], columns) if column not in FILE_COLUMNS + tuple(setting_columns)]
     if unknown:
         raise ParameterError(f"{path}: unknown column {unknown[0]!r}; columns are {', '.join(FILE_COLUMNS)} and "
-                             f"run's settings ({', '.join(sorted(set(SETTING_COLUMNS)))})")
+                             f"run's settings ({', '.join(sorted(set(setting_columns)))})")
     if "content" not in columns:
         raise ParameterError(f"{path}: no 'content' column in the header row")
     if len(set(columns)) != len(columns):
@@ -232,8 +209,8 @@ def _manifest_items(path, outdir, styles, model, options):
         content = resolve(cells["content"])
         row_options = {}
         for column, text in cells.items():
-            if column in SETTING_COLUMNS:
-                name, kind = SETTING_COLUMNS[column]
+            if column in setting_columns:
+                name, kind = setting_columns[column]
                 row_options[name] = _parse(kind, text, f"{where}: {column}")
         if "style_weights" in cells:
             row_options["style_weights"] = [_parse(_FLOAT, w, f"{where}: style_weights")
@@ -277,11 +254,27 @@ def _manifest_relative(content, base):
     return _basename(content) if inside.startswith(os.pardir) else inside
 
 
+def settings_by_column():
+    """A manifest's setting columns for the methods registered now: column -> (setting name, type).
+
+    Columns may be spelled as run's options (``filters``, ``tol``, ``hop``) or as the API's
+    parameters (``n_filters``, ``tolerance``, ``hop_length``), with dashes or underscores
+    (:attr:`nstaudio.settings.Setting.columns`).
+    """
+    columns = {"method": ("method", _TEXT)}
+    columns.update((column, (setting.name, setting.kind)) for column, setting in manifest_columns().items())
+    return columns
+
+
 def _column_name(name):
     return name.strip().lower().replace("-", "_")
 
 
 def _parse(kind, text, where):
+    if kind is bool:
+        if text.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            raise ParameterError(f"{where}: expected true or false, got {text!r}")
+        return text.lower() in ("true", "yes", "1")
     try:
         return kind(text)
     except ValueError:

@@ -7,4 +7,6 @@ its line below. The first method that needs style recordings is the default.
 from . import feedforward, gan, optimize, timedomain
 from .registry import Method, Registry
 
+__all__ = ["Method", "REGISTRY", "Registry"]
+
 REGISTRY = Registry([optimize.METHOD, feedforward.METHOD, timedomain.METHOD, gan.METHOD])

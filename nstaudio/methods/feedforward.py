@@ -7,7 +7,6 @@ from ..nn.train import apply_network
 from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
 
-
 # Frames of context on each side of the chunks the network runs on; the first frame is repeated
 # that many times before the start (nstaudio.Stream does the same, so its frames agree).
 CONTEXT_FRAMES = 64
@@ -50,8 +49,6 @@ METHOD = Method(
     # Few Griffin-Lim iterations: the network's output, started from the content's phase, is
     # close to a signal's, and the method exists to be fast.
     # (No style model was at hand to measure PGHI on its outputs: the content's phase stays.)
-    defaults=dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
-                  tolerance_window=None, phase_iters=32, phase_init="content", temporal_weight=None,
-                  spectral_weight=None, network=None, hop_divisor=4),
+    hop_divisor=4, phase_iters=32, phase_init="content",
     run=_run, model_settings=model_settings("style", "feedforward", "train_style"), input_gain=training_level,
 )

@@ -169,9 +169,7 @@ METHOD = Method(
     # drums, speech with the violin model) it reaches the spectral convergence of 16 iterations
     # from PGHI's phase (-12.0 to -12.7 dB against -11.9 to -12.6 dB), with the same style and
     # content measures, without PGHI's heap (0.2 s of a 10 s clip's 0.6 s).
-    defaults=dict(alpha=None, n_filters=None, width=None, learning_rate=None, optimizer=None, tolerance=None,
-                  tolerance_window=None, phase_iters=32, phase_init="content", temporal_weight=None,
-                  spectral_weight=None, network=None, hop_divisor=6),
+    hop_divisor=6, phase_iters=32, phase_init="content",
     run=_run, model_settings=model_settings("gan", "gan", "train_gan"), input_gain=training_level,
     # a lower bound: the mel inversion holds about six float32 copies of every channel's magnitudes
     memory=lambda options, channels, frames, style_frames: 4 * 6 * channels * frames * (options["n_fft"] // 2 + 1),

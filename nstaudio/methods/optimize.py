@@ -7,12 +7,14 @@ channel; all channels share one random conv net and one style target.
 import numpy as np
 
 from .. import expected, optimizers
+from ..errors import ParameterError
 from ..features import random_filters
 from ..kernels import get_backend
 from ..kernels.blas_threads import holds_one_blas_thread
-from ..errors import ParameterError
 from ..objective import StyleTargets, StyleTransferObjective, style_targets
+from ..settings import Setting
 from ..validation import check_choice, check_float, check_int
+from .optimizing import conv_memory, optimization_settings, optimization_steps
 from .registry import Method
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
@@ -166,39 +168,21 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     check_choice("network", network, NETWORKS)
     backend = get_backend(device)
     content = np.asarray(content, dtype=np.float32)
+    settings = dict(alpha=alpha, iterations=iterations, n_filters=n_filters, width=width, optimizer=optimizer,
+                    learning_rate=learning_rate, tolerance=tolerance, tolerance_window=tolerance_window,
+                    temporal_weight=temporal_weight, spectral_weight=spectral_weight, seed=seed)
     if network == "expected":
         if init == "expected":
             raise ParameterError("init='expected' starts the random network from the expected network's "
                                  "optimum; with network='expected' start from noise or the content")
-        if isinstance(styles, StyleTargets):
-            raise ParameterError("style targets of random filters do not serve network='expected'")
-        if not isinstance(styles, expected.ExpectedStyleTargets):
-            styles = expected.expected_style_targets(backend, styles, width=width, style_weights=style_weights)
-        elif styles.width != width:
-            raise ParameterError(f"style targets for width {styles.width}, not {width}")
-        x0 = starting_point(content.shape, init=init, content=content, seed=seed)
-        objective = expected.ExpectedStyleTransferObjective(
-            backend, content, styles, n_filters=n_filters, alpha=alpha, temporal_weight=temporal_weight,
-            spectral_weight=spectral_weight)
-        return _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window,
-                         callback)
+        return _optimize_expected(backend, content, styles, init=init, style_weights=style_weights,
+                                  callback=callback, **settings)
     if isinstance(styles, expected.ExpectedStyleTargets):
         raise ParameterError("style targets of network='expected' do not serve random filters")
     warm_start = None
     if init == "expected":
-        if expected_targets is None:
-            if isinstance(styles, StyleTargets):
-                raise ParameterError("init='expected' needs the style spectrograms; analyse the style with "
-                                     "init='expected'")
-            expected_targets = expected.expected_style_targets(backend, styles, width=width,
-                                                               style_weights=style_weights)
-        warm_start, _ = optimize(content, expected_targets, alpha=alpha, iterations=iterations, n_filters=n_filters,
-                                 width=width, optimizer=optimizer, init="noise", learning_rate=learning_rate,
-                                 tolerance=tolerance, tolerance_window=tolerance_window,
-                                 temporal_weight=temporal_weight, spectral_weight=spectral_weight,
-                                 network="expected", seed=seed, device=device,
-                                 callback=None if callback is None else (
-                                     lambda i, loss: callback(i, loss, stage="warm start")))
+        warm_start = _warm_start(content, styles, expected_targets, backend, style_weights=style_weights,
+                                 device=device, callback=callback, **settings)
     if isinstance(styles, StyleTargets) and filters is None:
         raise ParameterError("style targets need the filters they were computed with (filters=)")
     if filters is not None and filters.shape != (n_filters, content.shape[1], width):
@@ -213,6 +197,37 @@ def optimize(content, styles, *, filters=None, style_weights=None, alpha=1e-2, i
     del W  # the objective keeps its own layout of the filters
     return _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window,
                      callback)
+
+
+def _optimize_expected(backend, content, styles, *, init, style_weights, alpha, iterations, n_filters, width,
+                       optimizer, learning_rate, tolerance, tolerance_window, temporal_weight, spectral_weight, seed,
+                       callback):
+    """:func:`optimize` through the expected network (``network="expected"``)."""
+    if isinstance(styles, StyleTargets):
+        raise ParameterError("style targets of random filters do not serve network='expected'")
+    if not isinstance(styles, expected.ExpectedStyleTargets):
+        styles = expected.expected_style_targets(backend, styles, width=width, style_weights=style_weights)
+    elif styles.width != width:
+        raise ParameterError(f"style targets for width {styles.width}, not {width}")
+    x0 = starting_point(content.shape, init=init, content=content, seed=seed)
+    objective = expected.ExpectedStyleTransferObjective(
+        backend, content, styles, n_filters=n_filters, alpha=alpha, temporal_weight=temporal_weight,
+        spectral_weight=spectral_weight)
+    return _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window,
+                     callback)
+
+
+def _warm_start(content, styles, expected_targets, backend, *, style_weights, device, callback, width, **settings):
+    """``init="expected"``'s start: the optimum the expected network reaches from noise with these settings."""
+    if expected_targets is None:
+        if isinstance(styles, StyleTargets):
+            raise ParameterError("init='expected' needs the style spectrograms; analyse the style with "
+                                 "init='expected'")
+        expected_targets = expected.expected_style_targets(backend, styles, width=width, style_weights=style_weights)
+    warm_start, _ = optimize(content, expected_targets, width=width, init="noise", network="expected", device=device,
+                             callback=None if callback is None else (
+                                 lambda i, loss: callback(i, loss, stage="warm start")), **settings)
+    return warm_start
 
 
 def _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tolerance, tolerance_window, callback):
@@ -235,25 +250,6 @@ def _minimize(objective, backend, x0, optimizer, iterations, learning_rate, tole
                 spectral_loss=objective.last_parts["spectral"], initial_loss=initial_loss,
                 initial_style_loss=initial_style, backend=backend.name, gram_form=objective.gram_form)
     return X, info
-
-
-def conv_memory(options, channels, frames, style_frames, bins):
-    """Bytes a random-conv method holds at least: filters, features of every channel and style, optimizer vectors.
-
-    A lower bound (the fast FIR leaves, scratch and SciPy's own arrays come on top), so that
-    only settings that surely cannot fit are refused. With ``network="expected"`` (options
-    without one are the random network): :func:`nstaudio.expected.memory` in place of the
-    filters and features; with ``init="expected"``, the larger of the two stages.
-    """
-    copies = {"lbfgs": 2 * (2 * 10 + 5), "plbfgs": 2 * 10 + 5, "adam": 4}[options["optimizer"]]  # SciPy's: float64
-    vectors = 4 * copies * channels * bins * frames  # the optimizer's
-    expected_network = vectors + expected.memory(channels, frames, style_frames, bins)
-    if options.get("network") == "expected":
-        return expected_network
-    n_filters = options["n_filters"]
-    random_network = vectors + 4 * (n_filters * bins * options["width"]                 # the filters
-                                    + 3 * n_filters * (channels * frames + style_frames))  # features, gradient, targets
-    return max(random_network, expected_network) if options.get("init") == "expected" else random_network
 
 
 def style_analysis(styles, options):
@@ -295,11 +291,7 @@ def _run(content, prepared, options, model, callback):
         tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
         temporal_weight=options["temporal_weight"], spectral_weight=options["spectral_weight"],
         network=options["network"], seed=options["seed"], device=options["device"], callback=callback)
-    # A log1p magnitude below 0 is silence (LOWER_BOUND). Ulyanov & Lebedev's code renders it as the
-    # magnitude |expm1(X)| instead, a floor that adds style and costs onsets: measured that way,
-    # optimize kept less of the content on 8 of the quality benchmark's 10 pairs (RESULTS.md, "What one
-    # reference seed can decide").
-    return np.maximum(X, 0, out=X), info
+    return X, info  # values below 0 are silence: the pipeline clamps them (LOWER_BOUND)
 
 
 METHOD = Method(
@@ -314,12 +306,17 @@ METHOD = Method(
     # terms stay off: with them and alpha 0.003-0.005 (2048 filters) the style moved further on
     # piano <- violin (0.59-0.66 against 0.40 without) with the content kept, but the spectral
     # term alone cost drums <- violin 0.18 of style at 4096, and both together piano <- drums 0.3.
-    defaults=dict(alpha=1e-2, n_filters=4096, width=11, learning_rate=0.03, optimizer=DEFAULT_OPTIMIZER,
-                  tolerance=DEFAULT_TOLERANCE, tolerance_window=DEFAULT_TOLERANCE_WINDOW, phase_iters=16,
-                  phase_init="pghi", temporal_weight=0.0, spectral_weight=0.0, network="random", hop_divisor=4),
-    optimizers=OPTIMIZERS, run=_run, min_frames=lambda options: options["width"],
+    settings=optimization_settings(
+        alpha=1e-2, n_filters=4096, width=11, optimizers=OPTIMIZERS, optimizer=DEFAULT_OPTIMIZER,
+        learning_rate=0.03, tolerance=DEFAULT_TOLERANCE, tolerance_window=DEFAULT_TOLERANCE_WINDOW, inits=INITS,
+        init_help="Start from noise (the papers), from the content, or (optimize's random network) from the "
+                  "optimum the expected network reaches from that noise: 0.33-0.86 of the time.",
+    ) + (Setting("network", str, "random: the loss through --filters random filters; expected: its expectation over "
+                 "the random filters in closed form, no filters, 10-30x faster on clips of seconds, time and memory "
+                 "growing as the square of the length.", default="random", choices=NETWORKS),),
+    hop_divisor=4, phase_iters=16, phase_init="pghi", steps=optimization_steps,
+    run=_run, min_frames=lambda options: options["width"],
     prepare=style_analysis, style_settings=("n_filters", "width", "seed", "device", "network"),
-    validate=lambda options: check_choice("network", options["network"], NETWORKS),
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, options["n_fft"] // 2 + 1),
 )

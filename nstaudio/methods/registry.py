@@ -11,17 +11,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..errors import ParameterError
+from ..settings import SHARED_NAMES, Setting
 
 INPUTS = ("log_spectrogram", "waveform")
 OUTPUTS = ("log_spectrogram", "waveform")
 NEEDS = ("style", "model")
-
-# The shared options a method gives defaults for; stylize's parameters of these names are
-# None by default and take the method's value.
-DEFAULTED = ("alpha", "n_filters", "width", "learning_rate", "optimizer", "tolerance", "tolerance_window",
-             "phase_iters", "phase_init", "temporal_weight", "spectral_weight", "network", "hop_divisor")
-# Of those, the ones a method that has no default for them (None) refuses when given.
-ONLY_WHERE_DEFAULTED = ("temporal_weight", "spectral_weight", "network", "phase_init")
 
 
 @dataclass(frozen=True)
@@ -41,31 +35,37 @@ class Method:
         spectrograms (B, C, T) and (C, Ts), or waveforms (B, n) and (n,).
     output : {"log_spectrogram", "waveform"}
         What ``run`` returns: a log spectrogram goes through Griffin-Lim, a waveform is the audio.
-    defaults : dict
-        This method's value of each of :data:`DEFAULTED` (``hop_divisor``: the hop is
-        ``n_fft // hop_divisor``); None where the option does not apply to it. Those of
-        :data:`ONLY_WHERE_DEFAULTED` may be left out (then None).
-    optimizers : tuple of str
-        The ``optimizer`` values it takes (empty: it optimizes nothing).
     run : callable
         ``run(content, styles, options, model, callback) -> (result, info)``: ``styles`` is what
         ``prepare`` made of the style inputs (the list of them where it is None); ``options`` holds
-        the resolved settings (alpha, iterations, n_filters, width, optimizer, init,
-        learning_rate, tolerance, tolerance_window, seed, device, style_weights, n_fft,
-        hop_length); ``info`` the keys of :class:`nstaudio.api.StylizeInfo` it knows.
-        ``callback(step, value)`` reports the method's progress (value: its loss), and
+        the resolved settings (:func:`nstaudio.settings.resolve`: the shared ones, ``style_weights``
+        and this method's own ``settings``); ``info`` the keys of :class:`nstaudio.api.StylizeInfo`
+        it knows. ``callback(step, value)`` reports the method's progress (value: its loss), and
         ``callback(step, value, stage=name)`` that of a stage before its main one (``optimize``'s
         ``"warm start"``).
+    settings : tuple of Setting
+        The settings of its own, with its defaults (:mod:`nstaudio.settings`); the shared ones
+        (rate, STFT, phase, seed, device, loudness) it does not declare.
+    hop_divisor : int
+        The hop is ``n_fft // hop_divisor`` unless given.
+    phase_iters : int or None
+        Its default Griffin-Lim iterations (a method that returns a log spectrogram); None for
+        one that returns a waveform.
+    phase_init : str or None
+        Its default start of Griffin-Lim, likewise.
+    steps : callable
+        ``steps(options) -> int``: the steps its progress callback counts to (the iterations).
     prepare : callable or None
         ``prepare(styles, options) -> prepared``: the part of the work that depends on the
         styles and settings alone (the random filters and Gram targets of ``optimize``), done
         once by :func:`nstaudio.analyse_style` for many contents. Its result is only read, so
         one may serve several runs at once.
     style_settings : tuple of str
-        The options, besides ``sr_work``, ``n_fft``, ``hop_length`` and ``style_weights``, that
+        The settings, besides ``sr_work``, ``n_fft``, ``hop_length`` and ``style_weights``, that
         ``prepare``'s result depends on: an analysis serves only runs with the same values.
     validate : callable or None
-        ``validate(options)``: raise ParameterError for settings this method cannot take.
+        ``validate(options)``: raise ParameterError for combinations of settings it cannot take
+        (each setting's own range is checked by the schema).
     min_frames : callable
         ``min_frames(options)``: frames a clip needs (the conv width for the conv methods).
     model_kind : str or None
@@ -86,9 +86,12 @@ class Method:
     needs: str
     input: str
     output: str
-    defaults: dict
     run: Callable
-    optimizers: tuple = ()
+    settings: tuple = ()
+    hop_divisor: int = 4
+    phase_iters: Optional[int] = None
+    phase_init: Optional[str] = None
+    steps: Callable = field(default=lambda options: 0)
     prepare: Optional[Callable] = None
     style_settings: tuple = ()
     validate: Optional[Callable] = None
@@ -102,11 +105,20 @@ class Method:
         for attribute, allowed in (("needs", NEEDS), ("input", INPUTS), ("output", OUTPUTS)):
             if getattr(self, attribute) not in allowed:
                 raise ValueError(f"method {self.name!r}: {attribute} must be one of {allowed}")
-        # The options only some methods take may be left out: they do not apply (None).
-        object.__setattr__(self, "defaults", {**dict.fromkeys(ONLY_WHERE_DEFAULTED), **self.defaults})
-        missing = [key for key in DEFAULTED if key not in self.defaults]
-        if missing:
-            raise ValueError(f"method {self.name!r} gives no default for {', '.join(missing)}")
+        object.__setattr__(self, "settings", tuple(self.settings))
+        for setting in self.settings:
+            if not isinstance(setting, Setting):
+                raise ValueError(f"method {self.name!r}: settings must be nstaudio.settings.Setting, got "
+                                 f"{type(setting).__name__}")
+            if setting.name in SHARED_NAMES:
+                raise ValueError(f"method {self.name!r}: {setting.name!r} is a shared setting, not one of its own")
+        names = [setting.name for setting in self.settings]
+        if len(set(names)) != len(names):
+            raise ValueError(f"method {self.name!r} declares a setting twice")
+        has_phase = self.output == "log_spectrogram"
+        if has_phase != (self.phase_iters is not None and self.phase_init is not None):
+            raise ValueError(f"method {self.name!r}: a method that returns a log spectrogram gives defaults for "
+                             f"phase_iters and phase_init, one that returns a waveform gives none")
         if self.needs == "model" and (self.model_settings is None or self.model_kind is None):
             raise ValueError(f"method {self.name!r} needs a model but has no model_settings or model_kind")
 
@@ -156,11 +168,6 @@ class Registry:
         # no method runs it: the first model method's own check says what it takes
         return next(m for m in self._methods.values() if m.needs == "model")
 
-    def defaults_text(self, option, fmt=str):
-        """``option``'s default for each method, for help texts: "0.01; 1 for timedomain"."""
-        values = {}
-        for method in self._methods.values():
-            if method.defaults[option] is not None:
-                values.setdefault(fmt(method.defaults[option]), []).append(method.name)
-        first, *others = values.items()
-        return "; ".join([first[0]] + [f"{value} for {', '.join(names)}" for value, names in others])
+    def methods(self):
+        """The registered :class:`Method` objects, in order."""
+        return tuple(self._methods.values())

@@ -28,7 +28,7 @@ from ..kernels.blas_threads import holds_one_blas_thread
 from ..kernels.products import gram, matmul
 from ..objective import StyleTransferObjective, envelope_terms, normalised_weights
 from ..validation import check_choice, check_float, check_int
-from .optimize import conv_memory
+from .optimizing import conv_memory, optimization_settings, optimization_steps
 from .registry import Method
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -264,7 +264,6 @@ def timedomain(content, styles, *, style_weights=None, alpha=1e-2, iterations=30
 
 
 def _validate(options):
-    check_choice("init", options["init"], INITS)
     if options["hop_length"] > options["n_fft"] // 2:
         raise ParameterError(f"hop_length must be <= n_fft/2 = {options['n_fft'] // 2} for timedomain (beyond that "
                              f"the Hann window leaves samples no weight), got {options['hop_length']}")
@@ -294,10 +293,11 @@ METHOD = Method(
     # alpha 0.1 and 0.03 moved it further but lost onsets on four pairs (content 0.50-0.75), so
     # alpha 1 stays until a setting meets both. The envelope terms (temporal 1000 at alpha 0.1 and
     # 0.03) held onsets a little better but moved no style on those pairs: they stay off.
-    defaults=dict(alpha=1.0, n_filters=4096, width=3, learning_rate=1e-3, optimizer="lbfgs", tolerance=1e-3,
-                  tolerance_window=20, phase_iters=None, phase_init=None, temporal_weight=0.0, spectral_weight=0.0,
-                  network=None, hop_divisor=8),
-    optimizers=OPTIMIZERS, run=_run, validate=_validate, min_frames=lambda options: options["width"],
+    settings=optimization_settings(
+        alpha=1.0, n_filters=4096, width=3, optimizers=OPTIMIZERS, optimizer="lbfgs", learning_rate=1e-3,
+        tolerance=1e-3, tolerance_window=20, inits=INITS, init_help="Start from noise or from the content."),
+    hop_divisor=8, steps=optimization_steps,
+    run=_run, validate=_validate, min_frames=lambda options: options["width"],
     style_settings=("width",),  # the styles were checked long enough for this width
     memory=lambda options, channels, frames, style_frames: conv_memory(
         options, channels, frames, style_frames, 3 * (options["n_fft"] // 2 + 1)),
