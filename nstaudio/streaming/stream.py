@@ -9,8 +9,8 @@ from ..errors import AudioError, ParameterError
 from ..kernels import get_backend
 from ..kernels.thread_share import limit_threads
 from ..limits import MAX_CHANNELS
-from ..methods.feedforward import CONTEXT_FRAMES
 from ..models import TRAINING_PEAK, Network, load_model
+from ..nn.context import CONTEXT_FRAMES
 from ..validation import check_choice, check_float, check_int, check_sample_rate
 from .frames import GanFrames, PhaseSynthesis, StyleFrames
 from .resample import StreamingResampler
