@@ -9,10 +9,10 @@ oversubscribe the cores.
 
 import contextlib
 import logging
-import os
 from collections import Counter
 
 from ..errors import ParameterError
+from .cores import usable_cores
 
 INSTALL_HINT = "pip install 'nstaudio[distributed]'"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -30,14 +30,6 @@ def require_distributed():
     except ImportError:
         raise ParameterError(f"nstaudio batch runs on Dask, which is not installed: {INSTALL_HINT}") from None
     return distributed
-
-
-def usable_cores():
-    """The cores this process may run on (its CPU affinity, which containers and schedulers set)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check_options(scheduler, workers, threads_per_worker):
