@@ -12,7 +12,8 @@ from ..limits import MAX_CHANNELS
 from ..models import TRAINING_PEAK, Network, load_model
 from ..nn.context import CONTEXT_FRAMES
 from ..validation import check_choice, check_float, check_int, check_sample_rate
-from .frames import GanFrames, PhaseSynthesis, StyleFrames
+from .frames import GanFrames, StyleFrames
+from .phase import PhaseSynthesis
 from .resample import StreamingResampler
 
 # Work ahead of need ends this far into a block's duration (see Stream._run_here): a piece is
