@@ -97,8 +97,8 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
         # Dask's nanny sets these in its own process (this one) and its workers' before they start.
         # Not the thread counts (the workers get theirs below, this process keeps its own), and not
         # MALLOC_TRIM_THRESHOLD_: setting it turns off glibc's adaptive mmap threshold, so every
-        # large temporary array is a fresh mmap, and a lone worker stylizes 15-24 % slower
-        # (measured on 1 and 2 threads; RESULTS.md, "batch (issue 17)").
+        # large temporary array is a fresh mmap, and a worker stylizes slower (docs/decisions.md,
+        # "Batch: the nanny's environment").
         # memory_limit=0: no nanny terminating a worker at a fraction of the machine; nstaudio
         # refuses a run the memory cannot hold before it starts (nstaudio.limits).
         # No dashboard; the scheduler's own HTTP server (health routes) would still take port 8787

@@ -16,11 +16,9 @@ from .network import IncrementalNetwork
 # A gan model's window is a job of pieces that a stream does between its blocks: the smaller the
 # longest, the more of them fit in a block's share and the less one that runs long overshoots it.
 # The generator's products (all channels in one) are cut into groups of output channels of at
-# most this many multiply-adds (its largest layer, 57 M in stereo, into 14), and the mel inversion
-# of a window's frames into this many steps of its FISTA (30 steps at once took 0.7-1.1 ms, over
-# the share of a block of 256 samples; the frames cannot be cut instead: a call's cost is mostly
-# per row of the filterbank, 0.4 ms for one frame). On the 2-core benchmark machine no piece takes
-# over 0.4 ms, and a stereo window's 37 pieces 5.4 ms.
+# most this many multiply-adds, and the mel inversion of a window's frames into this many steps of
+# its FISTA (the frames cannot be cut instead: a call's cost is mostly per row of the filterbank)
+# (docs/decisions.md, "Stream: a gan window's pieces").
 GENERATOR_PIECE_MACS = 2 ** 22
 MEL_PIECE_STEPS = 10
 
@@ -245,10 +243,9 @@ class GanFrames:
 
     def _window(self, k):
         """Window ``k``'s job: the generator's blocks, then the blend and the frames it finishes, then their
-        mel inversion (a generator that stops after each piece). Both run on all channels at once (a
-        channel at a time cost a stereo window 6.4 ms instead of 5.4), in pieces
-        (:data:`GENERATOR_PIECE_MACS`, :data:`MEL_PIECE_STEPS`), for the stream to fit them between its
-        blocks."""
+        mel inversion (a generator that stops after each piece). Both run on all channels at once (which
+        costs less than a channel at a time), in pieces (:data:`GENERATOR_PIECE_MACS`,
+        :data:`MEL_PIECE_STEPS`), for the stream to fit them between its blocks."""
         from ..methods.gan import magnitude_in_pieces
 
         start = k * self.hop - self.features_start
