@@ -46,6 +46,7 @@ class FramePhase:
         self.reset()
 
     def reset(self):
+        """Forget all frames: the next is a stream's first."""
         bins = 1 + self.n_fft // 2
         self.rng = np.random.default_rng(self.seed)
         # the heap integration's (bins, 2) inputs per channel, column 0 the last frame phased,
@@ -60,10 +61,16 @@ class FramePhase:
         Parameters
         ----------
         magnitude : np.ndarray, shape (batch, bins), float64
+            The frame's magnitudes.
         following : np.ndarray, shape (batch, bins), or None
             The frame after it (the look-ahead), or None for none.
         first : bool
             Whether this is the stream's first frame (no frame before it).
+
+        Yields
+        ------
+        True
+            After each channel's heap integration.
 
         Returns
         -------
@@ -130,6 +137,7 @@ class OverlapAdd:
         self.reset()
 
     def reset(self):
+        """Forget the signal: the next frame added is a stream's first."""
         # output[:, i] and weight[i] (the summed squared windows) are sample start + i
         self.output = np.zeros((self.batch, 0), np.float64)
         self.weight = np.zeros(0, np.float64)

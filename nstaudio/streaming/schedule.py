@@ -24,8 +24,20 @@ PIECE_GROWTH = 2.0
 
 
 def deadline(started, samples, sr):
-    """When the work ahead of a block of ``samples`` samples at ``sr`` begun at ``started`` must end
-    (:func:`time.perf_counter` seconds)."""
+    """When the work ahead in a block's call must end: :data:`AHEAD_SHARE` of the block's duration after its start.
+
+    Parameters
+    ----------
+    started : float
+        The :func:`time.perf_counter` time the call began.
+    samples, sr : int
+        The block's length and sample rate.
+
+    Returns
+    -------
+    float
+        A :func:`time.perf_counter` time.
+    """
     return started + AHEAD_SHARE * samples / sr
 
 

@@ -348,7 +348,22 @@ class Stream:
 
 
 def checked_model(model):
-    """The style or gan model ``model`` (a Network, or a file to load one from); ParameterError for another kind."""
+    """The style or gan model a stream runs.
+
+    Parameters
+    ----------
+    model : Network or str or os.PathLike
+        The model, or its file.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    ParameterError
+        A Network of another kind than ``style`` or ``gan``.
+    """
     if not isinstance(model, Network):
         return load_model(model, kind=("style", "gan"))
     if model.kind not in ("style", "gan"):
