@@ -32,7 +32,7 @@ from nstaudio.methods.gan import gan as gan_method
 from nstaudio.models import TRAINING_PEAK
 from nstaudio.spectral import spectral_convergence
 from nstaudio.streaming import Stream
-from nstaudio.streaming.frames import PhaseSynthesis
+from nstaudio.streaming.phase import PhaseSynthesis
 
 from audio_fixtures import clip, recording
 from conftest import machine_description, module_ran_whole, write_section

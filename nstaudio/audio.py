@@ -19,7 +19,7 @@ from . import limits
 from .errors import AudioError, OutputError, ParameterError
 from .files import atomic_path
 from .limits import MAX_CHANNELS, MAX_SAMPLE_RATE
-from .storage import local_path_hint
+from .urls import local_path_hint
 from .validation import as_audio, check_floating, check_int, check_layout, check_sample_rate
 
 READ_BLOCK = 1 << 16  # frames decoded per read

@@ -13,6 +13,7 @@ import stat
 import tempfile
 
 from .errors import NstAudioError, OutputError
+from .urls import local_path_hint
 
 TEMP_PREFIX = ".nstaudio-"
 
@@ -31,8 +32,6 @@ def check_writable(path):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        from .storage import local_path_hint  # (storage writes through this module)
-
         raise OutputError(f"{path}: directory {directory!r} does not exist{local_path_hint(path)}")
     name = os.path.basename(path)
     if not name:

@@ -14,29 +14,17 @@ import contextlib
 import glob
 import os
 import posixpath
-import re
 import tempfile
 import uuid
 
 from . import limits
 from .errors import AudioError, NstAudioError, OutputError, ParameterError
 from .files import TEMP_PREFIX
+from .urls import is_url
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # A stored file holds at most this many bytes per decoded float32 byte (a float64 WAV: 2), so a
 # file larger than twice the decoded audio this machine may take is refused before it is copied.
 _BYTES_PER_DECODED_BYTE = 2
-
-
-def is_url(path):
-    """True if ``path`` is a URL (``scheme://...``), not a local path."""
-    return isinstance(path, str) and _URL.match(path) is not None
-
-
-def local_path_hint(path):
-    """What to add to "no such file" for ``path``: where URLs work, if it is one ('' if not). Only
-    batches read and write URLs; elsewhere a URL is a local path that does not exist."""
-    return " (URLs work in `nstaudio batch` and `nstaudio.batch`; here give a local path)" if is_url(path) else ""
 
 
 def filesystem(url):

@@ -23,8 +23,9 @@ from nstaudio.models import Network
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.streaming import Stream
 from nstaudio.streaming import frames as frames_module
-from nstaudio.streaming.frames import GanFrames, PhaseSynthesis, StyleFrames
+from nstaudio.streaming.frames import GanFrames, StyleFrames
 from nstaudio.streaming.network import IncrementalNetwork
+from nstaudio.streaming.phase import PhaseSynthesis
 from nstaudio.streaming.resample import StreamingResampler, polyphase_filter
 
 from conftest import harmonic_tone
@@ -673,7 +674,6 @@ def test_cli_stream_mistakes_are_one_line_and_exit_2(model_file, tmp_path, case)
 
 def test_live_without_sounddevice_says_how_to_get_it(model_file, monkeypatch):
     import sys
-    import types
 
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails
     for args in (["--list-devices"], ["--model", model_file, "--live", "--seconds", "0"]):

@@ -9,10 +9,10 @@ oversubscribe the cores.
 
 import contextlib
 import logging
-import os
 from collections import Counter
 
 from ..errors import ParameterError
+from .cores import usable_cores
 
 INSTALL_HINT = "pip install 'nstaudio[distributed]'"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -30,14 +30,6 @@ def require_distributed():
     except ImportError:
         raise ParameterError(f"nstaudio batch runs on Dask, which is not installed: {INSTALL_HINT}") from None
     return distributed
-
-
-def usable_cores():
-    """The cores this process may run on (its CPU affinity, which containers and schedulers set)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check_options(scheduler, workers, threads_per_worker):
@@ -105,8 +97,8 @@ def connect(scheduler=None, *, workers=None, threads_per_worker=None):
         # Dask's nanny sets these in its own process (this one) and its workers' before they start.
         # Not the thread counts (the workers get theirs below, this process keeps its own), and not
         # MALLOC_TRIM_THRESHOLD_: setting it turns off glibc's adaptive mmap threshold, so every
-        # large temporary array is a fresh mmap, and a lone worker stylizes 15-24 % slower
-        # (measured on 1 and 2 threads; RESULTS.md, "batch (issue 17)").
+        # large temporary array is a fresh mmap, and a worker stylizes slower (docs/decisions.md,
+        # "Batch: the nanny's environment").
         # memory_limit=0: no nanny terminating a worker at a fraction of the machine; nstaudio
         # refuses a run the memory cannot hold before it starts (nstaudio.limits).
         # No dashboard; the scheduler's own HTTP server (health routes) would still take port 8787

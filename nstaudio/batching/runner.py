@@ -20,6 +20,7 @@ from .cluster import check_options, connect, require_distributed
 from .items import collect
 from .ledger import open_ledger
 
+
 def analysis_settings(options):
     """The settings of ``options`` (an item's, as given) its style analysis depends on
     (:func:`nstaudio.api.analysis_setting_names`, and the method): items that agree on them and

@@ -19,7 +19,7 @@ from ..api import analyse_style
 from ..errors import NstAudioError
 from ..files import TEMP_PREFIX
 from ..kernels.thread_share import limit_threads
-from .cluster import usable_cores
+from .cores import usable_cores
 
 PLUGIN_NAME = "nstaudio-thread-share"
 PROGRESS_TOPIC = "nstaudio-batch-progress"

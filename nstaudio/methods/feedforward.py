@@ -3,13 +3,10 @@
 import numpy as np
 
 from ..errors import ParameterError
+from ..nn.context import CONTEXT_FRAMES
 from ..nn.train import apply_network
 from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
-
-# Frames of context on each side of the chunks the network runs on; the first frame is repeated
-# that many times before the start (nstaudio.Stream does the same, so its frames agree).
-CONTEXT_FRAMES = 64
 
 
 def feedforward(content, model, *, chunk=1024, overlap=CONTEXT_FRAMES):

@@ -1,12 +1,12 @@
 """A :class:`~nstaudio.streaming.Stream` between audio devices, through sounddevice (the ``live`` extra)."""
 
-import gc
 import threading
 
 import numpy as np
 
 from ..errors import ParameterError
 from ..kernels.blas_threads import one_blas_thread
+from .collector import frozen_objects
 from .stream import Stream
 
 
@@ -49,14 +49,13 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
         ``latency`` (samples), ``blocks`` processed, ``status`` (the device's xrun reports, as text).
 
     BLAS runs on one thread from the stream's construction on (its warm-up measures the pieces of
-    work as they will run): a gan model's generator multiplies through BLAS, whose threads, woken
-    for a product of 0.1-0.2 ms, now and then stall it by 1-2 ms (RESULTS.md, section "stream
-    (issue 18), 2026-12-06"); nstaudio's products run on one BLAS thread anyway
+    work as they will run): a gan model's generator multiplies through BLAS, whose threads'
+    wake-ups now and then stall a small product many times over (docs/decisions.md, "Stream: one
+    BLAS thread"); nstaudio's products run on one BLAS thread anyway
     (:func:`nstaudio.kernels.blas_threads.one_blas_thread`), the hold keeps the rest of the process's
-    BLAS calls there too. The objects there are before the
-    devices start are kept out of Python's full collections (``gc.freeze``, undone after unless
-    the caller had frozen objects already). Both are the process's settings: one live run at a
-    time per process.
+    BLAS calls there too. The objects there are before the devices start are kept out of Python's
+    full collections (:func:`nstaudio.streaming.collector.frozen_objects`). Both are the process's
+    settings: one live run at a time per process.
     """
     sd = require_sounddevice()
     stop = threading.Event() if stop is None else stop
@@ -79,19 +78,14 @@ def run_live(model, *, input_device=None, output_device=None, channels=1, block_
 
         devices = sd.Stream(device=(input_device, output_device), samplerate=stream.sr,
                             blocksize=stream.block_size, channels=channels, dtype="float32", callback=callback)
-        # Python's full collection scans every object (45-55 ms with numba and scipy loaded: 8 blocks of
-        # 256 samples), now and then: the objects there are before the devices start are frozen out of it.
-        frozen_before = gc.get_freeze_count() > 0
-        gc.freeze()
-        try:
-            with devices:
-                try:
-                    stop.wait(seconds)
-                except KeyboardInterrupt:  # Ctrl-C is how a live run ends
-                    pass
-        finally:
-            if not frozen_before:
-                gc.unfreeze()
+        # Python's full collection scans every object, with numba and scipy loaded for several blocks'
+        # time: the objects there are before the devices start are frozen out of it (docs/decisions.md,
+        # "Stream: garbage collection").
+        with frozen_objects(), devices:
+            try:
+                stop.wait(seconds)
+            except KeyboardInterrupt:  # Ctrl-C is how a live run ends
+                pass
     if failure:
         raise failure[0]
     return report

@@ -1,6 +1,5 @@
 """``nstaudio.Stream``: a trained model as an effect, fixed blocks in, the same blocks out."""
 
-import gc
 import time
 
 import numpy as np
@@ -9,40 +8,26 @@ from ..errors import AudioError, ParameterError
 from ..kernels import get_backend
 from ..kernels.thread_share import limit_threads
 from ..limits import MAX_CHANNELS
-from ..methods.feedforward import CONTEXT_FRAMES
 from ..models import TRAINING_PEAK, Network, load_model
+from ..nn.context import CONTEXT_FRAMES
 from ..validation import check_choice, check_float, check_int, check_sample_rate
-from .frames import GanFrames, PhaseSynthesis, StyleFrames
+from .collector import age_objects
+from .frames import GanFrames, StyleFrames
+from .phase import PhaseSynthesis
 from .resample import StreamingResampler
+from .schedule import deadline, work_ahead
 
-# Work ahead of need ends this far into a block's duration (see Stream._run_here): a piece is
-# begun only if the longest piece of its kind lately would end before then. The real-time target
-# is a quarter of the block's duration; the rest is margin for the machine's own hiccups.
-AHEAD_SHARE = 0.2
-# How fast the longest piece of a kind lately is forgotten, each time a piece of that kind runs
-# or is held back, so that a hiccup of the machine does not hold the work ahead back for long.
-# (Per run, not per block: a gan model's window runs each of its pieces once in some 25 blocks
-# of 256 samples, and a record that faded per block was gone by the next window.)
-PIECE_MEMORY = 0.9
-# How much the record of a kind of piece may grow at once: a piece the machine stalls (this VM has
-# stalled one of 0.15 ms for 6.7 ms) would otherwise hold its kind back for dozens of blocks, until
-# the work it belongs to came due in one block; a real slowdown is followed within a few runs.
-PIECE_GROWTH = 2.0
-# The phase reconstruction's defaults (benchmarks/test_stream.py and RESULTS.md, section "stream
-# (issue 18)"): a centred model already waits more than a second for its network, so its phase
-# takes RTISI-LA's 3 open frames (at the usual overlap of 4) and 2 passes (most of the gain of 4,
-# at half the cost); a causal model exists for its latency, so its phase has no look-ahead and one
-# open frame, refined 4 times: within 1 dB of offline fast Griffin-Lim at 140 ms in all.
-# (lookahead, open frames (None: n_fft // hop - 1), passes)
+# The phase reconstruction's defaults, by whether the model is causal: (lookahead, open frames
+# (None: n_fft // hop - 1), passes). A centred model already waits long for its network, so its
+# phase takes RTISI-LA's open frames and 2 passes (most of the gain of 4, at half the cost); a
+# causal model exists for its latency, so its phase has no look-ahead and one open frame, refined
+# 4 times (docs/decisions.md, "Stream: phase defaults").
 PHASE_DEFAULTS = {False: (1, None, 2), True: (0, 1, 4)}
 # Hops of latency in which the work of the frames next due is done ahead, a piece per block, by
 # the model's kind. A style model's frames come one a hop: one hop. A gan model's come a window's
-# hop (12 frames) at a time, and its window (the generator and the mel inversion in 37 pieces of
-# at most 0.4 ms, 5.4 ms in all at 44.1 kHz stereo on the 2-core benchmark machine, then the phase
-# of 12 frames) can start only a spread before its first frame is due: over 4 hops the window and
-# the previous window's phase did not always fit in the blocks' shares at 256 samples (11 blocks
-# over a quarter in one run of three), over 8 (48 ms more latency) they did, but for a block in some
-# runs (RESULTS.md, section "stream (issue 18), 2026-12-06").
+# hop at a time, and its window's work (the generator, the mel inversion, then the phase of its
+# frames) must fit in the shares of the blocks before its first frame is due: 8 hops
+# (docs/decisions.md, "Stream: spread").
 SPREAD_HOPS = {"style": 1, "gan": 8}
 MAX_SPREAD = 64
 MAX_PHASE_ITERS = 64
@@ -132,12 +117,7 @@ class Stream:
 
     def __init__(self, model, *, channels=1, block_size=512, sr=None, device="auto", input_gain=None, lookahead=None,
                  phase_iters=None, phase_frames=None, spread=None, seed=0):
-        if not isinstance(model, Network):
-            model = load_model(model, kind=("style", "gan"))
-        elif model.kind not in ("style", "gan"):
-            raise ParameterError(f"Stream runs style models (nstaudio.train_style) and gan models (nstaudio.train_gan), "
-                                 f"got a {model.kind} model")
-        self.model = model
+        self.model = model = checked_model(model)
         sr_model, n_fft, hop_length = model.spectrogram_settings
         self.channels = check_int("channels", channels, minimum=1, maximum=MAX_CHANNELS)
         self.block_size = check_int("block_size", block_size, minimum=MIN_BLOCK, maximum=MAX_BLOCK)
@@ -146,63 +126,88 @@ class Stream:
         backend = get_backend("cpu" if device == "auto" else device)
         self.input_gain = np.float32(TRAINING_PEAK if input_gain is None else
                                      check_float("input_gain", input_gain, minimum=1e-6, maximum=1e6))
-        default_lookahead, default_frames, default_iters = PHASE_DEFAULTS[getattr(model.arch, "causal", False)]
-        self.lookahead = int(check_choice("lookahead", default_lookahead if lookahead is None else lookahead, (0, 1)))
-        self.phase_iters = check_int("phase_iters", default_iters if phase_iters is None else phase_iters, minimum=0,
-                                     maximum=MAX_PHASE_ITERS)
-        phase_frames = default_frames if phase_frames is None else check_int("phase_frames", phase_frames, minimum=1,
-                                                                             maximum=MAX_PHASE_FRAMES)
-        if model.kind == "gan":
-            self._frames = GanFrames(model, batch=self.channels, backend=backend)
-            self._period = self._frames.hop  # frames between the generator's windows
-        else:
-            self._period = model.arch.stride ** 4  # frames between the bottleneck's
-            self._frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
-                                       context=CONTEXT_FRAMES, backend=backend)
+        phase_frames = self._phase_options(lookahead, phase_iters, phase_frames)
+        self._frames, self._period = self._model_frames(backend)
         self._synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop_length, batch=self.channels,
                                          lookahead=self.lookahead, iterations=self.phase_iters,
                                          open_frames=phase_frames, seed=seed, backend=backend)
-        self._to_model = self._from_model = None
-        resampling = 0
-        if self.sr != sr_model:
-            self._to_model = StreamingResampler(self.sr, sr_model, self.channels, backend=backend)
-            # both ways have the same filter length (20 max(up, down) + 1); the way back is shifted by
-            # under one sample so that the two filters delay by whole samples
-            up, both_halves = self._to_model.up, 2 * self._to_model.half
-            offset = both_halves % up
-            self._from_model = StreamingResampler(sr_model, self.sr, self.channels, backend=backend, offset=offset)
-            resampling = (both_halves - offset) // up
+        resampling = self._resamplers(backend)
         # the slack in which the work of the next frames is spread over the blocks before they are due
         self.spread = check_int("spread", SPREAD_HOPS[model.kind] if spread is None else spread, minimum=1,
                                 maximum=MAX_SPREAD)
         self._slack = -(-self.spread * hop_length * self.sr // sr_model)
+        self._measure_latency(resampling)
+        self._warm_up()
+        # the objects made so far (this construction's, and the caller's imports) become old now, not in
+        # the stream's blocks
+        age_objects()
+
+    def _phase_options(self, lookahead, phase_iters, phase_frames):
+        """Set :attr:`lookahead` and :attr:`phase_iters`, defaulted by the model (:data:`PHASE_DEFAULTS`);
+        return the open frames (None: the synthesis's default)."""
+        default_lookahead, default_frames, default_iters = PHASE_DEFAULTS[getattr(self.model.arch, "causal", False)]
+        self.lookahead = int(check_choice("lookahead", default_lookahead if lookahead is None else lookahead, (0, 1)))
+        self.phase_iters = check_int("phase_iters", default_iters if phase_iters is None else phase_iters, minimum=0,
+                                     maximum=MAX_PHASE_ITERS)
+        return default_frames if phase_frames is None else check_int("phase_frames", phase_frames, minimum=1,
+                                                                      maximum=MAX_PHASE_FRAMES)
+
+    def _model_frames(self, backend):
+        """``(frames, period)``: the model's frames (samples in, stylized frames out) and the frames between
+        its bursts of output (the generator's windows, the strided bottleneck's frames)."""
+        model = self.model
+        if model.kind == "gan":
+            frames = GanFrames(model, batch=self.channels, backend=backend)
+            return frames, frames.hop
+        _, n_fft, hop_length = model.spectrogram_settings
+        frames = StyleFrames(*model.triple, n_fft=n_fft, hop_length=hop_length, batch=self.channels,
+                             context=CONTEXT_FRAMES, backend=backend)
+        return frames, model.arch.stride ** 4
+
+    def _resamplers(self, backend):
+        """Set the resamplers to the model's rate and back (None where ``sr`` is the model's); return both
+        filters' delay, in samples at ``sr``."""
+        sr_model = self.model.spectrogram_settings[0]
+        self._to_model = self._from_model = None
+        if self.sr == sr_model:
+            return 0
+        self._to_model = StreamingResampler(self.sr, sr_model, self.channels, backend=backend)
+        # both ways have the same filter length (20 max(up, down) + 1); the way back is shifted by
+        # under one sample so that the two filters delay by whole samples
+        up, both_halves = self._to_model.up, 2 * self._to_model.half
+        offset = both_halves % up
+        self._from_model = StreamingResampler(sr_model, self.sr, self.channels, backend=backend, offset=offset)
+        return (both_halves - offset) // up
+
+    def _measure_latency(self, resampling):
+        """Set :attr:`latency`, :attr:`latency_parts` and the silence the output starts with."""
+        _, n_fft, hop_length = self.model.spectrogram_settings
         received = self._scan()
         self._padding = self._worst_shortfall(received) + self._slack  # silence the output starts with
         self.latency = self._padding + resampling
-        ratio = self.sr / sr_model
+        ratio = self.sr / self.model.spectrogram_settings[0]
         window = int(round(n_fft * ratio))
         network = int(round(self._network_lookahead(received) * hop_length * ratio))
         phase = int(round((self.lookahead + self._synthesis.refine) * hop_length * ratio))
         self.latency_parts = dict(window=window, network=network, phase=phase, resampling=resampling,
                                   spread=self._slack,
                                   alignment=self.latency - window - network - phase - resampling - self._slack)
-        # compile and load every kernel now, not in the first blocks of a live stream: in blocks, so that
-        # the arrays take every layout they will take (numba compiles one version per layout); this also
-        # measures the pieces of work ahead (a property of the machine, kept over resets)
-        # The first pass's times include what a first call costs (numba's dispatch of a new layout,
-        # a first product's buffers: 4 ms for a piece of 0.3), which would hold that work back for
-        # dozens of blocks: the records are the second pass's.
+
+    def _warm_up(self):
+        """Compile and load every kernel now, not in the first blocks of a live stream: in blocks, so that
+        the arrays take every layout they will take (numba compiles one version per layout). This also
+        measures the pieces of work ahead (a property of the machine, kept over resets): the records
+        kept are the second pass's, as the first pass's include what a first call costs (numba's
+        dispatch of a new layout, a first product's buffers), which would hold that work back for
+        dozens of blocks (docs/decisions.md, "Stream: warm-up")."""
+        sr_model, n_fft, _ = self.model.spectrogram_settings
+        blocks = -(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1
         for _ in range(2):
             self._piece_times = {}  # kind of piece of work ahead -> the longest lately (seconds)
             self.reset()
-            for _ in range(-(-(self.latency + self.sr * n_fft // sr_model) // self.block_size) + 1):
+            for _ in range(blocks):
                 self._run(np.zeros((self.channels, self.block_size), np.float32), self.block_size)
         self.reset()
-        # The objects made so far (this construction's, and the caller's imports) become old now, not in
-        # the stream's blocks: Python's collection of the young generations scanned them for 0.6-1.1 ms
-        # in the first seconds of a stream (a block of 256 samples over its share); after this, a stream's
-        # few lasting objects make a young collection a minute apart and short.
-        gc.collect(1)
 
     def reset(self):
         """Forget all input: the next block is a stream's first."""
@@ -254,11 +259,9 @@ class Stream:
         # What this call's output needs is done now (frames a strided network completes in a
         # burst wait until then; before the latency's padding is out, nothing is due). Then,
         # within a share of the block's duration, work goes on ahead on what the next hop needs,
-        # a piece at a time: one frame of one layer, one channel's phase, one refinement pass (a gan
-        # model's: a group of one generator layer's output channels, a few steps of its mel inversion).
-        # (Work further ahead would fill every block up to that share, and leave it no room for
-        # the machine's hiccups.) Each network frame is its own matrix product, so the output
-        # does not depend on when the pieces are done.
+        # a piece at a time (nstaudio.streaming.schedule). (Work further ahead would fill every
+        # block up to that share, and leave it no room for the machine's hiccups.) Each network
+        # frame is its own matrix product, so the output does not depend on when the pieces are done.
         wanted = self._emitted + n - self._padding  # output samples this call must complete
         due = self._model_samples(wanted) if wanted > 0 else None
         frames = self._frames.process(y, limit=self._frames_for(due))
@@ -269,29 +272,28 @@ class Stream:
             y = self._synthesis.process(frames, until=due)
         # (at the start, as soon as they come, the frames the first output takes)
         ahead = self._model_samples(max(wanted, 1) + self._slack)
-        target, deadline = self._synthesis.frames_for(ahead), started + AHEAD_SHARE * n / self.sr
-        while True:
-            piece = self._synthesis.next_piece() if self._synthesis.final() < ahead else None
-            kind = ("phase", piece) if piece is not None else ("frames", self._frames.next_piece(target))
-            if kind[1] is None:
-                break
-            began = time.perf_counter()
-            expected = self._piece_times.get(kind, 0.0)
-            if began + expected > deadline:
-                # a hiccup's record fades while it holds the work back, so that it cannot hold it for ever
-                self._piece_times[kind] = PIECE_MEMORY * expected
-                break
-            if kind[0] == "phase":
-                self._synthesis.step()
-            else:
-                self._synthesis.push(self._frames.step(target, kind[1])[1])
-            took = time.perf_counter() - began
-            self._piece_times[kind] = max(min(took, PIECE_GROWTH * expected) if expected else took,
-                                          PIECE_MEMORY * expected)
+        target = self._synthesis.frames_for(ahead)
+        work_ahead(lambda: self._next_piece(target, ahead), deadline(started, n, self.sr), self._piece_times)
         y = np.concatenate([y, self._synthesis.take()], axis=1)
         if self._from_model is not None:
             y = self._from_model.process(y)
-        self._pending = np.concatenate([self._pending, y / self.input_gain], axis=1)
+        return self._emit(y / self.input_gain, n)
+
+    def _next_piece(self, target, ahead):
+        """The next piece of work ahead, as :func:`~nstaudio.streaming.schedule.work_ahead` takes it: the
+        phase of the frames there are, until the samples ``ahead`` are final, else the model's work on its
+        first ``target`` frames (a frame of a layer, a piece of a generator's window); None for none."""
+        piece = self._synthesis.next_piece() if self._synthesis.final() < ahead else None
+        if piece is not None:
+            return ("phase", piece), self._synthesis.step
+        piece = self._frames.next_piece(target)
+        if piece is None:
+            return None
+        return ("frames", piece), lambda: self._synthesis.push(self._frames.step(target, piece)[1])
+
+    def _emit(self, y, n):
+        """Queue output samples ``y`` (channels, m) behind those still pending; return the next ``n``."""
+        self._pending = np.concatenate([self._pending, y], axis=1)
         self._emitted += n
         if self._pending.shape[1] < n:  # the latency is the worst case over every input length: never
             raise RuntimeError(f"nstaudio bug: stream underrun, {self._pending.shape[1]} samples ready, {n} due")
@@ -343,3 +345,28 @@ class Stream:
         frames_in = self._frames.spectrogram.available(at_model_rate)
         lag = frames_in - self._frames.available(at_model_rate)
         return int(np.max(lag[len(lag) // 2:]))
+
+
+def checked_model(model):
+    """The style or gan model a stream runs.
+
+    Parameters
+    ----------
+    model : Network or str or os.PathLike
+        The model, or its file.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    ParameterError
+        A Network of another kind than ``style`` or ``gan``.
+    """
+    if not isinstance(model, Network):
+        return load_model(model, kind=("style", "gan"))
+    if model.kind not in ("style", "gan"):
+        raise ParameterError(f"Stream runs style models (nstaudio.train_style) and gan models (nstaudio.train_gan), "
+                             f"got a {model.kind} model")
+    return model
