@@ -25,7 +25,7 @@ from nstaudio.examples import example_path
 from nstaudio.kernels import DEVICES, available_backends, cuda_status
 from nstaudio.methods.optimize import INITS, NETWORKS, OPTIMIZERS
 from nstaudio.nn import melgan
-from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
+from nstaudio.nn.trainers.gan import LOSSES as GAN_LOSSES
 from nstaudio.streaming.stream import PHASE_DEFAULTS, SPREAD_HOPS
 
 
