@@ -51,7 +51,15 @@ class Model:
 
 
 def save_model(path, network, *, dtype=None):
-    """Write a finished :class:`Model` (``dtype=np.float16`` halves the file)."""
+    """Write a finished :class:`Model` (``dtype=np.float16`` halves the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    network : Model
+    dtype : numpy dtype or None
+        Store the parameters in this type (``np.float16`` halves the file); None keeps their type.
+    """
     save_checkpoint(path, network.arch, network.params, network.state, meta={**network.meta, "complete": True},
                     dtype=dtype)
 
@@ -64,6 +72,10 @@ def load_model(path, kind=None):
     path : str or os.PathLike
     kind : {"lossnet", "style", "gan"}, tuple of them, or None
         Refuse a file holding another kind.
+
+    Returns
+    -------
+    Model
 
     Raises
     ------
@@ -131,7 +143,7 @@ def default_lossnet():
     ------
     CheckpointError
         This installation lacks it (``nstaudio/data/lossnet.npz``, made by the script); train
-        one with :func:`train_lossnet` and pass it as ``lossnet``.
+        one with :func:`nstaudio.train_lossnet` and pass it as ``lossnet``.
     """
     path = resources.files("nstaudio") / "data" / "lossnet.npz"
     if not path.is_file():

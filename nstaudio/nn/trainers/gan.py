@@ -333,9 +333,9 @@ def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, c
         Of the ``steps``, how many at the start train the generator alone on the identity loss
         (0: none, as the reference; RESULTS.md, section gan, measures a warm-up).
     learning_rate : float
-        Adam's, beta1 0.5, for all three networks. 1e-4 (MelGAN-VC's code; the paper's issue
-        text says 2e-4): on the four violin pairs of the gan benchmark it moved the style
-        further and kept the content better than 2e-4 on every pair (RESULTS.md, section gan).
+        Adam's, beta1 0.5, for all three networks. 1e-4 (MelGAN-VC's code; the paper says
+        2e-4) moves the style further and keeps the content better (docs/decisions.md,
+        "gan learning rate").
     seed : int
         Same seed, data and settings: the same model.
     callback : callable or None

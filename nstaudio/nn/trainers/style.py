@@ -35,7 +35,7 @@ cannot reach the stylized magnitudes)."""
 INPUT_FEATURES = (SPECTROGRAM, SPECTROGRAM_DELTA)
 # Style: Gram matrices of the spectrogram itself and of its frame-to-frame change (the spectral
 # envelope, and how smoothly it moves) and of the loss network's first three encoder layers
-# (the paper's, which alone did not carry a violin's timbre): README, "The loss network".
+# (the paper's, which alone do not carry a violin's timbre): docs/decisions.md, "Style layers".
 STYLE_LAYERS = (SPECTROGRAM, SPECTROGRAM_DELTA, "enc0", "enc1", "enc2")
 CONTENT_LAYER = "enc3"
 
@@ -273,7 +273,7 @@ def train_style(style, corpus, sr, *, style_sr=None, lossnet=None, steps=2000, a
     alpha, beta : float
         Content and style weights (paper: 100 and 1e4).
     batch_size, crop, learning_rate, weight_decay, seed, callback, checkpoint, checkpoint_every, resume, labels, device
-        As in :func:`train_lossnet`.
+        As in :func:`nstaudio.train_lossnet`.
     causal : bool
         Train a causal style model (:class:`~nstaudio.nn.autoencoder.Architecture`): no output
         frame depends on a later input frame, so :class:`nstaudio.Stream` runs it with no
