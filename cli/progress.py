@@ -10,7 +10,7 @@ import time
 import click
 import numpy as np
 
-from nstaudio.nn.gan_train import LOSSES as GAN_LOSSES
+from nstaudio.nn.trainers.gan import LOSSES as GAN_LOSSES
 
 
 def _bar(length, label, **options):

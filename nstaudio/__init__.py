@@ -16,11 +16,11 @@ from .batching import batch
 from .audio import load, load_corpus, resample, save
 from .errors import AudioError, BackendError, NstAudioError, NumericalError, OutputError, ParameterError
 from .features import random_filters
-from .gan_models import check_train_gan, train_gan
 from .kernels import available_backends, get_backend
 from .methods.optimize import optimize
 from .methods.timedomain import timedomain
-from .models import Network, check_train_lossnet, check_train_style, default_lossnet, load_model, save_model, train_lossnet, train_style
+from .models import (Model, Network, check_train_gan, check_train_lossnet, check_train_style, default_lossnet,
+                     load_model, save_model, train_gan, train_lossnet, train_style)
 from .nn.checkpoint import CheckpointError
 from .spectral import griffin_lim, istft, pghi, stft
 from .streaming import Stream
@@ -28,8 +28,8 @@ from .streaming import Stream
 __version__ = "0.1.0"
 
 __all__ = [
-    "AudioError", "BackendError", "CheckpointError", "Network", "NstAudioError", "NumericalError", "OutputError",
-    "ParameterError", "Stream", "StyleAnalysis", "StylizeInfo", "analyse_style", "available_backends", "batch", "check_train_gan", "check_train_lossnet", "check_train_style",
+    "AudioError", "BackendError", "CheckpointError", "Model", "Network", "NstAudioError", "NumericalError",
+    "OutputError", "ParameterError", "Stream", "StyleAnalysis", "StylizeInfo", "analyse_style", "available_backends", "batch", "check_train_gan", "check_train_lossnet", "check_train_style",
     "default_lossnet", "get_backend", "griffin_lim", "istft", "load", "load_corpus",
     "load_model", "optimize", "pghi", "random_filters", "resample", "save", "save_model", "stft", "stylize",
     "timedomain", "train_gan", "train_lossnet", "train_style", "__version__",

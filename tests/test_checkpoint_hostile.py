@@ -27,7 +27,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nstaudio.cli.main import main
 from nstaudio.errors import ParameterError
-from nstaudio.models import Network, _resume_state, check_resumable, default_lossnet, load_model, save_model
+from nstaudio.nn.model_file import Model as Network, default_lossnet, load_model, save_model
+from nstaudio.nn.training import check_resumable, resume_state
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -288,7 +289,7 @@ def test_the_fixture_files_load(tmp_path, files):
     _check_loaded(load_model(model, kind="style"))
     run = tmp_path / "run.npz"
     run.write_bytes(files["run"])
-    training = _resume_state(run, True, SETTINGS)
+    training = resume_state(run, True, SETTINGS)
     assert training.step == 2 and training.history.tolist() == [1.0, 0.5] and training.moments["enc0"]["W.v"].size
 
 
@@ -324,7 +325,7 @@ def test_a_corrupt_unfinished_run_is_refused_on_resume(tmp_path, files, field, v
     header = json.loads(json.dumps(files["run_arrays"]["header"]))
     header["meta"][field] = value
     path = _write(tmp_path / "run.npz", files["run_arrays"], header)
-    _refused(lambda p: _resume_state(p, True, SETTINGS), path, match=match)
+    _refused(lambda p: resume_state(p, True, SETTINGS), path, match=match)
 
 
 def test_the_history_of_an_unfinished_run_is_checked(tmp_path, files):
@@ -341,7 +342,7 @@ def test_the_settings_keys_of_a_forged_run_stay_on_one_line(tmp_path, files):
     header = json.loads(json.dumps(files["run_arrays"]["header"]))
     header["meta"]["settings"] = {**SETTINGS, "a\nb": 1, **{f"k{i}": i for i in range(20)}, "x" * 500: 0}
     path = _write(tmp_path / "run.npz", files["run_arrays"], header)
-    assert "and 14 more" in _refused(lambda p: _resume_state(p, True, SETTINGS), path, match="other settings")
+    assert "and 14 more" in _refused(lambda p: resume_state(p, True, SETTINGS), path, match="other settings")
 
 
 def test_a_directory_is_no_checkpoint(tmp_path):
@@ -640,7 +641,7 @@ def fuzz_dir(tmp_path_factory):
 def _loads_or_refuses(path):
     """Every reader either succeeds with well-formed arrays or raises a one-line CheckpointError."""
     for load in (load_checkpoint, load_model, lambda p: check_resumable(p, True),
-                 lambda p: _resume_state(p, True, SETTINGS)):
+                 lambda p: resume_state(p, True, SETTINGS)):
         try:
             result = load(path)
         except CheckpointError as exc:

@@ -9,8 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from nstaudio.errors import ParameterError
 from nstaudio.nn import gan_losses, spectral_norm
-from nstaudio.nn.gan_train import (LOSSES, GanWeights, assemble, critic_loss, generator_loss, identity_step, thirds,
-                                   train_networks)
+from nstaudio.nn.trainers.gan import (LOSSES, GanWeights, assemble, critic_loss, generator_loss, identity_step,
+                                      thirds, train_networks)
 from nstaudio.nn.layers import Dense, LeakyReLU, Tanh, Upsample1d
 from nstaudio.nn.melgan import GanArchitecture
 

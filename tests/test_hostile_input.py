@@ -236,7 +236,7 @@ def test_projected_lbfgs_rejects_overflowing_trials_and_a_non_finite_start():
 
 
 def test_diverging_training_is_an_error_that_keeps_the_last_checkpoint():
-    from nstaudio.nn import train
+    from nstaudio.nn.training import train_loop
 
     saved = []
     params = {"layer": {"w": np.ones(3, np.float32)}}
@@ -246,9 +246,9 @@ def test_diverging_training_is_an_error_that_keeps_the_last_checkpoint():
         return loss, {"layer": {"w": np.full(3, 0.1, np.float32)}}
 
     with pytest.raises(NumericalError, match="training diverged at step 5 .*checkpoint of step 4 is kept"):
-        train._train_loop(step_fn, params, {}, np.random.default_rng(0), nst.kernels.get_backend("numpy"), steps=10,
-                          learning_rate=1e-3, weight_decay=0.0, resume=None, callback=None,
-                          checkpoint=saved.append, checkpoint_every=2)
+        train_loop(step_fn, params, {}, np.random.default_rng(0), nst.kernels.get_backend("numpy"), steps=10,
+                   learning_rate=1e-3, weight_decay=0.0, resume=None, callback=None,
+                   checkpoint=saved.append, checkpoint_every=2)
 
 
 # --- 6. untrusted audio headers -------------------------------------------------------------------
@@ -479,7 +479,7 @@ def test_a_full_disk_is_one_line_not_a_traceback(tmp_path, monkeypatch):
 
 
 def test_training_refuses_overflowing_gradients_before_they_reach_a_checkpoint():
-    from nstaudio.nn import train
+    from nstaudio.nn.training import train_loop
 
     saved = []
     params = {"layer": {"w": np.ones(3, np.float32)}}
@@ -489,9 +489,9 @@ def test_training_refuses_overflowing_gradients_before_they_reach_a_checkpoint()
         return 1.0, {"layer": {"w": grad}}
 
     with pytest.raises(NumericalError, match="step 3 .*checkpoint of step 2 is kept"):
-        train._train_loop(step_fn, params, {}, np.random.default_rng(0), nst.kernels.get_backend("numpy"), steps=10,
-                          learning_rate=1e-3, weight_decay=0.0, resume=None, callback=None,
-                          checkpoint=saved.append, checkpoint_every=2)
+        train_loop(step_fn, params, {}, np.random.default_rng(0), nst.kernels.get_backend("numpy"), steps=10,
+                   learning_rate=1e-3, weight_decay=0.0, resume=None, callback=None,
+                   checkpoint=saved.append, checkpoint_every=2)
     assert len(saved) == 1 and np.all(np.isfinite(saved[0].params["layer"]["w"])) and np.all(np.isfinite(params["layer"]["w"]))
 
 

@@ -52,7 +52,7 @@ def test_stylize_with_a_model_keeps_shape_rate_and_channels(style_model):
 @pytest.mark.parametrize("match_loudness", [True, False])
 def test_networks_see_every_recording_at_one_level(style_model, match_loudness):
     """log1p magnitudes depend on the level; the networks are shown peak -1 dBFS, whatever the input's."""
-    from nstaudio.models import log_spectrograms
+    from nstaudio.nn.corpus import log_spectrograms
 
     content = harmonic_tone(0.6, SR, f0=247.0, seed=4)
     opts = dict(sr_work=SR, n_fft=256, hop_length=64)
@@ -199,10 +199,10 @@ def test_style_training_lowers_the_style_loss_of_the_output(corpus):
 
     (Tiny loss networks trained for a few steps make a fragile version of this test: their Grams
     are near-degenerate, and at lr 1e-2 the outcome swung 0.1-0.9 with seeds and float rounding.)"""
-    from nstaudio.models import STYLE_LAYERS, log_spectrograms
+    from nstaudio.nn.corpus import log_spectrograms, random_crops
+    from nstaudio.nn.trainers.style import STYLE_LAYERS, style_targets, transformer_loss
     from nstaudio.nn.autoencoder import Autoencoder
     from nstaudio.nn.losses import gram_factor
-    from nstaudio.nn.train import random_crops, style_targets, transformer_loss
 
     # a broadband, noisy timbre: far from the corpus's harmonic tones in Gram terms
     style = (np.random.default_rng(5).standard_normal(int(1.5 * SR)) * 0.3).astype(np.float32)
@@ -238,7 +238,8 @@ def test_the_shipped_loss_network_reconstructs_real_recordings():
     on recordings outside its corpus: the bundled piano and violin come back closer than their
     own per-bin means over time (measured 0.124 vs 0.150 and 0.106 vs 0.187) and far closer than silence."""
     from nstaudio.examples import example_path
-    from nstaudio.models import LOSSNET_CHANNELS, log_spectrograms
+    from nstaudio.nn.corpus import log_spectrograms
+    from nstaudio.nn.trainers.lossnet import LOSSNET_CHANNELS
     from nstaudio.nn.autoencoder import Autoencoder
 
     lossnet = nst.default_lossnet()
@@ -257,7 +258,7 @@ def test_the_shipped_loss_network_reconstructs_real_recordings():
 
 
 def test_without_the_shipped_loss_network_the_error_says_what_to_do(corpus, monkeypatch, tmp_path):
-    from nstaudio import models
+    from nstaudio.nn import model_file as models
 
     monkeypatch.setattr(models.resources, "files", lambda package: tmp_path)  # an installation without it
     with pytest.raises(CheckpointError, match="train-lossnet"):

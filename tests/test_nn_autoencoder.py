@@ -139,7 +139,9 @@ def test_checkpoint_errors(tmp_path):
 @pytest.mark.parametrize("which", ["autoencoder", "transformer"])
 def test_resumed_training_equals_an_uninterrupted_run(which):
     """Stop after a checkpoint, resume from it: the same parameters and losses as one long run."""
-    from nstaudio.nn.train import TrainingState, train_autoencoder, train_transformer
+    from nstaudio.nn.trainers.lossnet import train_autoencoder
+    from nstaudio.nn.trainers.style import train_transformer
+    from nstaudio.nn.training import TrainingState
 
     rng = np.random.default_rng(0)
     corpus = [np.abs(rng.standard_normal((3, 48))).astype(np.float32)]
@@ -186,7 +188,8 @@ def test_architecture_is_checked():
 
 
 def test_training_reduces_reconstruction_loss_and_is_reproducible():
-    from nstaudio.nn.train import random_crops, train_autoencoder
+    from nstaudio.nn.corpus import random_crops
+    from nstaudio.nn.trainers.lossnet import train_autoencoder
 
     rng = np.random.default_rng(0)
     t = np.arange(80)
@@ -210,7 +213,9 @@ def test_training_reduces_reconstruction_loss_and_is_reproducible():
 
 def test_transformer_training_moves_toward_the_style_and_chunking_is_seamless():
     from nstaudio.nn.layers import gram
-    from nstaudio.nn.train import apply_network, style_targets, train_autoencoder, train_transformer
+    from nstaudio.nn.inference import apply_network
+    from nstaudio.nn.trainers.lossnet import train_autoencoder
+    from nstaudio.nn.trainers.style import style_targets, train_transformer
 
     rng = np.random.default_rng(0)
     t = np.arange(96)
@@ -243,7 +248,7 @@ def test_transformer_training_moves_toward_the_style_and_chunking_is_seamless():
 def test_transformer_loss_gradient():
     """The whole training loss (content, loss-network Grams, the spectrogram's own Gram) against finite differences."""
     from nstaudio.nn.losses import gram_factor
-    from nstaudio.nn.train import SPECTROGRAM, SPECTROGRAM_DELTA, style_targets, transformer_loss
+    from nstaudio.nn.trainers.style import SPECTROGRAM, SPECTROGRAM_DELTA, style_targets, transformer_loss
 
     rng = np.random.default_rng(5)
     loss_model, model = Autoencoder(TINY), Autoencoder(TINY)
@@ -294,7 +299,7 @@ def test_training_on_the_numpy_reference_backend_matches_cpu():
     either backend (1e-9 or exactly 0) becomes a step of +-lr or none.
     """
     from nstaudio.kernels import cpu, numpy_backend
-    from nstaudio.nn.train import train_autoencoder
+    from nstaudio.nn.trainers.lossnet import train_autoencoder
 
     rng = np.random.default_rng(8)
     corpus = [rng.random((3, 48)).astype(np.float32)]

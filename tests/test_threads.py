@@ -71,7 +71,7 @@ def test_concurrent_training_and_model_application_equal_serial():
             for name, value in values.items():
                 np.testing.assert_array_equal(other.params[layer][name], value)
 
-    from nstaudio.nn.train import apply_network
+    from nstaudio.nn.inference import apply_network
 
     specs = [np.abs(nst.stft(y, n_fft=256, hop_length=64)).astype(np.float32)[None] for y in corpus]
     net = serial[0]

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..nn.context import CONTEXT_FRAMES
-from ..nn.train import apply_network
+from ..nn.inference import apply_network
 from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
 

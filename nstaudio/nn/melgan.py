@@ -21,7 +21,7 @@ A network's ``params`` and ``state`` are ``{layer: {name: array}}`` trees (as th
 so checkpoints and the trainer's Adam treat them alike): ``state`` holds the BatchNorm running
 statistics (``bn_<layer>``) and the spectral norm's vectors (``sn_<layer>``: ``u``, ``v``).
 ``forward`` returns the output and a cache; ``backward`` the input gradient and the
-parameters' gradients. The spectral norm's vectors only move in :meth:`Network.power_iterate`.
+parameters' gradients. The spectral norm's vectors only move in :meth:`GanNetwork.power_iterate`.
 """
 
 from dataclasses import asdict, dataclass
@@ -65,7 +65,7 @@ class GanArchitecture:
     embedding: int = 128
 
     NETWORK = "melgan"
-    HISTORY_COLUMNS = 4  # training keeps nstaudio.nn.gan_train.LOSSES per step
+    HISTORY_COLUMNS = 4  # training keeps nstaudio.nn.trainers.gan.LOSSES per step
     FIELDS = ("n_mels", "frames", "channels", "critic_channels", "embedding")
     MAXIMA = {"n_mels": 1024, "frames": 4096, "channels": 4096, "critic_channels": 4096, "embedding": 4096}
 
@@ -218,7 +218,7 @@ class _Block:
             sn["u"], sn["v"] = spectral_norm.power_iteration(params[self.name]["W"], sn["u"])
 
 
-class Network:
+class GanNetwork:
     """What the three networks share: their blocks' arrays, initialisation and power iteration."""
 
     blocks = ()
@@ -257,7 +257,7 @@ def _conv(in_channels, out_channels, width, stride, backend, padding=None):
     return Conv1d(in_channels, out_channels, width, stride=stride, padding=padding, backend=backend)
 
 
-class Generator(Network):
+class Generator(GanNetwork):
     """The U-net on one third: (B, n_mels, frames) in [-1, 1] -> the same shape (see the module)."""
 
     def __init__(self, arch, backend=None):
@@ -334,7 +334,7 @@ class Generator(Network):
         return dx, grads
 
 
-class _Chain(Network):
+class _Chain(GanNetwork):
     """Blocks applied one after another (the siamese network and the critic)."""
 
     def forward(self, params, state, x, training=True):

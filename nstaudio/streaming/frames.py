@@ -86,7 +86,7 @@ class StyleFrames:
         Audio channels, run side by side.
     context : int
         Copies of the first frame the offline network puts before it (the overlap of
-        :func:`nstaudio.nn.train.apply_network`), so that the first frames agree too. Only those
+        :func:`nstaudio.nn.inference.apply_network`), so that the first frames agree too. Only those
         the network reaches back to are fed (:attr:`context`), in whole stride periods so that
         the stride grid stays where it was.
     backend : module

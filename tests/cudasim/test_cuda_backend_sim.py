@@ -98,7 +98,8 @@ def test_timedomain_objective_matches_reference(cuda):
 def test_training_on_the_cuda_backend_matches_cpu(cuda):
     """The trainer's device path (arrays moved to the backend, its window kernels, results back on the host)."""
     from nstaudio.nn.autoencoder import Architecture
-    from nstaudio.nn.train import train_autoencoder, train_transformer
+    from nstaudio.nn.trainers.lossnet import train_autoencoder
+    from nstaudio.nn.trainers.style import train_transformer
 
     rng = np.random.default_rng(3)
     arch = Architecture(n_bins=3, channels=(4, 3, 2, 2), width=3, stride=2)
@@ -123,7 +124,7 @@ def test_gan_training_on_the_cuda_backend_matches_cpu(cuda):
     (Parameters after Adam are not compared: a gradient that is rounding residue on one backend
     and exactly 0 on the other becomes a step of +-lr or none.)
     """
-    from nstaudio.nn.gan_train import generator_loss, train_networks
+    from nstaudio.nn.trainers.gan import generator_loss, train_networks
     from nstaudio.nn.melgan import GanArchitecture
 
     arch = GanArchitecture(n_mels=6, frames=8, channels=4, critic_channels=4, embedding=3)

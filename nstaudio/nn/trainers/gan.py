@@ -1,23 +1,44 @@
-"""Training MelGAN-VC: the critic's and the generator's steps, and the loop around them.
+"""Training a `gan` model (MelGAN-VC): the critic's and the generator's steps, and the loop around them.
 
-Arrays in, parameters out (as :mod:`nstaudio.nn.train`): normalised mel spectrograms of the
-two domains go in, the three networks' parameters come out. One training step is one batch
+:func:`train_networks` trains the generator, the siamese network and the critic on normalised
+mel spectrograms of two domains (arrays in, parameters out). One training step is one batch
 of ``batch_size`` crops of ``3 * frames`` frames from each domain; every
 ``critic_steps + 1``-th step (the first included) trains the generator and the siamese
 network and then the critic on the same batch, the others the critic alone (the reference's
 3 critic-only steps per generator step). An optional warm-up of ``identity_warmup`` steps
 before them trains the generator alone on the identity loss (style crops in, the same out).
+
+:func:`train_gan` trains them on recordings, resumably, into a model file of kind ``"gan"``:
+every clip is mixed to mono, resampled to the model's rate, brought to the training peak and
+turned into MelGAN-VC's features (:func:`nstaudio.methods.gan.features`). The file holds all
+three networks (a run can resume from it); stylizing uses the generator.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels import array_module, cpu as _cpu
-from ..validation import check_float, check_int
-from .autoencoder import to_backend, to_host
-from .gan_losses import generator_adversarial, hinge_critic, identity, siamese_margin, travel
-from .train import _train_loop, random_crops
+from ... import spectral
+from ...errors import AudioError, ParameterError
+from ...kernels import array_module, get_backend
+from ...kernels import cpu as _cpu
+from ...kernels.blas_threads import holds_one_blas_thread
+from ...methods import gan as gan_method
+from ...validation import check_float, check_int
+from .. import melgan
+from ..autoencoder import to_backend, to_host
+from ..corpus import check_spectrogram, random_crops, training_signals
+from ..gan_losses import (
+    generator_adversarial,
+    hinge_critic,
+    identity,
+    siamese_margin,
+    travel,
+)
+from ..melgan import GanArchitecture
+from ..training import check_training_options, digest, train_loop, train_resumable
+
+MAX_CRITIC_STEPS = 100
 
 LOSSES = ("critic", "generator", "identity", "travel")
 """The columns of a GAN's loss history: the critic's hinge loss, the generator's adversarial loss,
@@ -158,7 +179,7 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
         Steps at the start that train the generator alone on the identity loss, so that the
         adversarial steps start from a generator that reproduces its input (0: none, as the reference).
     resume, callback, checkpoint, checkpoint_every, backend
-        As in :func:`nstaudio.nn.train.train_autoencoder`; ``callback(step, losses)`` gets the
+        As in :func:`nstaudio.nn.trainers.lossnet.train_autoencoder`; ``callback(step, losses)`` gets the
         row of :data:`LOSSES`.
 
     Returns
@@ -214,8 +235,139 @@ def train_networks(content, style, arch, *, steps, batch_size=16, critic_steps=3
             return adversarial
         return -(-adversarial // (critic_steps + 1)) + (min(step, identity_warmup) if layer in generator_layers else 0)
 
-    history = _train_loop(step_fn, params, state, rng, backend, steps=steps, learning_rate=learning_rate,
-                          weight_decay=0.0, resume=resume, callback=callback, checkpoint=checkpoint,
-                          checkpoint_every=checkpoint_every, betas=betas, losses=len(LOSSES),
-                          updates=updates)
+    history = train_loop(step_fn, params, state, rng, backend, steps=steps, learning_rate=learning_rate,
+                         weight_decay=0.0, resume=resume, callback=callback, checkpoint=checkpoint,
+                         checkpoint_every=checkpoint_every, betas=betas, losses=len(LOSSES),
+                         updates=updates)
     return to_host(params, backend), to_host(state, backend), history
+
+
+def check_train_gan(*, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4, seed=0, checkpoint=None,
+                    checkpoint_every=200, resume=False, device="auto", arch=None, sr_work=melgan.SR,
+                    n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH, identity_warmup=0):
+    """Check :func:`train_gan`'s settings before any audio is read (the CLI calls it first).
+
+    Returns
+    -------
+    steps : int
+    options : dict
+        batch_size, critic_steps, learning_rate, seed, and identity_warmup where not 0 (plain numbers, for
+        the file's header).
+    arch : GanArchitecture
+    backend : module
+    spectrogram : dict
+        sr_work, n_fft, hop_length.
+    """
+    arch = GanArchitecture() if arch is None else arch
+    if not isinstance(arch, GanArchitecture):
+        raise ParameterError(f"arch must be a GanArchitecture, got {type(arch).__name__}")
+    steps, options = check_training_options(steps, batch_size, 3 * arch.frames, learning_rate, 0.0, seed, checkpoint,
+                                            checkpoint_every, resume, crop_multiple=1, kind="gan")
+    options = dict(batch_size=options["batch_size"], learning_rate=options["learning_rate"], seed=options["seed"],
+                   critic_steps=check_int("critic_steps", critic_steps, minimum=0, maximum=MAX_CRITIC_STEPS))
+    identity_warmup = check_int("identity_warmup", identity_warmup, minimum=0, maximum=steps - 1)
+    if identity_warmup:  # only then: a run without one keeps the header (and resumes) of earlier versions
+        options["identity_warmup"] = identity_warmup
+    return steps, options, arch, get_backend(device), check_spectrogram(sr_work, n_fft, hop_length)
+
+
+def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,
+                 hop_length=melgan.HOP_LENGTH):
+    """MelGAN-VC's features of recordings, each mono at ``sr_work`` and the training peak.
+
+    Parameters
+    ----------
+    clips : list of np.ndarray, each shape (samples,) or (channels, samples)
+    sr : int or list of int
+    arch : GanArchitecture
+    sr_work, n_fft, hop_length : int
+        The model's spectrogram.
+    name : str
+        What the clips are ("content", "style"), for error messages.
+    labels : list of str or None
+        A name per clip (file paths) for error messages.
+
+    Returns
+    -------
+    list of np.ndarray, each shape (arch.n_mels, frames), float32 in [-1, 1]
+    """
+    if not clips:
+        raise AudioError(f"no {name} recordings: training needs at least one")
+    basis = gan_method.mel_basis(sr_work, n_fft, arch.n_mels)
+    out = []
+    for _, y in training_signals(clips, sr, sr_work=sr_work, name=name, labels=labels):
+        if y.shape[-1] < n_fft:
+            continue  # too short for one frame: left out (every clip too short is an error below)
+        magnitude = np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))
+        out.append(gan_method.features(magnitude, basis, n_fft))
+    crop = 3 * arch.frames
+    if not any(f.shape[1] >= crop for f in out):
+        seconds = (crop - 1) * hop_length / sr_work
+        raise AudioError(f"every {name} recording is shorter than the {crop}-frame training crop ({seconds:.2f} s)")
+    return out
+
+
+@holds_one_blas_thread
+def train_gan(content, style, sr, *, style_sr=None, steps=2500, batch_size=16, critic_steps=3, learning_rate=1e-4,
+              seed=0, callback=None, checkpoint=None, checkpoint_every=200, resume=False, content_labels=None,
+              style_labels=None, device="auto", arch=None, sr_work=melgan.SR, n_fft=melgan.N_FFT,
+              hop_length=melgan.HOP_LENGTH, identity_warmup=0):
+    """Train a MelGAN-VC model that turns recordings like ``content`` into the timbre of ``style``.
+
+    Parameters
+    ----------
+    content, style : list of np.ndarray, each shape (samples,) or (channels, samples)
+        The two domains: recordings to convert from, and recordings of the target timbre
+        (unpaired; a few minutes of each). Channels are mixed to mono.
+    sr : int or list of int
+        Sample rate(s) of ``content``.
+    style_sr : int or list of int or None
+        Of ``style``; default ``sr``.
+    steps : int
+        Batches in all; the generator trains on every ``critic_steps + 1``-th.
+    batch_size : int
+        Crops of 72 frames (0.86 s at the default settings) from each domain per step.
+    critic_steps : int
+        Critic-only steps between generator steps (the reference's 3).
+    identity_warmup : int
+        Of the ``steps``, how many at the start train the generator alone on the identity loss
+        (0: none, as the reference; RESULTS.md, section gan, measures a warm-up).
+    learning_rate : float
+        Adam's, beta1 0.5, for all three networks. 1e-4 (MelGAN-VC's code; the paper says
+        2e-4) moves the style further and keeps the content better (docs/decisions.md,
+        "gan learning rate").
+    seed : int
+        Same seed, data and settings: the same model.
+    callback : callable or None
+        ``callback(step, steps, losses)`` after every step; ``losses`` holds the critic's,
+        the generator's, the identity and the TraVeL losses (:data:`LOSSES`).
+    checkpoint, checkpoint_every, resume, device
+        As in :func:`nstaudio.train_lossnet`.
+    content_labels, style_labels : list of str or None
+        Names of the clips (file paths) for error messages.
+    arch : GanArchitecture or None
+        The networks' shape; default MelGAN-VC's.
+    sr_work, n_fft, hop_length : int
+        The spectrogram the model works on (stylizing resamples to ``sr_work`` and back).
+
+    Returns
+    -------
+    Model
+        Of kind ``"gan"``: ``stylize(content, model=...)`` and ``nstaudio run --model`` use it.
+    """
+    steps, options, arch, backend, spectrogram = check_train_gan(
+        steps=steps, batch_size=batch_size, critic_steps=critic_steps, learning_rate=learning_rate, seed=seed,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume, device=device, arch=arch,
+        sr_work=sr_work, n_fft=n_fft, hop_length=hop_length, identity_warmup=identity_warmup)
+    content_features = mel_features(content, sr, arch=arch, name="content", labels=content_labels, **spectrogram)
+    style_features = mel_features(style, sr if style_sr is None else style_sr, arch=arch, name="style",
+                                  labels=style_labels, **spectrogram)
+    settings = dict(**spectrogram,
+                    architecture=arch.to_dict(), **options, content=digest(content_features),
+                    style=digest(style_features))
+
+    def trainer(**kwargs):  # the checkpoint's reader checked a resumed history has a row of LOSSES per step
+        return train_networks(content_features, style_features, arch, backend=backend, weights=GanWeights(), **kwargs)
+
+    return train_resumable("gan", trainer, arch, settings, steps=steps, checkpoint=checkpoint,
+                           checkpoint_every=checkpoint_every, resume=resume, callback=callback, **options)
