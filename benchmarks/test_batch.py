@@ -22,10 +22,11 @@ import pytest
 import soundfile as sf
 
 import nstaudio as nst
-from audio_fixtures import AUDIO_DIR, SR, clip, recording
-from conftest import machine_description, module_ran_whole, write_section
 from nstaudio.batching.cluster import connect, local_size
 from nstaudio.batching.ledger import read_entries
+
+from audio_fixtures import AUDIO_DIR, SR, clip, recording
+from conftest import machine_description, module_ran_whole, write_section
 
 pytest.importorskip("distributed", reason="nstaudio batch needs Dask: pip install '.[bench,distributed]'")
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import nstaudio as nst
+
 from audio_fixtures import SR, clip, log_spectrogram, recording
 from conftest import alternate
 
@@ -92,9 +93,9 @@ def test_stylized_output_takes_the_style(report, style_model):
 
 
 def test_one_pass_speed(torch, report, style_model):
-    from torch_reference import torch_feedforward, torch_network
-
     from nstaudio.methods.feedforward import feedforward
+
+    from torch_reference import torch_feedforward, torch_network
 
     content = clip("content", SECONDS)
     X = log_spectrogram(content)[None]

@@ -26,9 +26,10 @@ import nstaudio as nst
 from nstaudio import audio, mel, quality, spectral
 from nstaudio.methods import gan as gan_method
 from nstaudio.models import TRAINING_PEAK, Network
-from nstaudio.nn.trainers.gan import GanWeights, critic_loss, generator_loss
 from nstaudio.nn import melgan
 from nstaudio.nn.melgan import GanArchitecture
+from nstaudio.nn.trainers.gan import GanWeights, critic_loss, generator_loss
+
 from audio_fixtures import AUDIO_DIR
 from conftest import alternate, machine_description, module_ran_whole, write_section
 

@@ -8,13 +8,14 @@ import time
 
 import numpy as np
 import pytest
+from test_objective import ALPHA, evaluation_flops, problem
 
 import nstaudio as nst
-from audio_fixtures import SR, clip
-from conftest import alternate, gemm_rate
 from nstaudio.kernels import cuda_status, get_backend
 from nstaudio.objective import StyleTransferObjective
-from test_objective import ALPHA, evaluation_flops, problem
+
+from audio_fixtures import SR, clip
+from conftest import alternate, gemm_rate
 
 reason = cuda_status()
 pytestmark = pytest.mark.skipif(reason is not None, reason=f"cuda backend unavailable: {reason}")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import nstaudio as nst
+
 from audio_fixtures import clip
 from conftest import alternate
 

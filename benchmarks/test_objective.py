@@ -7,11 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from audio_fixtures import clip, log_spectrogram
-from conftest import alternate, gemm_rate
 from nstaudio.features import random_filters
 from nstaudio.kernels import fast_fir, get_backend
 from nstaudio.objective import StyleTransferObjective, choose_gram_form
+
+from audio_fixtures import clip, log_spectrogram
+from conftest import alternate, gemm_rate
 
 N, K, ALPHA = 4096, 11, 1e-2
 

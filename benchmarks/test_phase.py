@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import nstaudio as nst
+from nstaudio import spectral
+
 from audio_fixtures import AUDIO_DIR, SR
 from conftest import machine_description, module_ran_whole, write_section
-from nstaudio import spectral
 
 N_FFT, HOP = 2048, 512
 CHECKPOINTS = (0, 8, 32, 100)

@@ -3,6 +3,7 @@
 import time
 
 import nstaudio as nst
+
 from audio_fixtures import SR, clip
 
 

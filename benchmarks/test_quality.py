@@ -35,9 +35,10 @@ import numpy as np
 import pytest
 
 import nstaudio as nst
+from nstaudio import quality
+
 from audio_fixtures import AUDIO_DIR
 from conftest import machine_description, module_ran_whole, write_section
-from nstaudio import quality
 
 # (content, style): every kind of sound in both roles, and the stereo 44.1 kHz clip.
 PAIRS = [

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-from audio_fixtures import SR, clip
+from audio_fixtures import clip
 from conftest import alternate
 
 
 @pytest.mark.parametrize("seconds", [5, 10])
 def test_timedomain_objective(torch, report, seconds):
-    from torch_reference import TorchTimeDomainObjective
-
     from nstaudio.features import random_filters
     from nstaudio.kernels import get_backend
     from nstaudio.methods.timedomain import TimeDomainObjective
+
+    from torch_reference import TorchTimeDomainObjective
 
     frame, hop, width, alpha = 2048, 256, 3, 1e-2
     content, style = clip("content", seconds)[None], clip("style", 4)

@@ -12,10 +12,10 @@ import signal
 import sys
 
 import click
-from nstaudio.kernels import available_backends, cuda_status
 
 import nstaudio
 from nstaudio.errors import NstAudioError
+from nstaudio.kernels import available_backends, cuda_status
 
 from . import stream, stylize, train
 

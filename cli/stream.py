@@ -50,8 +50,7 @@ def stream(input_path, model_path, output, block_size, lookahead, phase_iters, p
     The stream runs the model frame by frame at a constant latency (printed); the output
     file is aligned with INPUT. With --live, the effect runs between audio devices instead.
     """
-    from nstaudio.streaming import files as stream_files
-    from nstaudio.streaming import live as stream_live
+    from nstaudio.streaming import files as stream_files, live as stream_live
 
     if list_devices:
         click.echo(stream_live.list_devices())

@@ -7,10 +7,10 @@ with a progress bar; every check that needs no audio runs before the corpus is r
 import time
 
 import click
-from nstaudio.kernels import DEVICES
 
 import nstaudio
 from nstaudio import audio, files, jobs, models
+from nstaudio.kernels import DEVICES
 from nstaudio.nn import melgan
 
 from .options import with_options

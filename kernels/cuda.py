@@ -11,11 +11,23 @@ import cupy as cp
 import numpy as np
 
 from . import cuda_kernels as ck
+
 # Heap integration visits coefficients one at a time, each from a neighbour: no GPU kernel
 # would beat the CPU's, so the GPU backend hands it the host arrays.
-from .cpu import (ConvWeights, _output, frame_product, heap_integrate, heap_integrate_frame,  # noqa: F401
-                  keep_magnitude, mel_fista_start, mel_fista_steps,
-                  normalized_frames, overlap_add_frames, polyphase_outputs, window_sum_weights)
+from .cpu import (  # noqa: F401
+    ConvWeights,
+    _output,
+    frame_product,
+    heap_integrate,
+    heap_integrate_frame,
+    keep_magnitude,
+    mel_fista_start,
+    mel_fista_steps,
+    normalized_frames,
+    overlap_add_frames,
+    polyphase_outputs,
+    window_sum_weights,
+)
 from .numpy_backend import channel_major_windows
 
 name = "cuda"

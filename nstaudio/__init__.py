@@ -12,20 +12,31 @@ from . import _source_tree
 _source_tree.install()  # before anything imports nstaudio.kernels: a checkout maps kernels/ and cli/ in
 
 from .api import StyleAnalysis, StylizeInfo, analyse_style, stylize
-from .batching import batch
 from .audio import load, load_corpus, resample, save
+from .batching import batch
 from .errors import AudioError, BackendError, NstAudioError, NumericalError, OutputError, ParameterError
 from .features import random_filters
 from .kernels import available_backends, get_backend
 from .methods.optimize import optimize
 from .methods.timedomain import timedomain
-from .models import (Model, Network, check_train_gan, check_train_lossnet, check_train_style, default_lossnet,
-                     load_model, save_model, train_gan, train_lossnet, train_style)
+from .models import (
+                     Model,
+                     Network,
+                     check_train_gan,
+                     check_train_lossnet,
+                     check_train_style,
+                     default_lossnet,
+                     load_model,
+                     save_model,
+                     train_gan,
+                     train_lossnet,
+                     train_style,
+)
 from .nn.checkpoint import CheckpointError
 from .spectral import griffin_lim, istft, pghi, stft
 from .streaming import Stream
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402 (after the source-tree finder)
 
 __all__ = [
     "AudioError", "BackendError", "CheckpointError", "Model", "Network", "NstAudioError", "NumericalError",

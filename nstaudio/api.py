@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio, limits, spectral
-from . import settings as schema
+from . import audio, limits, settings as schema, spectral
 from .errors import AudioError, NumericalError, ParameterError
 from .kernels.blas_threads import holds_one_blas_thread
 from .methods import REGISTRY

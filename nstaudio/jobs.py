@@ -131,7 +131,7 @@ def settings_hash(content_path, style_paths, model_path, options):
     job's (whose model gives some of them), or settings that do not resolve, as given, with
     :func:`nstaudio.stylize`'s defaults for those left out.
     """
-    from . import __version__
+    from .version import __version__
 
     settings = with_defaults(options)
     if model_path is None:

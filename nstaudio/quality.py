@@ -20,8 +20,8 @@ Both take audio at any sample rate (resampled to ``sr_measure``) and any channel
 import numpy as np
 
 from . import audio, spectral
-from .mel import mel_filterbank
 from .errors import ParameterError
+from .mel import mel_filterbank
 from .validation import as_audio, check_sample_rate
 
 SR_MEASURE = 22050

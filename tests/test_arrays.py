@@ -8,8 +8,7 @@ arrays are refused with a message that says how to pass them.
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nstaudio as nst
 from nstaudio.errors import AudioError

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nstaudio.cli.main import main
 from nstaudio.errors import ParameterError
-from nstaudio.nn.model_file import Model as Network, default_lossnet, load_model, save_model
-from nstaudio.nn.training import check_resumable, resume_state
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nstaudio.nn.model_file import Model as Network, default_lossnet, load_model, save_model
+from nstaudio.nn.training import check_resumable, resume_state
 
 from conftest import harmonic_tone
 

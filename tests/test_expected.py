@@ -5,17 +5,24 @@ import threading
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
+from test_gradients import assert_gradient, finite_difference
 
 import nstaudio as nst
 from nstaudio.errors import ParameterError
-from nstaudio.expected import (ExpectedStyleTransferObjective, band_adjoint, band_sum, expected_style_targets,
-                               feature_scale, patch_norms)
+from nstaudio.expected import (
+    ExpectedStyleTransferObjective,
+    band_adjoint,
+    band_sum,
+    expected_style_targets,
+    feature_scale,
+    patch_norms,
+)
 from nstaudio.features import random_filters
 from nstaudio.kernels import cpu, numpy_backend as ref
 from nstaudio.methods.optimize import initial_state, optimize, starting_point
 from nstaudio.objective import StyleTransferObjective
+
 from conftest import SR
-from test_gradients import assert_gradient, finite_difference
 
 
 def _patches(rng, rows, dims, silent=()):

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from test_gradients import assert_gradient, finite_difference
 
 from nstaudio.features import random_filters
 from nstaudio.kernels import cpu, fast_fir, numpy_backend as ref
 from nstaudio.objective import StyleTransferObjective
-
-from test_gradients import assert_gradient, finite_difference
 
 PLANS = [(2,), (3,), (4,), (2, 2), (4, 2), (2, 3), (3, 4), (2, 2, 2)]
 

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import nstaudio as nst
 from nstaudio.cli.main import main

@@ -6,17 +6,25 @@ import copy
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from test_gradients import assert_gradient, finite_difference
+from test_nn_layers import check_layer
 
 from nstaudio.errors import ParameterError
 from nstaudio.nn import gan_losses, spectral_norm
-from nstaudio.nn.trainers.gan import (LOSSES, GanWeights, assemble, critic_loss, generator_loss, identity_step,
-                                      thirds, train_networks)
 from nstaudio.nn.layers import Dense, LeakyReLU, Tanh, Upsample1d
 from nstaudio.nn.melgan import GanArchitecture
+from nstaudio.nn.trainers.gan import (
+    LOSSES,
+    GanWeights,
+    assemble,
+    critic_loss,
+    generator_loss,
+    identity_step,
+    thirds,
+    train_networks,
+)
 
 from conftest import finish_counting
-from test_gradients import assert_gradient, finite_difference
-from test_nn_layers import check_layer
 
 TINY = GanArchitecture(n_mels=3, frames=4, channels=2, critic_channels=2, embedding=2)
 

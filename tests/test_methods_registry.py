@@ -198,3 +198,23 @@ def test_the_docs_option_table_shows_each_methods_default(flag):
             by_method.setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(method.name)
     (first, _), *others = by_method.items()
     assert cell == "; ".join([first] + [f"{value} for {', '.join(names)}" for value, names in others])
+
+
+def test_the_readmes_common_options_show_the_schemas_defaults():
+    """The README's short option table (a front page's excerpt of docs/cli.md) keeps each method's default."""
+    import os
+
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    settings = {s.flag: s for s in schema.every_setting(REGISTRY.methods()).values()}
+    rows = re.findall(r"^\| `(--[a-z-]+)` \| ([^|]*) \|", readme, re.M)
+    checked = 0
+    for flag, cell in rows:
+        if flag not in settings or schema.defaults_text(REGISTRY.methods(), settings[flag].name) is None:
+            continue
+        first, *others = schema.defaults_text(REGISTRY.methods(), settings[flag].name).split("; ")
+        assert cell.strip().startswith(first), (flag, cell)
+        for other in others:
+            value, names = other.split(" for ")
+            assert value in cell and all(f"`{name}`" in cell for name in names.split(", ")), (flag, cell, other)
+        checked += 1
+    assert checked >= 10

@@ -199,10 +199,10 @@ def test_style_training_lowers_the_style_loss_of_the_output(corpus):
 
     (Tiny loss networks trained for a few steps make a fragile version of this test: their Grams
     are near-degenerate, and at lr 1e-2 the outcome swung 0.1-0.9 with seeds and float rounding.)"""
-    from nstaudio.nn.corpus import log_spectrograms, random_crops
-    from nstaudio.nn.trainers.style import STYLE_LAYERS, style_targets, transformer_loss
     from nstaudio.nn.autoencoder import Autoencoder
+    from nstaudio.nn.corpus import log_spectrograms, random_crops
     from nstaudio.nn.losses import gram_factor
+    from nstaudio.nn.trainers.style import STYLE_LAYERS, style_targets, transformer_loss
 
     # a broadband, noisy timbre: far from the corpus's harmonic tones in Gram terms
     style = (np.random.default_rng(5).standard_normal(int(1.5 * SR)) * 0.3).astype(np.float32)
@@ -238,9 +238,9 @@ def test_the_shipped_loss_network_reconstructs_real_recordings():
     on recordings outside its corpus: the bundled piano and violin come back closer than their
     own per-bin means over time (measured 0.124 vs 0.150 and 0.106 vs 0.187) and far closer than silence."""
     from nstaudio.examples import example_path
+    from nstaudio.nn.autoencoder import Autoencoder
     from nstaudio.nn.corpus import log_spectrograms
     from nstaudio.nn.trainers.lossnet import LOSSNET_CHANNELS
-    from nstaudio.nn.autoencoder import Autoencoder
 
     lossnet = nst.default_lossnet()
     assert lossnet.kind == "lossnet" and lossnet.spectrogram_settings == (22050, 2048, 512)

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from test_gradients import assert_gradient, finite_difference
 
 from nstaudio.errors import ParameterError
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.nn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-
-from test_gradients import assert_gradient, finite_difference
 
 TINY = Architecture(n_bins=3, channels=(4, 3, 2, 2), width=3, stride=2)
 
@@ -212,8 +211,8 @@ def test_training_reduces_reconstruction_loss_and_is_reproducible():
 
 
 def test_transformer_training_moves_toward_the_style_and_chunking_is_seamless():
-    from nstaudio.nn.layers import gram
     from nstaudio.nn.inference import apply_network
+    from nstaudio.nn.layers import gram
     from nstaudio.nn.trainers.lossnet import train_autoencoder
     from nstaudio.nn.trainers.style import style_targets, train_transformer
 

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from test_gradients import assert_gradient, finite_difference
 
 from nstaudio.nn.layers import BatchNorm1d, Conv1d, ConvTranspose1d, ReLU, gram, gram_backward
 from nstaudio.nn.losses import gram_factor, gram_mse, mse
 from nstaudio.nn.optim import Adam
-
-from test_gradients import assert_gradient, finite_difference
 
 
 def check_layer(layer, params, x, state=None):

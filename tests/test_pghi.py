@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 import nstaudio as nst
 from nstaudio import spectral
-from nstaudio.errors import ParameterError
 from nstaudio.cli.main import main
+from nstaudio.errors import ParameterError
 from nstaudio.kernels import cpu, numpy_backend
 
 from conftest import SR, harmonic_tone

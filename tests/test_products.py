@@ -9,8 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nstaudio.kernels import blas_threads, cpu, products
 from nstaudio.kernels.thread_share import limit_threads

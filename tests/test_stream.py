@@ -15,14 +15,13 @@ from hypothesis import given, settings, strategies as st
 import nstaudio as nst
 from nstaudio.cli.main import main
 from nstaudio.kernels import cpu, numpy_backend
-from nstaudio.methods.feedforward import feedforward
 from nstaudio.methods import gan as gan_module
+from nstaudio.methods.feedforward import feedforward
 from nstaudio.methods.gan import gan as gan_method
-from nstaudio.nn.melgan import GanArchitecture
 from nstaudio.models import Network
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
-from nstaudio.streaming import Stream
-from nstaudio.streaming import frames as frames_module
+from nstaudio.nn.melgan import GanArchitecture
+from nstaudio.streaming import Stream, frames as frames_module
 from nstaudio.streaming.frames import GanFrames, StyleFrames
 from nstaudio.streaming.network import IncrementalNetwork
 from nstaudio.streaming.phase import PhaseSynthesis

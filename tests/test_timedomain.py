@@ -3,15 +3,21 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from test_gradients import assert_gradient, finite_difference
 
 from nstaudio.errors import ParameterError
 from nstaudio.features import random_filters
 from nstaudio.kernels import cpu, numpy_backend as ref
-from nstaudio.methods.timedomain import (Framing, TimeDomainObjective, _rfft_adjoint, soft_limit, stacked_features,
-                                         timedomain)
+from nstaudio.methods.timedomain import (
+    Framing,
+    TimeDomainObjective,
+    _rfft_adjoint,
+    soft_limit,
+    stacked_features,
+    timedomain,
+)
 
 from conftest import harmonic_tone
-from test_gradients import assert_gradient, finite_difference
 
 
 @settings(max_examples=40, deadline=None)

@@ -4,8 +4,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..nn.corpus import TRAINING_PEAK
-from ..nn.model_file import Model as Network
-from ..nn.model_file import describe_kind
+from ..nn.model_file import Model as Network, describe_kind
 
 # What the pipeline reports for a method that optimizes nothing.
 NO_OPTIMIZATION = dict(loss=float("nan"), initial_loss=float("nan"), style_loss=float("nan"),

@@ -124,8 +124,8 @@ def test_gan_training_on_the_cuda_backend_matches_cpu(cuda):
     (Parameters after Adam are not compared: a gradient that is rounding residue on one backend
     and exactly 0 on the other becomes a step of +-lr or none.)
     """
-    from nstaudio.nn.trainers.gan import generator_loss, train_networks
     from nstaudio.nn.melgan import GanArchitecture
+    from nstaudio.nn.trainers.gan import generator_loss, train_networks
 
     arch = GanArchitecture(n_mels=6, frames=8, channels=4, critic_channels=4, embedding=3)
     rng = np.random.default_rng(4)

@@ -20,8 +20,7 @@ import numpy as np
 
 from ... import spectral
 from ...errors import AudioError, ParameterError
-from ...kernels import array_module, get_backend
-from ...kernels import cpu as _cpu
+from ...kernels import array_module, cpu as _cpu, get_backend
 from ...kernels.blas_threads import holds_one_blas_thread
 from ...methods import gan as gan_method
 from ...validation import check_float, check_int

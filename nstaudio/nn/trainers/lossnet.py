@@ -7,8 +7,7 @@
 import numpy as np
 
 from ...errors import ParameterError
-from ...kernels import cpu as _cpu
-from ...kernels import get_backend
+from ...kernels import cpu as _cpu, get_backend
 from ...kernels.blas_threads import holds_one_blas_thread
 from ...validation import check_int
 from ..autoencoder import Architecture, Autoencoder, to_backend, to_host

@@ -13,8 +13,7 @@ import math
 import numpy as np
 
 from ...errors import ParameterError
-from ...kernels import array_module, get_backend
-from ...kernels import cpu as _cpu
+from ...kernels import array_module, cpu as _cpu, get_backend
 from ...kernels.blas_threads import holds_one_blas_thread
 from ...validation import check_float, check_int
 from ..autoencoder import Architecture, Autoencoder, causal_start, to_backend, to_host
