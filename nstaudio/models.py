@@ -213,7 +213,7 @@ def log_spectrograms(clips, sr, *, sr_work, n_fft, hop_length, name="corpus", la
         if y.shape[-1] < n_fft:
             raise AudioError(f"{label} is too short: {y.shape[-1] / sr_work:.3f} s, one {n_fft}-sample frame needs "
                              f"{n_fft / sr_work:.3f} s")
-        out.append(np.log1p(np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))).astype(np.float32))
+        out.append(spectral.log_magnitude(spectral.stft(y, n_fft=n_fft, hop_length=hop_length)).astype(np.float32))
     return out
 
 

@@ -11,7 +11,7 @@ Holighaus 2017), refines it by RTISI-LA passes and overlap-adds it into samples.
 import numpy as np
 import scipy.fft
 
-from ..spectral import _TINY, HANN_GAMMA, PGHI_TOLERANCE, get_window
+from ..spectral import _TINY, HANN_GAMMA, PGHI_TOLERANCE, from_log_magnitude, get_window, log_magnitude
 from .network import IncrementalNetwork
 
 # A gan model's window is a job of pieces that a stream does between its blocks: the smaller the
@@ -73,7 +73,7 @@ class SpectrogramFrames:
         drop = end * self.hop_length - self.n_fft // 2 - self.samples_start
         self.samples = self.samples[:, drop:]
         self.samples_start += drop
-        return np.ascontiguousarray(np.log1p(np.abs(spectra)).transpose(0, 2, 1))
+        return np.ascontiguousarray(log_magnitude(spectra).transpose(0, 2, 1))
 
 
 class StyleFrames:
@@ -226,7 +226,7 @@ class GanFrames:
         first = self.spectrogram.frames == 0
         log_magnitude = self.spectrogram.process(x)
         if log_magnitude.shape[2]:
-            unit = features(np.expm1(log_magnitude), self.basis, self.n_fft)
+            unit = features(from_log_magnitude(log_magnitude), self.basis, self.n_fft)
             if first:
                 unit = np.concatenate([np.repeat(unit[:, :, :1], self.hop, axis=2), unit], axis=2)
             self.features = np.concatenate([self.features, unit], axis=2)
@@ -375,7 +375,7 @@ class PhaseSynthesis:
         """Queue log1p-magnitude frames (batch, bins, n) for :meth:`step`."""
         if not log_magnitude.shape[2]:
             return
-        magnitude = np.expm1(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
+        magnitude = from_log_magnitude(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
         self.pending = np.concatenate([self.pending, magnitude], axis=2)
 
     def step(self):
