@@ -1,9 +1,9 @@
 """Backend dispatch: the one place that chooses where the numbers are crunched.
 
-``get_backend(device)`` returns a module with the same functions for every backend
-(``conv1d``, ``conv1d_adjoint``, ``relu_content``, ``relu_content_backward``,
-``style_loss_nxn``, ``style_loss_kernel``, ``sum_squares``, ``arccos_kernel``, ``asarray``,
-``to_numpy``). Optional dependencies are probed once, when first asked for (as in sigpy's ``config``).
+``get_backend(device)`` returns a module with the same functions for every backend: the
+protocol :class:`.interface.Backend` lists them. Optional dependencies are probed once, when
+first asked for (as in sigpy's ``config``). The kernels are a leaf: they import nothing of
+nstaudio but ``errors``, ``limits`` and ``validation``.
 """
 
 import functools

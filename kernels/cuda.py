@@ -11,24 +11,26 @@ import cupy as cp
 import numpy as np
 
 from . import cuda_kernels as ck
+from .cpu_conv import ConvWeights
 
 # Heap integration visits coefficients one at a time, each from a neighbour: no GPU kernel
-# would beat the CPU's, so the GPU backend hands it the host arrays.
-from .cpu import (  # noqa: F401
-    ConvWeights,
-    _output,
-    frame_product,
+# would beat the CPU's, so the GPU backend hands it the host arrays (as it does a stream's
+# frame kernels and mel inversion, which run a frame or two at a time).
+from .cpu_mel import mel_fista_start, mel_fista_steps  # noqa: F401 (backend functions)
+from .cpu_phase import (  # noqa: F401
     heap_integrate,
     heap_integrate_frame,
     keep_magnitude,
-    mel_fista_start,
-    mel_fista_steps,
+    window_sum_weights,
+)
+from .cpu_stream import (  # noqa: F401
+    frame_product,
     normalized_frames,
     overlap_add_frames,
     polyphase_outputs,
-    window_sum_weights,
 )
 from .numpy_backend import channel_major_windows
+from .scratch import checked_output
 
 name = "cuda"
 xp = cp
@@ -71,7 +73,7 @@ def gram(a, out=None):
 def conv1d(X, W, out=None):
     """Valid 1-D convolution over time: (C, T) -> (N, T - K + 1); see ``numpy_backend.conv1d``."""
     T_out = X.shape[1] - W.K + 1
-    out = _output(out, (W.N, T_out), X.dtype, cp)
+    out = checked_output(out, (W.N, T_out), X.dtype, cp)
     mat = W.mat.astype(X.dtype, copy=False)
     for t0 in range(0, T_out, _BLOCK):
         width = min(_BLOCK, T_out - t0)
@@ -87,7 +89,7 @@ def conv1d(X, W, out=None):
 def conv1d_adjoint(dY, W, T, out=None):
     """Adjoint of :func:`conv1d` with respect to X: (N, T') -> (C, T)."""
     T_out = dY.shape[1]
-    dX = _output(out, (W.C, T), dY.dtype, cp)
+    dX = checked_output(out, (W.C, T), dY.dtype, cp)
     dX.fill(0)
     mat_t = W.mat.astype(dY.dtype, copy=False).T
     for t0 in range(0, T_out, _BLOCK):
@@ -170,7 +172,7 @@ def style_loss_nxn(F, G_s, out=None):
     D -= G_s
     value = sum_squares(D)
     D *= F.dtype.type(4.0 / T_out)
-    return value, cp.matmul(D, F, out=_output(out, F.shape, F.dtype, cp))
+    return value, cp.matmul(D, F, out=checked_output(out, F.shape, F.dtype, cp))
 
 
 def style_loss_kernel(F, S_hat, target_sq, out=None):
@@ -181,41 +183,57 @@ def style_loss_kernel(F, S_hat, target_sq, out=None):
     value = sum_squares(A) / T_out**2 - 2.0 * sum_squares(B) / T_out + target_sq
     A *= F.dtype.type(4.0 / T_out**2)
     B *= F.dtype.type(-4.0 / T_out)
-    dF = cp.matmul(F, A, out=_output(out, F.shape, F.dtype, cp))
+    dF = cp.matmul(F, A, out=checked_output(out, F.shape, F.dtype, cp))
     dF += S_hat @ B.T
     return value, dF
 
 
-def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):
-    """Fast Griffin-Lim on the GPU; see ``cpu.griffin_lim`` (same layout and return values)."""
-    n_fft = window.shape[0]
-    T = S.shape[1]
-    S_tf = cp.ascontiguousarray(cp.asarray(S, dtype=cp.float32).T)
-    spec = cp.ascontiguousarray((cp.asarray(S, dtype=cp.float32) * cp.asarray(angles)).T).astype(cp.complex64)
-    w = cp.asarray(window, dtype=cp.float32)
-    cut = cp.asarray(window_sum_weights(window, hop_length, T, n_fft // 2 if center else 0))
-    y = cp.empty(cut.shape[0], dtype=cp.float32)
-    frames = cp.empty((T, n_fft), dtype=cp.float32)
-    norm_S = float(cp.sqrt(cp.sum(S_tf.astype(cp.float64) ** 2)))
-    coef = np.float32(momentum / (1.0 + momentum))
-    previous = cp.zeros_like(spec)
-    # One error sum per iteration stays on the device; reading each back would sync every step.
-    errors = cp.zeros(max(n_iter, 1), dtype=cp.float64)
+class GriffinLimState:
+    """One spectrogram's fast Griffin-Lim on the GPU, frame-major as ``cpu_phase.GriffinLimState``
+    (whose attributes these are, as device arrays, plus ``full``: the inverse window-sum without the cut)."""
 
-    def to_db(err):
-        return 20.0 * np.log10(np.maximum(np.sqrt(err), 1e-30) / max(norm_S, 1e-30))
+    def __init__(self, S, angles, window, hop_length, center):
+        n_fft, T = window.shape[0], S.shape[1]
+        self.S = cp.ascontiguousarray(cp.asarray(S, dtype=cp.float32).T)
+        self.spec = cp.ascontiguousarray((cp.asarray(S, dtype=cp.float32) * cp.asarray(angles)).T).astype(cp.complex64)
+        self.window, self.hop_length = cp.asarray(window, dtype=cp.float32), hop_length
+        self.cut = cp.asarray(window_sum_weights(window, hop_length, T, n_fft // 2 if center else 0))
+        self.full = cp.asarray(window_sum_weights(window, hop_length, T, 0))
+        self.y = cp.empty(self.cut.shape[0], dtype=cp.float32)
+        self.frames = cp.empty((T, n_fft), dtype=cp.float32)
+        self.no_previous = cp.zeros_like(self.spec)
+        self.norm = float(cp.sqrt(cp.sum(self.S.astype(cp.float64) ** 2)))
 
-    for i in range(n_iter):
-        inverse = cp.fft.irfft(spec, n=n_fft, axis=-1).astype(cp.float32, copy=False)
-        _launch(ck.overlap_add_normalized, y.size, inverse, w, hop_length, cut, y)
-        _launch(ck.frame_windowed, frames.size, y, w, hop_length, frames)
-        rebuilt = cp.fft.rfft(frames, axis=-1).astype(cp.complex64, copy=False)
-        _launch(ck.phase_update, spec.size, S_tf, rebuilt, previous, coef, i > 0, spec, errors[i:i + 1])
-        previous = rebuilt
-        if callback is not None:
-            callback(i + 1, float(to_db(float(cp.asnumpy(errors[i:i + 1])[0]))))
-    history = to_db(cp.asnumpy(errors)[:n_iter])
-    inverse = cp.fft.irfft(spec, n=n_fft, axis=-1).astype(cp.float32, copy=False)
-    full = cp.asarray(window_sum_weights(window, hop_length, T, 0))
-    _launch(ck.overlap_add_normalized, y.size, inverse, w, hop_length, full, y)
-    return y, history
+
+def griffin_lim_start(S, angles, *, window, hop_length, center):
+    """Fast Griffin-Lim's state for one spectrogram, on the device; parameters as ``cpu_phase.griffin_lim_start``."""
+    return GriffinLimState(S, angles, window, hop_length, center)
+
+
+def griffin_lim_project(state):
+    """The STFT of the ISTFT of ``state.spec`` (cuFFT and two kernels): (frames, bins) complex64."""
+    n_fft = state.window.shape[0]
+    inverse = cp.fft.irfft(state.spec, n=n_fft, axis=-1).astype(cp.float32, copy=False)
+    _launch(ck.overlap_add_normalized, state.y.size, inverse, state.window, state.hop_length, state.cut, state.y)
+    _launch(ck.frame_windowed, state.frames.size, state.y, state.window, state.hop_length, state.frames)
+    return cp.fft.rfft(state.frames, axis=-1).astype(cp.complex64, copy=False)
+
+
+def griffin_lim_phase_step(state, rebuilt, previous, coef):
+    """Fast Griffin-Lim's phase step in one kernel; parameters as ``cpu_phase.griffin_lim_phase_step``.
+
+    Returns ``||S - |rebuilt|||`` as a 0-d device array: it stays on the device, as reading it
+    back would sync every step."""
+    use_previous = previous is not None
+    total = cp.zeros(1, dtype=cp.float64)
+    _launch(ck.phase_update, state.spec.size, state.S, rebuilt, previous if use_previous else state.no_previous,
+            np.float32(coef), use_previous, state.spec, total)
+    return cp.sqrt(total)[0]
+
+
+def griffin_lim_inverse(state):
+    """The ISTFT of ``state.spec`` in the padded domain, padding kept: (n_fft + hop (frames - 1),) float32."""
+    n_fft = state.window.shape[0]
+    inverse = cp.fft.irfft(state.spec, n=n_fft, axis=-1).astype(cp.float32, copy=False)
+    _launch(ck.overlap_add_normalized, state.y.size, inverse, state.window, state.hop_length, state.full, state.y)
+    return state.y

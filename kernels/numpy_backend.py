@@ -2,13 +2,43 @@
 
 Every other backend is tested against these functions. Shapes: X is (C, T)
 (frequency bins as channels), W is (N, C, K), features are (N, T') with
-T' = T - K + 1.
+T' = T - K + 1. The convolution, the objective's kernels and the conv layers' windows are
+here; phase reconstruction is in :mod:`.numpy_phase`, a live stream's frame kernels in
+:mod:`.numpy_stream`, the mel inversion in :mod:`.numpy_mel`.
 """
 
 import numpy as np
 
+from .numpy_mel import mel_fista_start, mel_fista_steps
+from .numpy_phase import (
+    GriffinLimState,
+    griffin_lim_inverse,
+    griffin_lim_phase_step,
+    griffin_lim_project,
+    griffin_lim_start,
+    heap_integrate,
+    heap_integrate_frame,
+    keep_magnitude,
+)
+from .numpy_stream import (
+    frame_product,
+    normalized_frames,
+    overlap_add_frames,
+    polyphase_outputs,
+)
+
 name = "numpy"
 xp = np
+
+__all__ = [
+    "GriffinLimState", "arccos_kernel", "arccos_terms", "asarray", "channel_major_windows", "conv1d",
+    "conv1d_adjoint", "frame_product", "gram", "griffin_lim_inverse", "griffin_lim_phase_step", "griffin_lim_project",
+    "griffin_lim_start", "heap_integrate", "heap_integrate_frame", "keep_magnitude", "matmul", "mel_fista_start",
+    "mel_fista_steps", "name", "normalized_frames", "overlap_add_frames", "overlap_windows",
+    "overlap_windows_channel_major", "polyphase_outputs", "prepare_weights", "relu_content", "relu_content_backward",
+    "strided_windows", "strided_windows_channel_major", "style_loss_kernel", "style_loss_nxn", "sum_squares",
+    "to_numpy", "xp",
+]
 
 
 def asarray(x, dtype):
@@ -211,62 +241,6 @@ def arccos_terms(xp, u, a2, b2):
     return (s + rest * u) / (2 * np.pi), rest / (2 * np.pi), d_a2
 
 
-def griffin_lim(S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):
-    """Fast Griffin-Lim on one magnitude spectrogram, written plainly (the oracle).
-
-    Parameters
-    ----------
-    S : np.ndarray, shape (bins, frames), float32
-    angles : np.ndarray, shape (bins, frames), complex64, unit modulus
-    window : np.ndarray, shape (n_fft,), float32
-    hop_length : int
-    center : bool
-    momentum : float
-    n_iter : int
-    callback : callable or None
-        ``callback(iteration, convergence_db)``.
-
-    Returns
-    -------
-    y_padded : np.ndarray, shape (n_fft + hop * (frames - 1),), float32
-        ISTFT of the final estimate before the ``center`` trim.
-    history : np.ndarray, shape (n_iter,)
-        Spectral convergence (dB) after each iteration.
-    """
-    from nstaudio.spectral import overlap_add, spectral_convergence, window_sum
-
-    n_fft = window.shape[0]
-    trim = n_fft // 2 if center else 0
-    wss = window_sum(window, hop_length, S.shape[1])
-    covered = wss > np.finfo(np.float32).tiny
-
-    def inverse(spec):
-        """Least-squares ISTFT of (bins, frames), in the padded domain."""
-        y = overlap_add(np.fft.irfft(spec.T, n=n_fft, axis=-1) * window, hop_length)
-        y[covered] /= wss[covered]
-        return y
-
-    def forward(y):
-        """STFT (bins, frames) of a padded-domain signal, re-padded with zeros as stft() does."""
-        y = y.copy()
-        y[:trim] = 0
-        y[len(y) - trim:] = 0
-        frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
-        return np.fft.rfft(frames * window, axis=-1).T
-
-    history = np.empty(n_iter)
-    rebuilt = None
-    for i in range(n_iter):
-        previous = rebuilt
-        rebuilt = forward(inverse(S * angles))
-        history[i] = spectral_convergence(S, rebuilt)
-        a = rebuilt if previous is None else rebuilt - (momentum / (1 + momentum)) * previous
-        angles = a / (np.abs(a) + 1e-16)
-        if callback is not None:
-            callback(i + 1, history[i])
-    return inverse(S * angles).astype(np.float32), history
-
-
 def strided_windows(x, K, stride, padding, out):
     """Windows of a strided, zero-padded 1-D convolution over a batch: (B, C, T) -> ``out`` (B, C, K, T_out).
 
@@ -321,284 +295,5 @@ def overlap_windows(cols, stride, padding, bias, out):
     return out
 
 
-def heap_integrate(magnitude, time_step, freq_step, threshold, phase):
-    """Phase Gradient Heap Integration (Prusa, Balazs & Sondergaard 2017), on Python's ``heapq``.
-
-    From the largest coefficient not yet reached, phase spreads to its four neighbours in
-    order of decreasing magnitude, each step adding the mean of the two coefficients' phase
-    increments (trapezoidal integration of the phase gradient); when the heap runs dry the
-    next island starts at phase 0 from the largest coefficient left. Ties in magnitude go
-    to the lower flat index, so every backend visits the coefficients in the same order.
-
-    Parameters
-    ----------
-    magnitude : np.ndarray, shape (bins, frames)
-    time_step : np.ndarray, shape (bins, frames), float64
-        Phase advance per frame at each coefficient (hop x the time derivative of the phase).
-    freq_step : np.ndarray, shape (bins, frames), float64
-        Phase advance per bin at each coefficient, without the pi every bin adds.
-    threshold : float
-        Coefficients at or below it keep the phase they have in ``phase``.
-    phase : np.ndarray, shape (bins, frames), float64
-        In: the phase of the coefficients below ``threshold``; out: every phase (radians).
-
-    Returns
-    -------
-    np.ndarray
-        ``phase``.
-    """
-    import heapq
-
-    bins, frames = magnitude.shape
-    flat = magnitude.ravel()
-    done = flat <= threshold
-    heap = []
-    for start in np.argsort(-flat, kind="stable"):
-        if done[start]:
-            continue
-        done[start] = True
-        phase.flat[start] = 0.0
-        heapq.heappush(heap, (-flat[start], start))
-        while heap:
-            _, index = heapq.heappop(heap)
-            k, t = divmod(int(index), frames)
-            here = phase[k, t]
-            for kk, tt in ((k, t + 1), (k, t - 1), (k + 1, t), (k - 1, t)):
-                if not (0 <= kk < bins and 0 <= tt < frames) or done[kk * frames + tt]:
-                    continue
-                if tt != t:
-                    step = 0.5 * (time_step[k, t] + time_step[kk, tt])
-                else:
-                    step = 0.5 * (freq_step[k, t] + freq_step[kk, tt]) + np.pi
-                phase[kk, tt] = here + step if (tt > t or kk > k) else here - step
-                done[kk * frames + tt] = True
-                heapq.heappush(heap, (-flat[kk * frames + tt], kk * frames + tt))
-    return phase
-
-
 strided_windows_channel_major, overlap_windows_channel_major = channel_major_windows(strided_windows,
                                                                                      overlap_windows)
-
-
-def heap_integrate_frame(magnitude, time_step, freq_step, threshold, phase):
-    """Real-time Phase Gradient Heap Integration of one frame (Prusa & Holighaus 2017), on ``heapq``.
-
-    The previous frame's coefficients above ``threshold`` seed the heap with their known
-    phase; from the largest coefficient on the heap, phase spreads forward in time (a
-    previous-frame coefficient to its bin in the new frame) or along the new frame's bins,
-    each step adding the mean of the two coefficients' phase increments. When the heap runs
-    dry the largest new-frame coefficient not yet reached starts an island at phase 0. Ties
-    go to the lower flat index (``bin * 2 + column``), so every backend visits in one order.
-
-    Parameters
-    ----------
-    magnitude : np.ndarray, shape (bins, 2)
-        Column 0 the previous frame, column 1 the new one.
-    time_step : np.ndarray, shape (bins, 2), float64
-        Phase advance per frame at each coefficient.
-    freq_step : np.ndarray, shape (bins,), float64
-        The new frame's phase advance per bin, without the pi every bin adds.
-    threshold : float
-        Coefficients at or below it take no part; new-frame ones keep the phase in ``phase``.
-    phase : np.ndarray, shape (bins, 2), float64
-        In: column 0 the previous frame's phase, column 1 the phase for coefficients below
-        ``threshold``; out: column 1 filled in.
-
-    Returns
-    -------
-    np.ndarray
-        ``phase``.
-    """
-    import heapq
-
-    bins = magnitude.shape[0]
-    flat = magnitude.ravel()
-    done = np.ones(2 * bins, dtype=bool)
-    done[1::2] = flat[1::2] <= threshold
-    heap = [(-flat[2 * k], 2 * k) for k in range(bins) if flat[2 * k] > threshold]
-    heapq.heapify(heap)
-    seeds = iter(np.argsort(-flat[1::2], kind="stable"))
-    while True:
-        if not heap:
-            k = next((k for k in seeds if not done[2 * k + 1]), None)
-            if k is None:
-                break
-            done[2 * k + 1] = True
-            phase[k, 1] = 0.0
-            heapq.heappush(heap, (-flat[2 * k + 1], 2 * k + 1))
-        _, index = heapq.heappop(heap)
-        k, column = divmod(int(index), 2)
-        if column == 0:
-            if not done[2 * k + 1]:
-                phase[k, 1] = phase[k, 0] + 0.5 * (time_step[k, 0] + time_step[k, 1])
-                done[2 * k + 1] = True
-                heapq.heappush(heap, (-flat[2 * k + 1], 2 * k + 1))
-            continue
-        for kk in (k + 1, k - 1):
-            if not 0 <= kk < bins or done[2 * kk + 1]:
-                continue
-            step = 0.5 * (freq_step[k] + freq_step[kk]) + np.pi
-            phase[kk, 1] = phase[k, 1] + step if kk > k else phase[k, 1] - step
-            done[2 * kk + 1] = True
-            heapq.heappush(heap, (-flat[2 * kk + 1], 2 * kk + 1))
-    return phase
-
-
-def keep_magnitude(target, magnitude, estimate):
-    """The magnitude projection of iterative phase retrieval, in place.
-
-    Parameters
-    ----------
-    target : np.ndarray, complex, C-contiguous
-        In: the current spectra; out: ``magnitude`` with ``estimate``'s phases (unchanged where
-        ``estimate`` is 0).
-    magnitude : np.ndarray, real, shape of ``target``
-        The magnitudes to keep (``|target|``).
-    estimate : np.ndarray, complex, shape of ``target``
-        Spectra whose phases are taken.
-
-    Returns
-    -------
-    np.ndarray
-        ``target``'s new value minus its old one.
-    """
-    size = np.abs(estimate)
-    new = np.where(size > 0, magnitude * estimate / np.where(size > 0, size, 1.0), target)
-    change = new - target
-    target[...] = new
-    return change
-
-
-def normalized_frames(signal, weight, window, offset, hop, count, tiny):
-    """Windowed frames of an overlap-added signal divided by its summed squared windows.
-
-    Parameters
-    ----------
-    signal : np.ndarray, shape (batch, n), float64
-    weight : np.ndarray, shape (n,), float64
-        The summed squared windows under each sample; where it is at most ``tiny`` the sample
-        is taken as it is.
-    window : np.ndarray, shape (n_fft,), float64
-    offset, hop, count : int
-        Frame ``i`` starts at sample ``offset + i hop``.
-    tiny : float
-
-    Returns
-    -------
-    np.ndarray, shape (batch, count, n_fft), float64
-    """
-    n_fft = window.shape[0]
-    span = slice(offset, offset + (count - 1) * hop + n_fft)
-    w = weight[span]
-    normalized = np.where(w > tiny, signal[:, span] / np.where(w > tiny, w, 1.0), signal[:, span])
-    starts = np.arange(count) * hop
-    return normalized[:, starts[:, None] + np.arange(n_fft)] * window
-
-
-def overlap_add_frames(signal, frames, window, offset, hop):
-    """Add windowed frames into a signal, in place: ``signal[:, offset + i hop + t] += frames[:, i, t] window[t]``.
-
-    Parameters
-    ----------
-    signal : np.ndarray, shape (batch, n), float64
-    frames : np.ndarray, shape (batch, count, n_fft), float64
-    window : np.ndarray, shape (n_fft,), float64
-    offset, hop : int
-    """
-    n_fft = window.shape[0]
-    for i in range(frames.shape[1]):
-        start = offset + i * hop
-        signal[:, start:start + n_fft] += frames[:, i] * window
-    return signal
-
-
-def polyphase_outputs(history, phases, first, count, up, down, offset, history_start):
-    """Outputs ``first .. first + count - 1`` of a causal polyphase resampler.
-
-    Output ``n`` is ``sum_t phases[p, t] history[:, q - taps + 1 + t]`` with ``n down + offset =
-    q up + p`` (``q`` counted from the first input; ``history[:, i]`` is input ``history_start + i``),
-    summed in float64.
-
-    Parameters
-    ----------
-    history : np.ndarray, shape (channels, n), float32
-    phases : np.ndarray, shape (up, taps), float32
-    first, count, up, down, offset, history_start : int
-
-    Returns
-    -------
-    np.ndarray, shape (channels, count), float32
-    """
-    position = np.arange(first, first + count) * down + offset
-    newest = position // up - history_start
-    taps = phases.shape[1]
-    picked = history[:, newest[:, None] - taps + 1 + np.arange(taps)].astype(np.float64)  # (channels, count, taps)
-    return np.einsum("cnt,nt->cn", picked, phases[position % up].astype(np.float64)).astype(np.float32)
-
-
-def frame_product(weights, columns, out):
-    """``out = weights @ columns``: one frame of a layer for a few channels side by side.
-
-    Parameters
-    ----------
-    weights : np.ndarray, shape (C_out, n), float32
-    columns : np.ndarray, shape (n, batch), float32
-    out : np.ndarray, shape (C_out, batch), float32
-        Written in place and returned.
-    """
-    return np.matmul(weights, columns, out=out)
-
-
-def mel_fista_start(Ft_indptr, Ft_indices, Ft_data, M, coverage, bins):
-    """The starting point of :func:`mel_fista_steps`: ``F^T M / coverage``, (bins, T) float32.
-
-    Parameters
-    ----------
-    Ft_indptr, Ft_indices, Ft_data : np.ndarray
-        The filterbank's transpose F^T (bins, n_mels) in CSR form (float32 data).
-    M : np.ndarray, shape (n_mels, T), float32, C-contiguous
-    coverage : np.ndarray, shape (bins,), float32
-        ``F^T 1`` (1 where it is 0).
-    bins : int
-    """
-    import scipy.sparse
-
-    Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(bins, M.shape[0]))
-    return ((Ft @ M) / coverage[:, None]).astype(np.float32)
-
-
-def mel_fista_steps(F_indptr, F_indices, F_data, Ft_indptr, Ft_indices, Ft_data, M, step, momenta, P, Y):
-    """Steps of FISTA for the non-negative least squares ``min ||F P - M||^2, P >= 0``, every column at
-    once, in float32, from the state (P, Y), updated in place: the steps can be taken a few at a time.
-    To start, P is :func:`mel_fista_start`'s and Y a copy of it (two arrays: the same one for both would
-    be projected gradient descent without FISTA's momentum).
-
-    Parameters
-    ----------
-    F_indptr, F_indices, F_data : np.ndarray
-        The filterbank F (n_mels, bins) in CSR form (float32 data).
-    Ft_indptr, Ft_indices, Ft_data : np.ndarray
-        Its transpose in CSR form.
-    M : np.ndarray, shape (n_mels, T), float32, C-contiguous
-    step : np.float32
-        ``1 / L``, L at least ``||F||_2^2``.
-    momenta : np.ndarray, shape (steps,), float32
-        ``(t_k - 1) / t_{k+1}`` per step (those of the steps taken, in order).
-    P, Y : np.ndarray, shape (bins, T), float32
-        The iterate and the extrapolated point, written in place.
-
-    Returns
-    -------
-    P
-    """
-    import scipy.sparse
-
-    F = scipy.sparse.csr_matrix((F_data, F_indices, F_indptr), shape=(M.shape[0], P.shape[0]))
-    Ft = scipy.sparse.csr_matrix((Ft_data, Ft_indices, Ft_indptr), shape=(P.shape[0], M.shape[0]))
-    step = np.float32(step)
-    for momentum in momenta:
-        gradient = Ft @ (F @ Y - M)
-        P_next = np.maximum(Y - step * gradient, 0, dtype=np.float32)
-        Y[...] = P_next + momentum * (P_next - P)
-        P[...] = P_next
-    return P

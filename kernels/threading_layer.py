@@ -167,3 +167,22 @@ def _renamed(function, suffix):
     copy.__qualname__ = function.__qualname__ + suffix
     copy.__doc__ = function.__doc__
     return copy
+
+
+@numba.njit(cache=True)
+def sum_in_order(rows):
+    """The sum of ``rows`` from the first to the last: a parallel loop's row totals, added in an
+    order that does not depend on how its threads shared the rows (a prange reduction's does).
+
+    Parameters
+    ----------
+    rows : np.ndarray, shape (n,), float64
+
+    Returns
+    -------
+    float
+    """
+    total = 0.0
+    for value in rows:
+        total += value
+    return total

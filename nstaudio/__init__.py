@@ -35,7 +35,6 @@ from .models import (
 from .nn.checkpoint import CheckpointError
 from .spectral import griffin_lim, istft, pghi, stft
 from .streaming import Stream
-
 from .version import __version__  # noqa: E402 (after the source-tree finder)
 
 __all__ = [

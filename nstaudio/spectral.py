@@ -6,7 +6,12 @@ takes ``scipy.fft.rfft`` of every frame; ``istft`` is its least-squares inverse
 Griffin-Lim algorithm of Perraudin, Balazs and Sondergaard (2013): Griffin-Lim with
 a momentum term, as in ``librosa.griffinlim``. ``pghi`` is Phase Gradient Heap Integration
 (Prusa, Balazs and Sondergaard 2017): a phase from the magnitude alone, without iterating,
-as a start for Griffin-Lim or on its own.
+as a start for Griffin-Lim or on its own. ``log_magnitude`` / ``from_log_magnitude`` are the
+representation the methods optimize: ``log1p |STFT|`` and back.
+
+Griffin-Lim's loop is written once (:func:`fast_griffin_lim`), over the step kernels every
+backend provides (``griffin_lim_start``, ``_project``, ``_phase_step``, ``_inverse``:
+:class:`nstaudio.kernels.interface.Backend`).
 """
 
 import numpy as np
@@ -15,7 +20,9 @@ import scipy.signal
 
 from .audio import fix_length
 from .errors import ParameterError
+from .kernels import get_backend
 from .kernels.blas_threads import holds_one_blas_thread
+from .kernels.overlap import overlap_add, window_sum
 from .kernels.thread_share import fft_workers
 from .validation import check_choice, check_float, check_floating, check_int
 
@@ -96,39 +103,35 @@ def stft(y, *, n_fft=2048, hop_length=None, win_length=None, window="hann", cent
     return np.swapaxes(spec, -1, -2).astype(np.complex64, copy=False)
 
 
-def overlap_add(frames, hop_length):
-    """Sum frames placed ``hop_length`` apart.
+def log_magnitude(S):
+    """The log1p magnitude the methods work on: ``log1p(|S|)``.
 
     Parameters
     ----------
-    frames : np.ndarray, shape (..., frames, frame_length)
+    S : np.ndarray, shape (..., bins, frames), complex or real
+        An STFT (:func:`stft`) or a magnitude.
 
     Returns
     -------
-    np.ndarray, shape (..., frame_length + hop_length * (frames - 1))
+    np.ndarray, shape of ``S``, real (float32 for a complex64 STFT), non-negative
     """
-    *batch, n, width = frames.shape
-    length = width + hop_length * (n - 1)
-    # Room for whole hop-sized segments past the end, trimmed off below.
-    out = np.zeros((*batch, length + hop_length), dtype=frames.dtype)
-    # Split each frame into hop-sized segments: segment j of all frames lands on one
-    # contiguous run of the output, so each segment is one vectorised add.
-    for start in range(0, width, hop_length):
-        seg = min(hop_length, width - start)
-        target = out[..., start:start + hop_length * n].reshape(*batch, n, hop_length)
-        target[..., :seg] += frames[..., start:start + seg]
-    return out[..., :length]
+    return np.log1p(np.abs(S))
 
 
-def window_sum(window, hop_length, n_frames):
-    """Summed squared window of ``n_frames`` frames ``hop_length`` apart: the ISTFT's normaliser.
+def from_log_magnitude(X):
+    """The magnitude of a log1p magnitude: ``expm1(X)``, the inverse of :func:`log_magnitude`.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (..., bins, frames), real
+        Clamp it at 0 first where it may be negative (a method's output): ``expm1`` of a
+        negative value is a negative "magnitude".
 
     Returns
     -------
-    np.ndarray, shape (n_fft + hop_length * (n_frames - 1),), float64
+    np.ndarray, shape and dtype of ``X``
     """
-    sq = np.asarray(window, dtype=np.float64) ** 2
-    return overlap_add(np.broadcast_to(sq, (n_frames, sq.shape[0])), hop_length)
+    return np.expm1(X)
 
 
 def istft(stft_matrix, *, hop_length=None, win_length=None, n_fft=None, window="hann", center=True, length=None):
@@ -241,8 +244,6 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
     y : np.ndarray, shape (..., samples), float32
     convergence : np.ndarray, shape (..., n_iter), only if ``return_convergence``
     """
-    from .kernels import get_backend
-
     S, n_fft, hop_length, win_length = _check_magnitude(S, np.float32, n_fft, hop_length, win_length)
     n_iter = check_int("n_iter", n_iter, minimum=0)
     momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0)
@@ -261,14 +262,61 @@ def griffin_lim(S, *, n_iter=100, hop_length=None, win_length=None, n_fft=None, 
         report = None
         if callback is not None:
             report = (lambda i, db, offset=c * n_iter: callback(offset + i, db))
-        y_pad, history = backend.griffin_lim(S_flat[c], angles_flat[c], window=w, hop_length=hop_length,
-                                             center=center, momentum=momentum, n_iter=n_iter, callback=report)
+        y_pad, history = fast_griffin_lim(backend, S_flat[c], angles_flat[c], window=w, hop_length=hop_length,
+                                          center=center, momentum=momentum, n_iter=n_iter, callback=report)
         outputs.append(backend.to_numpy(y_pad))
         histories.append(np.asarray(history))
     y = _trim_padding(np.stack(outputs).reshape(*batch, -1), n_fft // 2 if center else 0, length)
     if return_convergence:
         return y, np.stack(histories).reshape(*batch, n_iter)
     return y
+
+
+def fast_griffin_lim(backend, S, angles, *, window, hop_length, center, momentum, n_iter, callback=None):
+    """Fast Griffin-Lim on one magnitude spectrogram, over ``backend``'s step kernels.
+
+    Each iteration projects the estimate onto the consistent spectrograms (an ISTFT, then an
+    STFT) and takes the phase of the projection, extrapolated by the momentum, under ``S``.
+
+    Parameters
+    ----------
+    backend : nstaudio.kernels.interface.Backend
+    S : np.ndarray, shape (bins, frames), float32
+    angles : np.ndarray, shape (bins, frames), complex64, unit modulus
+        The initial phase.
+    window : np.ndarray, shape (n_fft,), float32
+    hop_length : int
+    center : bool
+    momentum : float
+    n_iter : int
+    callback : callable or None
+        ``callback(iteration, convergence_db)`` after each iteration.
+
+    Returns
+    -------
+    y_padded : array of ``backend``, shape (n_fft + hop_length * (frames - 1),), float32
+        ISTFT of the final estimate before the ``center`` trim.
+    history : np.ndarray, shape (n_iter,), float64
+        Spectral convergence (dB) after each iteration.
+    """
+    state = backend.griffin_lim_start(S, angles, window=window, hop_length=hop_length, center=center)
+    coef = momentum / (1.0 + momentum)
+    residuals, previous = [], None
+    for i in range(n_iter):
+        rebuilt = backend.griffin_lim_project(state)
+        residuals.append(backend.griffin_lim_phase_step(state, rebuilt, previous, coef))
+        previous = rebuilt
+        if callback is not None:
+            callback(i + 1, np.float64(_convergence_db(backend.to_numpy(residuals[-1])[()], state.norm)))
+    # The residuals stay in the backend's memory until here: a GPU would sync to hand each one back.
+    residuals = backend.to_numpy(backend.xp.stack(residuals)) if residuals else ()
+    return backend.griffin_lim_inverse(state), np.array([_convergence_db(r, state.norm) for r in residuals],
+                                                        dtype=np.float64)
+
+
+def _convergence_db(residual, norm):
+    """:func:`spectral_convergence` from ``||S - |rebuilt|||`` and ``||S||``, in their precision."""
+    return 20.0 * np.log10(max(residual, 1e-30) / max(norm, 1e-30))
 
 
 def _check_magnitude(S, dtype, n_fft, hop_length, win_length):
@@ -336,8 +384,6 @@ def pghi(S, *, n_fft=None, hop_length=None, win_length=None, tolerance=PGHI_TOLE
     np.ndarray, shape of ``S``, float64
         Phase in radians.
     """
-    from .kernels import get_backend
-
     S, n_fft, hop_length, win_length = _check_magnitude(S, np.float64, n_fft, hop_length, win_length)
     tolerance = check_float("tolerance", tolerance, minimum=0.0, maximum=1.0, strict_minimum=True)
     backend = get_backend(device)
