@@ -229,7 +229,7 @@ def _to_waveform(method, result, options, length, content_spec, callback):
         return result, None
     # a log1p magnitude below 0 stands for silence (the optimizer's variable is unbounded)
     with np.errstate(over="ignore"):
-        magnitude = np.expm1(np.maximum(result, 0))
+        magnitude = spectral.from_log_magnitude(np.maximum(result, 0))
     if not np.all(np.isfinite(magnitude)):
         raise NumericalError("the optimized spectrogram grew too large to turn into audio (the optimizer "
                              "diverged); lower learning_rate or alpha")
@@ -450,7 +450,7 @@ def _analyse(y, name, method, options):
     if method.input == "waveform":
         return y, None
     spec = spectral.stft(y, n_fft=n_fft, hop_length=hop_length)
-    return np.log1p(np.abs(spec)), spec
+    return spectral.log_magnitude(spec), spec
 
 
 def _resolve_options(method, given, model, style_weights):
