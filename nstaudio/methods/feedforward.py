@@ -43,9 +43,8 @@ METHOD = Method(
     name="feedforward",
     summary="AutoStyle: one pass of a trained style model (--model), then Griffin-Lim from the content's phase",
     needs="model", input="log_spectrogram", output="log_spectrogram", model_kind="style",
-    # Few Griffin-Lim iterations: the network's output, started from the content's phase, is
-    # close to a signal's, and the method exists to be fast.
-    # (No style model was at hand to measure PGHI on its outputs: the content's phase stays.)
+    # Few Griffin-Lim iterations from the content's phase: the network's output is close to a signal's
+    # (docs/decisions.md, "feedforward: Griffin-Lim from the content's phase, 32 iterations").
     hop_divisor=4, phase_iters=32, phase_init="content",
     run=_run, model_settings=model_settings("style", "feedforward", "train_style"), input_gain=training_level,
 )

@@ -19,9 +19,8 @@ from ..validation import check_int
 from .registry import Method
 from .trained import NO_OPTIMIZATION, model_settings, training_level
 
-# Gradient steps from mel bands back to linear power. On true spectrograms (RESULTS.md, section
-# gan) 10 steps reach -14 to -19 dB of linear-magnitude convergence, 30 steps -16 to -20 dB and
-# 50 steps -17 to -20 dB: 30 keep most of the gain at a small part of a run's time.
+# Gradient steps from mel bands back to linear power: 30 keep most of the gain at a small part of a
+# run's time (docs/decisions.md, "gan: crossfaded windows, 30 mel-inversion steps, the content's phase").
 MEL_INVERSION_ITERS = 30
 # Windows (in the generator's trained length) run together: memory stays bounded for any length.
 WINDOWS_PER_PASS = 256
@@ -165,10 +164,8 @@ METHOD = Method(
     name="gan",
     summary="MelGAN-VC: a trained generator (--model from train-gan) on mel bands, then Griffin-Lim from the content's phase",
     needs="model", input="log_spectrogram", output="log_spectrogram", model_kind="gan",
-    # Griffin-Lim from the content's phase, 32 iterations: on the demo model's outputs (piano,
-    # drums, speech with the violin model) it reaches the spectral convergence of 16 iterations
-    # from PGHI's phase (-12.0 to -12.7 dB against -11.9 to -12.6 dB), with the same style and
-    # content measures, without PGHI's heap (0.2 s of a 10 s clip's 0.6 s).
+    # Griffin-Lim from the content's phase: as good as PGHI's on its outputs, without the heap
+    # (docs/decisions.md, "gan: crossfaded windows, 30 mel-inversion steps, the content's phase").
     hop_divisor=6, phase_iters=32, phase_init="content",
     run=_run, model_settings=model_settings("gan", "gan", "train_gan"), input_gain=training_level,
     # a lower bound: the mel inversion holds about six float32 copies of every channel's magnitudes

@@ -18,29 +18,18 @@ from .optimizing import conv_memory, optimization_settings, optimization_steps
 from .registry import Method
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
-# "expected": from the expected network's optimum (found from noise in a few seconds), which
-# the random network then refines (measured on the quality benchmark's ten pairs: 0.33-0.86 of
-# the time from noise; within 0.02 of the reference on 5 pairs, as from noise while both were
-# bounded at 0, and 5 against noise's 8 without the bound; RESULTS.md, "The expected network"
-# and "No bound on the log spectrogram").
+# "expected": from the expected network's optimum, which the random network then refines
+# (docs/decisions.md, "Warm start from the expected network is an option, not the default").
 INITS = ("noise", "content", "expected")
 # The loss through N random filters (the papers'), or its expectation over the filters in
 # closed form (nstaudio.expected).
 NETWORKS = ("random", "expected")
-# Early stop when the loss fell by less than 0.2 % over the last 10 iterations. With the default
-# L-BFGS (then bounded at 0) on 10 s of piano with a violin style this stops at iteration 100 (53.6
-# s on 2 cores) at a loss 0.3 % above the one reached after 300 iterations, and still 0.3 % below
-# SciPy L-BFGS-B's after 300; on 6 s of speech with a drum style, at iteration 84, 0.27 % above its
-# 150-iteration loss.
+# Early stop when the loss fell by less than 0.2 % over the last 10 iterations: within 0.3 % of
+# the loss 300 iterations reach (docs/decisions.md, "Early stop: 0.2 % over 10 iterations").
 DEFAULT_OPTIMIZER = "plbfgs"
-# No bound on the log spectrogram, as in Ulyanov & Lebedev's code (SciPy's L-BFGS-B without
-# bounds); the method then takes values below 0 as silence. Until 2026-12-05 it was held at
-# >= 0 (the log1p of a magnitude), and on the quality benchmark's ten pairs that bound kept the
-# style from moving as far as the reference's on speech (speech_festival <- violin 0.73 against
-# 0.78; speech_festival <- drums 0.78 against 0.91, now 0.86: the rest is the reference's
-# rendering of values below 0, see _run) and cost violin <- speech_festival its content (0.23
-# against 0.32): without it, 8 of the 10 pairs came within 0.02 of the reference on both
-# measures instead of 5, in the same time (RESULTS.md, "No bound on the log spectrogram").
+# No bound on the log spectrogram, as in Ulyanov & Lebedev's code; values below 0 are silence.
+# A bound at 0 kept the style from moving as far as the reference's (docs/decisions.md, "No bound
+# on the log spectrogram").
 LOWER_BOUND = None
 DEFAULT_TOLERANCE = 2e-3
 DEFAULT_TOLERANCE_WINDOW = 10
@@ -298,14 +287,8 @@ METHOD = Method(
     name="optimize",
     summary="Ulyanov & Lebedev: optimize the log spectrogram through one random conv layer, then Griffin-Lim",
     needs="style", input="log_spectrogram", output="log_spectrogram",
-    # Chosen from the quality benchmark (benchmarks/test_quality.py, RESULTS.md sections quality
-    # and phase). Griffin-Lim from PGHI's phase: on this method's outputs it reaches in 8
-    # iterations the spectral convergence 100 iterations from the content's phase reach (within
-    # 0.1-0.4 dB), so 16 keep a margin; the quality measures did not change. 4096 filters: at
-    # 2048 the style moved less on every pair (piano <- drums 0.51 against 0.78). The envelope
-    # terms stay off: with them and alpha 0.003-0.005 (2048 filters) the style moved further on
-    # piano <- violin (0.59-0.66 against 0.40 without) with the content kept, but the spectral
-    # term alone cost drums <- violin 0.18 of style at 4096, and both together piano <- drums 0.3.
+    # Chosen from the quality benchmark (docs/decisions.md, "optimize: 4096 filters, width 11, alpha
+    # 0.01, envelopes off" and "Griffin-Lim from PGHI's phase, 16 iterations").
     settings=optimization_settings(
         alpha=1e-2, n_filters=4096, width=11, optimizers=OPTIMIZERS, optimizer=DEFAULT_OPTIMIZER,
         learning_rate=0.03, tolerance=DEFAULT_TOLERANCE, tolerance_window=DEFAULT_TOLERANCE_WINDOW, inits=INITS,

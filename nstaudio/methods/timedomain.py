@@ -283,16 +283,9 @@ METHOD = Method(
     name="timedomain",
     summary="Mital: optimize the waveform itself through framing, DFT and one random conv; no phase step",
     needs="style", input="waveform", output="waveform",
-    # width 3: the conv reads 3 x (n_fft/2 + 1) channels at twice the frame rate, so an evaluation
-    # costs about what optimize's width 11 does. learning_rate in sample units. The waveform is
-    # unbounded; when this was measured nstaudio's L-BFGS took only bounded problems, so SciPy's
-    # L-BFGS-B with the rule it was measured with (1e-3 over 20 iterations). alpha 1: its content
-    # term also sees the real and imaginary parts (the phase); at 0.01 the output of 6 s of piano
-    # with a violin style lost the piano's onsets, at 1 they stay. The quality benchmark
-    # (RESULTS.md) finds it keeps the content but moves the style little (at most 0.29 of the way);
-    # alpha 0.1 and 0.03 moved it further but lost onsets on four pairs (content 0.50-0.75), so
-    # alpha 1 stays until a setting meets both. The envelope terms (temporal 1000 at alpha 0.1 and
-    # 0.03) held onsets a little better but moved no style on those pairs: they stay off.
+    # width 3 costs an evaluation about what optimize's width 11 does; alpha 1 keeps the onsets;
+    # learning_rate in sample units (docs/decisions.md, "timedomain: width 3, alpha 1, SciPy's L-BFGS-B,
+    # envelopes off").
     settings=optimization_settings(
         alpha=1.0, n_filters=4096, width=3, optimizers=OPTIMIZERS, optimizer="lbfgs", learning_rate=1e-3,
         tolerance=1e-3, tolerance_window=20, inits=INITS, init_help="Start from noise or from the content."),
