@@ -25,6 +25,9 @@ class _Closing:
 
     bar = None
 
+    def __init__(self, quiet=False):
+        self.quiet = quiet
+
     def close(self):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
@@ -83,9 +86,6 @@ def losses_text(loss):
 class TrainProgress(_Closing):
     """Training steps, fed by a trainer's callback ``(step, steps, loss)``: loss, steps per second and ETA."""
 
-    def __init__(self, quiet):
-        self.quiet = quiet
-
     def __call__(self, step, steps, loss):
         if self.quiet:
             return
@@ -99,9 +99,6 @@ class TrainProgress(_Closing):
 
 class CorpusProgress(_Closing):
     """The files of a corpus as they are read, fed by ``load_corpus``'s callback ``(i, count, path)``."""
-
-    def __init__(self, quiet):
-        self.quiet = quiet
 
     def __call__(self, i, count, path):
         if self.quiet:

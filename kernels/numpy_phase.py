@@ -39,22 +39,9 @@ class GriffinLimState:
 
 
 def griffin_lim_start(S, angles, *, window, hop_length, center):
-    """Fast Griffin-Lim's state for one spectrogram.
+    """Fast Griffin-Lim's state for one spectrogram (:meth:`nstaudio.kernels.interface.Backend.griffin_lim_start`).
 
-    Parameters
-    ----------
-    S : np.ndarray, shape (bins, frames), float32
-        Target magnitude.
-    angles : np.ndarray, shape (bins, frames), complex64
-        Initial phase, unit modulus.
-    window : np.ndarray, shape (n_fft,), float32
-    hop_length : int
-    center : bool
-        The STFT was centered: its padding is zeroed in the signal between steps, as :func:`nstaudio.stft` pads.
-
-    Returns
-    -------
-    GriffinLimState
+    A centered STFT's padding is zeroed in the signal between steps, as :func:`nstaudio.stft` pads.
     """
     return GriffinLimState(S, angles, window, hop_length, center)
 
@@ -84,20 +71,8 @@ def griffin_lim_project(state):
 def griffin_lim_phase_step(state, rebuilt, previous, coef):
     """Fast Griffin-Lim's phase step: ``state.spec = S a / (|a| + 1e-16)``, ``a = rebuilt - coef previous``.
 
-    Parameters
-    ----------
-    state : GriffinLimState
-    rebuilt : np.ndarray, shape (bins, frames), complex
-        This step's projection.
-    previous : np.ndarray or None
-        The step before's projection; None at the first step (no momentum).
-    coef : float
-        ``momentum / (1 + momentum)``.
-
-    Returns
-    -------
-    np.floating
-        ``||S - |rebuilt|||``, in the precision of ``rebuilt``.
+    As :meth:`nstaudio.kernels.interface.Backend.griffin_lim_phase_step`, on (bins, frames) arrays;
+    the norm ``||S - |rebuilt|||`` comes back in the precision of ``rebuilt``.
     """
     residual = np.linalg.norm((state.S - np.abs(rebuilt)).ravel())
     a = rebuilt if previous is None else rebuilt - coef * previous
