@@ -21,6 +21,8 @@ def random_filters(n_filters, n_bins, width, *, seed=0, dtype=np.float32):
         K, filter width in frames.
     seed : int
         Seed for ``numpy.random.default_rng``; the same seed gives the same filters everywhere.
+    dtype : numpy dtype
+        Of the filters returned.
 
     Returns
     -------

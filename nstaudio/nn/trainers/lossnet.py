@@ -138,6 +138,8 @@ def train_lossnet(corpus, sr, *, steps=5000, channels=LOSSNET_CHANNELS, width=5,
         ``callback(step, steps, loss)`` after every step.
     checkpoint : str or os.PathLike or None
         Save the unfinished run here every ``checkpoint_every`` steps, and the finished network at the end.
+    checkpoint_every : int
+        Steps between saves of the unfinished run.
     resume : bool
         Continue the unfinished run at ``checkpoint`` (same corpus and settings); the result
         is the one an uninterrupted run gives.
