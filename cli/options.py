@@ -10,8 +10,6 @@ import click
 from nstaudio import settings as schema
 from nstaudio.methods import REGISTRY
 
-CLICK_TYPES = {int: int, float: float, str: str}
-
 
 def with_options(func, options):
     """``func`` decorated with each of ``options`` (click decorators), the first outermost."""
@@ -43,7 +41,7 @@ def setting_options():
     """A click option for every command-line setting of the registered methods (default None: not given)."""
     options = []
     for setting, help_text in schema.cli_settings(REGISTRY.methods()):
-        kind = click.Choice(setting.choices) if setting.choices else CLICK_TYPES[setting.kind]
+        kind = click.Choice(setting.choices) if setting.choices else setting.kind
         options.append(click.Option([setting.flag, setting.name], type=kind, default=None, help=help_text))
     return options
 

@@ -15,12 +15,10 @@ from typing import Callable, Optional
 
 from . import limits
 from .errors import ParameterError
+from .kernels import DEVICES
+from .spectral import PHASE_INITS
 from .validation import MAX_SEED, check_choice, check_float, check_int
 
-# spectral.PHASE_INITS and kernels.DEVICES, repeated here so the schema sits below both; a test
-# holds them equal.
-PHASE_INITS = ("random", "content", "pghi")
-DEVICES = ("auto", "numpy", "cpu", "cuda")
 DEFAULT_WORK_RATE = 22050
 DEFAULT_N_FFT = 2048
 

@@ -5,17 +5,11 @@ import inspect
 import pytest
 
 import nstaudio as nst
-from nstaudio import api, settings as schema, spectral
+from nstaudio import api, settings as schema
 from nstaudio.errors import ParameterError
-from nstaudio.kernels import DEVICES
 from nstaudio.methods import REGISTRY
 from nstaudio.methods.registry import Method
 from nstaudio.settings import Setting
-
-
-def test_the_schemas_copies_of_the_lower_layers_choices_are_theirs():
-    assert schema.PHASE_INITS == spectral.PHASE_INITS
-    assert schema.DEVICES == DEVICES
 
 
 def test_stylize_takes_the_shared_settings_with_the_schemas_defaults():
