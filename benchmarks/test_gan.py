@@ -24,9 +24,8 @@ import pytest
 
 import nstaudio as nst
 from nstaudio import audio, mel, quality, spectral
-from nstaudio.methods import gan as gan_method
 from nstaudio.models import TRAINING_PEAK, Network
-from nstaudio.nn import melgan
+from nstaudio.nn import gan_features, melgan
 from nstaudio.nn.melgan import GanArchitecture
 from nstaudio.nn.trainers.gan import GanWeights, critic_loss, generator_loss
 
@@ -132,20 +131,20 @@ def test_stylize_ten_seconds(report, name):
 
 
 def test_mel_inversion():
-    basis = gan_method.mel_basis(melgan.SR, melgan.N_FFT, GanArchitecture().n_mels)
+    basis = gan_features.mel_basis(melgan.SR, melgan.N_FFT, GanArchitecture().n_mels)
     rows = ["", "Mel bands back to linear power (:func:`nstaudio.mel.mel_to_power`) on true spectrograms "
             "(features at 16 kHz, through the [-1, 1] scaling and back); convergence in dB:", "",
             "| recording | steps | mel-spectral | linear magnitude | seconds per 10 s |", "|---|---:|---:|---:|---:|"]
     for name in ("piano.wav", "violin.wav", "speech_festival.wav", "drums.wav"):
         y, sr = nst.load(os.path.join(AUDIO_DIR, name), sr=melgan.SR, mono=True)
         magnitude = np.abs(spectral.stft(y[0], n_fft=melgan.N_FFT, hop_length=melgan.HOP_LENGTH))
-        unit = gan_method.features(magnitude, basis, melgan.N_FFT)
+        unit = gan_features.features(magnitude, basis, melgan.N_FFT)
         target = mel.unit_to_power(unit)
         for steps in (0, 10, 30, 50):
             start = time.perf_counter()
-            rebuilt = gan_method.magnitude_from_features(unit, basis, melgan.N_FFT, n_iter=steps)
+            rebuilt = gan_features.magnitude_from_features(unit, basis, melgan.N_FFT, n_iter=steps)
             seconds = (time.perf_counter() - start) * 10 * melgan.SR / y.shape[1]
-            power = (rebuilt.astype(np.float64) / gan_method.magnitude_scale(melgan.N_FFT)) ** 2
+            power = (rebuilt.astype(np.float64) / gan_features.magnitude_scale(melgan.N_FFT)) ** 2
             mel_db = mel.mel_convergence(target, power, basis)
             linear_db = spectral.spectral_convergence(magnitude, rebuilt)
             rows.append(f"| {name} | {steps} | {mel_db:.1f} | {linear_db:.1f} | {seconds:.2f} |")
@@ -204,7 +203,7 @@ def _seam(unit, window, hop):
 def test_seams_and_quality_with_a_trained_model():
     model = _trained_model()
     sr_model, n_fft, hop_length = model.spectrogram_settings
-    basis = gan_method.mel_basis(sr_model, n_fft, model.arch.n_mels)
+    basis = gan_features.mel_basis(sr_model, n_fft, model.arch.n_mels)
     rows = ["", f"With the trained model {os.path.basename(MODEL)} ({model.meta['steps']} steps; {sr_model} Hz, "
             f"n_fft {n_fft}, hop {hop_length}):", "",
             "| content | seam, concatenated | seam, crossfaded | input's own | mel inversion (dB) | style | content "
@@ -215,9 +214,9 @@ def test_seams_and_quality_with_a_trained_model():
         y, sr = nst.load(os.path.join(AUDIO_DIR, name))
         mono = nst.resample(y.mean(axis=0), orig_sr=sr, target_sr=sr_model)
         magnitude = np.abs(spectral.stft(mono, n_fft=n_fft, hop_length=hop_length))
-        unit = gan_method.features(magnitude * (TRAINING_PEAK / np.abs(mono).max()), basis, n_fft)[None]
-        glued = gan_method.apply_generator(model.arch, model.params, model.state, unit, crossfade=False)
-        blended = gan_method.apply_generator(model.arch, model.params, model.state, unit)
+        unit = gan_features.features(magnitude * (TRAINING_PEAK / np.abs(mono).max()), basis, n_fft)[None]
+        glued = gan_features.apply_generator(model.arch, model.params, model.state, unit, crossfade=False)
+        blended = gan_features.apply_generator(model.arch, model.params, model.state, unit)
         start = time.perf_counter()
         out = nst.stylize(y, None, sr, model=model)
         seconds = time.perf_counter() - start
@@ -225,7 +224,7 @@ def test_seams_and_quality_with_a_trained_model():
         kept = quality.content_preservation(out, y, sr)
         seams = _seam(glued, window, window), _seam(blended, window, window // 2), _seam(unit, window, window)
         said = mel.unit_to_power(blended)  # the generator's mel bands, and the linear power the method makes of them
-        inverted = mel.mel_to_power(said, basis, n_iter=gan_method.MEL_INVERSION_ITERS)
+        inverted = mel.mel_to_power(said, basis, n_iter=gan_features.MEL_INVERSION_ITERS)
         rows.append(f"| {name} | {seams[0]:.2f} | {seams[1]:.2f} | {seams[2]:.2f} | "
                     f"{mel.mel_convergence(said, inverted, basis):.1f} | {moved:.2f} | {kept:.2f} | {seconds:.2f} |")
         # the crossfade's claim: borders change the output no more than its other frames (within 25 %),

@@ -69,8 +69,9 @@ def models():
 
 def magnitudes(model, log_magnitude):
     """What the model makes of log1p STFT magnitudes, offline: STFT magnitudes."""
-    run = gan_method if model.kind == "gan" else (lambda x, m: feedforward(x, m.triple))
-    return np.expm1(run(log_magnitude, model))
+    if model.kind == "gan":
+        return gan_method(np.expm1(log_magnitude), model)
+    return np.expm1(feedforward(log_magnitude, model.triple))
 
 
 def describe(model):
@@ -259,7 +260,7 @@ def test_real_time_pghi_on_true_spectrograms():
             for lookahead in (1, 0):
                 synthesis = PhaseSynthesis(n_fft=n_fft, hop_length=hop, batch=1, lookahead=lookahead,
                                            backend=nst.get_backend("cpu"))
-                out = synthesis.process(np.log1p(magnitude))
+                out = synthesis.process(magnitude)
                 frames = nst.stft(out, n_fft=n_fft, hop_length=hop).shape[-1] - 1 - n_fft // hop
                 rebuilt = nst.stft(out, n_fft=n_fft, hop_length=hop)[..., :frames]
                 scores.append(spectral_convergence(magnitude[..., :frames], rebuilt))

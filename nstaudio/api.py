@@ -223,13 +223,16 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
 
 
 def _to_waveform(method, result, options, length, content_spec, callback):
-    """``method.run``'s result as the working-rate waveform (channels, length): a log spectrogram through
-    Griffin-Lim (with its convergence, (channels, iterations) in dB), a waveform as it is (None)."""
+    """``method.run``'s result as the working-rate waveform (channels, length): a log spectrogram or
+    magnitudes through Griffin-Lim (with its convergence, (channels, iterations) in dB), a waveform as it
+    is (None)."""
     if method.output == "waveform":
         return result, None
-    # a log1p magnitude below 0 stands for silence (the optimizer's variable is unbounded)
-    with np.errstate(over="ignore"):
-        magnitude = spectral.from_log_magnitude(np.maximum(result, 0))
+    if method.output == "magnitude":
+        magnitude = result
+    else:  # a log1p magnitude below 0 stands for silence (the optimizer's variable is unbounded)
+        with np.errstate(over="ignore"):
+            magnitude = spectral.from_log_magnitude(np.maximum(result, 0))
     if not np.all(np.isfinite(magnitude)):
         raise NumericalError("the optimized spectrogram grew too large to turn into audio (the optimizer "
                              "diverged); lower learning_rate or alpha")
@@ -450,7 +453,7 @@ def _analyse(y, name, method, options):
     if method.input == "waveform":
         return y, None
     spec = spectral.stft(y, n_fft=n_fft, hop_length=hop_length)
-    return spectral.log_magnitude(spec), spec
+    return (np.abs(spec) if method.input == "magnitude" else spectral.log_magnitude(spec)), spec
 
 
 def _resolve_options(method, given, model, style_weights):

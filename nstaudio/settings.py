@@ -146,7 +146,7 @@ def method_default(method, name):
 def takes(method, name):
     """Whether ``method`` takes the setting ``name``."""
     if name in PHASE_SETTINGS:
-        return method.output == "log_spectrogram"
+        return method.output != "waveform"
     return name in SHARED_NAMES or any(setting.name == name for setting in method.settings)
 
 
@@ -317,7 +317,7 @@ def resolve(method, given, *, model_settings=None, methods=()):
         if options[name] is None:
             options[name] = method_default(method, name)
     options["phase_iters"] = shared("phase_iters").check(options["phase_iters"] or 0)
-    if method.output == "log_spectrogram":
+    if method.output != "waveform":
         shared("phase_init").check(options["phase_init"])
     for name in ("seed", "device", "match_loudness"):
         options[name] = shared(name).default if options[name] is None else options[name]

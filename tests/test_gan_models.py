@@ -8,8 +8,8 @@ from click.testing import CliRunner
 import nstaudio as nst
 from nstaudio.cli.main import main
 from nstaudio.methods import REGISTRY
-from nstaudio.methods.gan import apply_generator, crossfade_windows
 from nstaudio.nn import melgan
+from nstaudio.nn.gan_features import apply_generator, crossfade_windows
 from nstaudio.nn.melgan import GanArchitecture
 
 from conftest import harmonic_tone

@@ -15,10 +15,10 @@ from hypothesis import given, settings, strategies as st
 import nstaudio as nst
 from nstaudio.cli.main import main
 from nstaudio.kernels import cpu, numpy_backend
-from nstaudio.methods import gan as gan_module
 from nstaudio.methods.feedforward import feedforward
 from nstaudio.methods.gan import gan as gan_method
 from nstaudio.models import Network
+from nstaudio.nn import gan_features as gan_module
 from nstaudio.nn.autoencoder import Architecture, Autoencoder
 from nstaudio.nn.melgan import GanArchitecture
 from nstaudio.streaming import Stream, frames as frames_module
@@ -156,14 +156,15 @@ def test_the_copies_a_stream_starts_with_cost_a_few_products(stride, causal):
 @settings(max_examples=15, deadline=None)
 @given(sizes=st.lists(st.integers(1, 200), min_size=1, max_size=5))
 def test_style_frames_equal_the_offline_feedforward(model, sizes):
-    """The frames the stream stylizes are offline feedforward's (the stylize(model=...) step), start included."""
+    """The frames the stream stylizes are offline feedforward's (the stylize(model=...) step), start included
+    (the stream gives them as magnitudes, the network makes log1p magnitudes)."""
     x = np.random.default_rng(2).standard_normal((2, 3000)).astype(np.float32) * np.float32(0.3)
     x[:, -1200:] = 0.0  # what follows the end is silence in both
     offline = feedforward(np.log1p(np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))), model.triple)
     frames = StyleFrames(*model.triple, n_fft=N_FFT, hop_length=HOP, batch=2, context=64, backend=cpu)
     y = in_blocks(x, sizes, frames.process)
     assert y.shape[2] == frames.available(x.shape[1]) > offline.shape[2] // 2
-    np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
+    np.testing.assert_allclose(nst.spectral.log_magnitude(y), offline[:, :, :y.shape[2]], atol=1e-5)
 
 
 @settings(max_examples=10, deadline=None)
@@ -181,7 +182,7 @@ def test_a_causal_models_frames_need_no_look_ahead_and_equal_the_offline_ones(si
     y = in_blocks(x, sizes, frames.process)
     # every frame whose samples are all here is out: no look-ahead
     assert y.shape[2] == frames.spectrogram.available(x.shape[1])
-    np.testing.assert_allclose(y, offline[:, :, :y.shape[2]], atol=1e-5)
+    np.testing.assert_allclose(nst.spectral.log_magnitude(y), offline[:, :, :y.shape[2]], atol=1e-5)
 
 
 def test_a_causal_model_streams_within_150_ms_at_the_default_settings():
@@ -244,8 +245,9 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, piece_macs, siz
     in_pieces, invert = gan_module.magnitude_in_pieces, gan_module.magnitude_from_features
     piece_macs = frames_module.GENERATOR_PIECE_MACS if piece_macs is None else piece_macs
     with mock.patch.object(gan_module, "magnitude_in_pieces", recorded), \
+            mock.patch.object(frames_module, "magnitude_in_pieces", recorded), \
             mock.patch.object(frames_module, "GENERATOR_PIECE_MACS", piece_macs):
-        offline = gan_method(np.log1p(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop))), gan_model)
+        offline = gan_method(np.abs(nst.stft(x, n_fft=n_fft, hop_length=hop)), gan_model)
         [(offline_bands, _)] = inverted
         inverted.clear()
         frames = GanFrames(gan_model, batch=2, backend=cpu)
@@ -259,7 +261,7 @@ def test_gan_frames_equal_the_offline_gan_method(request, which, piece_macs, siz
     basis = gan_module.mel_basis(sr, n_fft, gan_model.arch.n_mels)
     for unit, magnitude in inverted:  # the stream's prepared numba inversion is the offline method's
         np.testing.assert_allclose(magnitude, invert(unit, basis, n_fft), rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(y, np.log1p(joined(1)))
+    np.testing.assert_array_equal(y, joined(1))
 
 
 def test_a_gan_window_waits_until_its_frames_are_due(gan_model):
@@ -392,7 +394,7 @@ def test_phase_synthesis_rebuilds_a_true_spectrogram():
     x = harmonic_tone(1.0, SR, f0=300.0)[np.newaxis]
     magnitude = np.abs(nst.stft(x, n_fft=N_FFT, hop_length=HOP))
     synthesis = PhaseSynthesis(n_fft=N_FFT, hop_length=HOP, batch=1, backend=nst.get_backend("cpu"))
-    y = synthesis.process(np.log1p(magnitude))
+    y = synthesis.process(magnitude)
     rebuilt = nst.stft(y, n_fft=N_FFT, hop_length=HOP)
     frames = rebuilt.shape[-1] - 4  # the last frames lack the samples the look-ahead withholds
     random = nst.stft(nst.istft(magnitude * np.exp(2j * np.pi * np.random.default_rng(0).random(magnitude.shape)),
@@ -412,7 +414,7 @@ def test_phase_refinement_brings_the_signal_closer_to_the_magnitudes():
     for iterations in (0, 1, 4):
         synthesis = PhaseSynthesis(n_fft=N_FFT, hop_length=HOP, batch=1, iterations=iterations,
                                    backend=nst.get_backend("cpu"))
-        y = synthesis.process(np.log1p(magnitude))
+        y = synthesis.process(magnitude)
         frames = nst.stft(y, n_fft=N_FFT, hop_length=HOP).shape[-1] - 8
         scores.append(nst.spectral.spectral_convergence(magnitude[..., :frames],
                                                         nst.stft(y, n_fft=N_FFT, hop_length=HOP)[..., :frames]))
@@ -451,7 +453,7 @@ def test_stream_output_is_the_processed_input_exactly_latency_behind(model, sr, 
     frames = feedforward(np.log1p(np.abs(nst.stft(padded * gain, n_fft=N_FFT, hop_length=HOP))), model.triple)
     synthesis = PhaseSynthesis(n_fft=N_FFT, hop_length=HOP, batch=1, iterations=phase_iters,
                                backend=nst.get_backend("cpu"))
-    expected = synthesis.process(frames) / gain
+    expected = synthesis.process(nst.spectral.from_log_magnitude(frames.astype(np.float64))) / gain
     # equal but for float32 rounding (the offline network's products take many frames at once, and
     # a product's rounding depends on its shape), which the iterative refinement carries further;
     # a latency off by a sample would differ by the signal's own size

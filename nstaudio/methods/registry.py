@@ -13,8 +13,8 @@ from typing import Callable, Optional
 from ..errors import ParameterError
 from ..settings import SHARED_NAMES, Setting
 
-INPUTS = ("log_spectrogram", "waveform")
-OUTPUTS = ("log_spectrogram", "waveform")
+INPUTS = ("log_spectrogram", "magnitude", "waveform")
+OUTPUTS = ("log_spectrogram", "magnitude", "waveform")
 NEEDS = ("style", "model")
 
 
@@ -30,11 +30,13 @@ class Method:
         One line for ``--help``.
     needs : {"style", "model"}
         Style recordings, or a trained style model (``model=``).
-    input : {"log_spectrogram", "waveform"}
+    input : {"log_spectrogram", "magnitude", "waveform"}
         What ``run`` gets of the content and styles, at the working rate: log1p-magnitude
-        spectrograms (B, C, T) and (C, Ts), or waveforms (B, n) and (n,).
-    output : {"log_spectrogram", "waveform"}
-        What ``run`` returns: a log spectrogram goes through Griffin-Lim, a waveform is the audio.
+        spectrograms (B, C, T) and (C, Ts), STFT magnitudes of the same shapes, or waveforms
+        (B, n) and (n,).
+    output : {"log_spectrogram", "magnitude", "waveform"}
+        What ``run`` returns: a log spectrogram or magnitudes go through Griffin-Lim, a waveform
+        is the audio.
     run : callable
         ``run(content, styles, options, model, callback) -> (result, info)``: ``styles`` is what
         ``prepare`` made of the style inputs (the list of them where it is None); ``options`` holds
@@ -49,8 +51,8 @@ class Method:
     hop_divisor : int
         The hop is ``n_fft // hop_divisor`` unless given.
     phase_iters : int or None
-        Its default Griffin-Lim iterations (a method that returns a log spectrogram); None for
-        one that returns a waveform.
+        Its default Griffin-Lim iterations (a method that returns a spectrogram); None for one
+        that returns a waveform.
     phase_init : str or None
         Its default start of Griffin-Lim, likewise.
     steps : callable
@@ -115,9 +117,9 @@ class Method:
         names = [setting.name for setting in self.settings]
         if len(set(names)) != len(names):
             raise ValueError(f"method {self.name!r} declares a setting twice")
-        has_phase = self.output == "log_spectrogram"
+        has_phase = self.output != "waveform"
         if has_phase != (self.phase_iters is not None and self.phase_init is not None):
-            raise ValueError(f"method {self.name!r}: a method that returns a log spectrogram gives defaults for "
+            raise ValueError(f"method {self.name!r}: a method that returns a spectrogram gives defaults for "
                              f"phase_iters and phase_init, one that returns a waveform gives none")
         if self.needs == "model" and (self.model_settings is None or self.model_kind is None):
             raise ValueError(f"method {self.name!r} needs a model but has no model_settings or model_kind")

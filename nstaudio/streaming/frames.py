@@ -3,14 +3,18 @@
 :class:`SpectrogramFrames` cuts the incoming samples into the frames of a centered STFT
 (frame ``f`` covers samples ``f hop - n_fft/2 .. f hop + n_fft/2``, zeros before the start,
 as :func:`nstaudio.stft` pads); :class:`StyleFrames` runs a style network on their log1p
-magnitudes as they come, :class:`GanFrames` a MelGAN-VC generator. The way back, magnitude
-frames to samples, is :class:`nstaudio.streaming.phase.PhaseSynthesis`.
+magnitudes as they come, :class:`GanFrames` a MelGAN-VC generator on their mel features. Both
+give STFT magnitudes; the way back, magnitude frames to samples, is
+:class:`nstaudio.streaming.phase.PhaseSynthesis`.
 """
 
 import numpy as np
 import scipy.fft
 
-from ..spectral import get_window
+from ..mel import MelInversion
+from ..nn.gan_features import crossfade_windows, features, magnitude_in_pieces, mel_basis
+from ..nn.melgan import Generator
+from ..spectral import from_log_magnitude, get_window, log_magnitude
 from .network import IncrementalNetwork
 
 # A gan model's window is a job of pieces that a stream does between its blocks: the smaller the
@@ -24,7 +28,7 @@ MEL_PIECE_STEPS = 10
 
 
 class SpectrogramFrames:
-    """Samples in, the log1p magnitudes of the centered STFT's frames out, as :func:`nstaudio.stft` gives them.
+    """Samples in, the magnitudes of the centered STFT's frames out, as :func:`nstaudio.stft` gives them.
 
     Parameters
     ----------
@@ -70,7 +74,12 @@ class SpectrogramFrames:
         drop = end * self.hop_length - self.n_fft // 2 - self.samples_start
         self.samples = self.samples[:, drop:]
         self.samples_start += drop
-        return np.ascontiguousarray(np.log1p(np.abs(spectra)).transpose(0, 2, 1))
+        return np.ascontiguousarray(np.abs(spectra).transpose(0, 2, 1))
+
+
+def _magnitude(frames):
+    """A style network's log1p-magnitude frames as magnitudes, float64 (below 0 is silence, as feedforward)."""
+    return from_log_magnitude(np.maximum(np.asarray(frames, dtype=np.float64), 0.0))
 
 
 class StyleFrames:
@@ -113,22 +122,20 @@ class StyleFrames:
         return np.maximum(0, self.network.available(fed) - self.context)
 
     def process(self, x, limit=None):
-        """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
-        (batch, 1 + n_fft // 2, m) float32: no more than ``limit`` frames in all, if given (the
+        """Take samples (batch, n) float32; return the stylized magnitude frames they complete,
+        (batch, 1 + n_fft // 2, m) float64: no more than ``limit`` frames in all, if given (the
         network's work waits until its frames are due)."""
         first = self.spectrogram.frames == 0
-        log_magnitude = self.spectrogram.process(x)
-        if first and log_magnitude.shape[2]:
-            log_magnitude = np.concatenate([np.repeat(log_magnitude[:, :, :1], self.context, axis=2),
-                                            log_magnitude], axis=2)
-        out = self.network.process(log_magnitude, None if limit is None else limit + self.context)
-        return np.maximum(out, 0)  # a log1p magnitude is never negative (as feedforward)
+        frames = log_magnitude(self.spectrogram.process(x))
+        if first and frames.shape[2]:
+            frames = np.concatenate([np.repeat(frames[:, :, :1], self.context, axis=2), frames], axis=2)
+        return _magnitude(self.network.process(frames, None if limit is None else limit + self.context))
 
     def step(self, limit=None, piece=None):
         """One frame of one layer of the work ``limit`` frames need (None: of any there is to do):
         ``(worked, frames completed)``; ``piece``, :meth:`next_piece`'s answer, if the caller has it."""
         worked, out = self.network.step(None if limit is None else limit + self.context, piece)
-        return worked, np.maximum(out, 0)
+        return worked, _magnitude(out)
 
     def next_piece(self, limit=None):
         """What :meth:`step` would do: the network layer it would run a frame of, or None for nothing."""
@@ -139,7 +146,7 @@ class GanFrames:
     """Samples in, a MelGAN-VC generator's frames out, equal to the offline ``gan`` method's.
 
     The frames' mel features go through the generator in half-overlapping windows of the
-    length it was trained on, crossfaded (:func:`nstaudio.methods.gan.apply_generator`); a
+    length it was trained on, crossfaded (:func:`nstaudio.nn.gan_features.apply_generator`); a
     frame is out once the last window over it has run, and goes back from mel bands to STFT
     magnitudes with the frames that window finished. A window's work is a job of pieces (the
     generator's products in groups of output channels, then the blend, then the mel inversion
@@ -155,10 +162,6 @@ class GanFrames:
     """
 
     def __init__(self, model, *, batch, backend):
-        from ..mel import MelInversion
-        from ..methods.gan import crossfade_windows, mel_basis
-        from ..nn.melgan import Generator
-
         sr, n_fft, hop_length = model.spectrogram_settings
         self.model, self.batch, self.n_fft, self.backend = model, batch, n_fft, backend
         self.spectrogram = SpectrogramFrames(n_fft=n_fft, hop_length=hop_length, batch=batch)
@@ -215,15 +218,13 @@ class GanFrames:
         return True, self._take()
 
     def process(self, x, limit=None):
-        """Take samples (batch, n) float32; return the stylized log1p-magnitude frames they complete,
+        """Take samples (batch, n) float32; return the stylized magnitude frames they complete,
         (batch, 1 + n_fft // 2, m) float32 (no more than ``limit`` in all, if given: windows wait until
         their frames are due)."""
-        from ..methods.gan import features
-
         first = self.spectrogram.frames == 0
-        log_magnitude = self.spectrogram.process(x)
-        if log_magnitude.shape[2]:
-            unit = features(np.expm1(log_magnitude), self.basis, self.n_fft)
+        magnitude = self.spectrogram.process(x)
+        if magnitude.shape[2]:
+            unit = features(magnitude, self.basis, self.n_fft)
             if first:
                 unit = np.concatenate([np.repeat(unit[:, :, :1], self.hop, axis=2), unit], axis=2)
             self.features = np.concatenate([self.features, unit], axis=2)
@@ -246,8 +247,6 @@ class GanFrames:
         mel inversion (a generator that stops after each piece). Both run on all channels at once (which
         costs less than a channel at a time), in pieces (:data:`GENERATOR_PIECE_MACS`,
         :data:`MEL_PIECE_STEPS`), for the stream to fit them between its blocks."""
-        from ..methods.gan import magnitude_in_pieces
-
         start = k * self.hop - self.features_start
         window = self.features[:, :, start:start + self.window]
         y, _ = yield from self.generator.forward_in_pieces(self.model.params, self.model.state, window,
@@ -267,7 +266,7 @@ class GanFrames:
             yield True
             magnitude = yield from magnitude_in_pieces(done, self.basis, self.n_fft, inversion=self.inversion,
                                                        backend=self.backend, steps=MEL_PIECE_STEPS)
-            self.out.append(np.log1p(magnitude))
+            self.out.append(magnitude)
         self.windows = k + 1
 
     def _take(self):

@@ -250,24 +250,23 @@ class PhaseSynthesis:
         done = np.maximum(0, np.asarray(frames) - self.lookahead - self.refine)
         return np.maximum(0, done * self.hop_length - self.n_fft // 2)
 
-    def process(self, log_magnitude, until=None):
-        """Take log1p-magnitude frames (batch, bins, n); return the samples now final, (batch, m) float32.
+    def process(self, magnitude, until=None):
+        """Take magnitude frames (batch, bins, n), non-negative; return the samples now final, (batch, m) float32.
 
         ``until`` (a sample count) stops once the samples returned in all reach it: frames wait
         until their samples are due, so that work that arrives in bursts (a strided network
         completes several frames at once) is spread over the calls. None: all there is.
         """
-        self.push(log_magnitude)
+        self.push(magnitude)
         while (until is None or self.final() < until) and self.step():
             pass
         return self.take()
 
-    def push(self, log_magnitude):
-        """Queue log1p-magnitude frames (batch, bins, n) for :meth:`step`."""
-        if not log_magnitude.shape[2]:
+    def push(self, magnitude):
+        """Queue magnitude frames (batch, bins, n), non-negative, for :meth:`step`."""
+        if not magnitude.shape[2]:
             return
-        magnitude = np.expm1(np.maximum(np.asarray(log_magnitude, dtype=np.float64), 0.0))
-        self.pending = np.concatenate([self.pending, magnitude], axis=2)
+        self.pending = np.concatenate([self.pending, np.asarray(magnitude, dtype=np.float64)], axis=2)
 
     def step(self):
         """Do one piece of a frame's work (one channel's phase, the overlap-add, or one refinement pass); False if

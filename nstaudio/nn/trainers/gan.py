@@ -10,7 +10,7 @@ before them trains the generator alone on the identity loss (style crops in, the
 
 :func:`train_gan` trains them on recordings, resumably, into a model file of kind ``"gan"``:
 every clip is mixed to mono, resampled to the model's rate, brought to the training peak and
-turned into MelGAN-VC's features (:func:`nstaudio.methods.gan.features`). The file holds all
+turned into MelGAN-VC's features (:func:`nstaudio.nn.gan_features.features`). The file holds all
 three networks (a run can resume from it); stylizing uses the generator.
 """
 
@@ -22,11 +22,11 @@ from ... import spectral
 from ...errors import AudioError, ParameterError
 from ...kernels import array_module, cpu as _cpu, get_backend
 from ...kernels.blas_threads import holds_one_blas_thread
-from ...methods import gan as gan_method
 from ...validation import check_float, check_int
 from .. import melgan
 from ..autoencoder import to_backend, to_host
 from ..corpus import check_spectrogram, random_crops, training_signals
+from ..gan_features import features, mel_basis
 from ..gan_losses import (
     generator_adversarial,
     hinge_critic,
@@ -292,13 +292,13 @@ def mel_features(clips, sr, *, arch, name, labels=None, sr_work=melgan.SR, n_fft
     """
     if not clips:
         raise AudioError(f"no {name} recordings: training needs at least one")
-    basis = gan_method.mel_basis(sr_work, n_fft, arch.n_mels)
+    basis = mel_basis(sr_work, n_fft, arch.n_mels)
     out = []
     for _, y in training_signals(clips, sr, sr_work=sr_work, name=name, labels=labels):
         if y.shape[-1] < n_fft:
             continue  # too short for one frame: left out (every clip too short is an error below)
         magnitude = np.abs(spectral.stft(y, n_fft=n_fft, hop_length=hop_length))
-        out.append(gan_method.features(magnitude, basis, n_fft))
+        out.append(features(magnitude, basis, n_fft))
     crop = 3 * arch.frames
     if not any(f.shape[1] >= crop for f in out):
         seconds = (crop - 1) * hop_length / sr_work
