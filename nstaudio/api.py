@@ -204,7 +204,7 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     if analysis is None:
         analysis = _prepare_styles(method, options, styles_in, style_frames)
 
-    steps = method.steps(options)
+    steps = method.steps(options, content_in.shape[-1])
     report = None if callback is None else (
         lambda i, loss, stage="optimize": callback(stage, i, steps, loss))
     result, run_info = method.run(content_in, analysis.prepared, options, model, report)

@@ -14,8 +14,17 @@ from ..kernels.blas_threads import holds_one_blas_thread
 from ..objective import StyleTargets, StyleTransferObjective, style_targets
 from ..settings import Setting
 from ..validation import check_choice, check_float, check_int
-from .optimizing import conv_memory, optimization_settings, optimization_steps
+from .optimizing import (
+    check_segments,
+    conv_memory,
+    frames_per_second,
+    optimization_settings,
+    optimization_steps,
+    segment_length,
+    spans,
+)
 from .registry import Method
+from .segments import run_in_segments
 
 OPTIMIZERS = ("lbfgs", "plbfgs", "adam")
 # "expected": from the expected network's optimum, which the random network then refines
@@ -273,14 +282,19 @@ def style_analysis(styles, options):
 
 def _run(content, prepared, options, model, callback):
     filters, targets, expected_targets = prepared
-    X, info = optimize(
-        content, targets, filters=filters, expected_targets=expected_targets, alpha=options["alpha"],
-        iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
-        optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
-        tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
-        temporal_weight=options["temporal_weight"], spectral_weight=options["spectral_weight"],
-        network=options["network"], seed=options["seed"], device=options["device"], callback=callback)
-    return X, info  # values below 0 are silence: the pipeline clamps them (LOWER_BOUND)
+
+    def one(segment, report):
+        return optimize(
+            segment, targets, filters=filters, expected_targets=expected_targets, alpha=options["alpha"],
+            iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
+            optimizer=options["optimizer"], init=options["init"], learning_rate=options["learning_rate"],
+            tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
+            temporal_weight=options["temporal_weight"], spectral_weight=options["spectral_weight"],
+            network=options["network"], seed=options["seed"], device=options["device"], callback=report)
+
+    # values below 0 are silence: the pipeline clamps them (LOWER_BOUND), after the crossfades
+    return run_in_segments(one, content, spans(options, content.shape[-1], frames_per_second(options)),
+                           options["iterations"], callback)
 
 
 METHOD = Method(
@@ -297,9 +311,12 @@ METHOD = Method(
     ) + (Setting("network", str, "random: the loss through --filters random filters; expected: its expectation over "
                  "the random filters in closed form, no filters, 10-30x faster on clips of seconds, time and memory "
                  "growing as the square of the length.", default="random", choices=NETWORKS),),
-    hop_divisor=4, phase_iters=16, phase_init="pghi", steps=optimization_steps,
+    hop_divisor=4, phase_iters=16, phase_init="pghi",
+    steps=lambda options, length: optimization_steps(options, length, frames_per_second(options)),
     run=_run, min_frames=lambda options: options["width"],
+    validate=lambda options: check_segments(options, frames_per_second(options), options["width"]),
     prepare=style_analysis, style_settings=("n_filters", "width", "seed", "device", "network"),
     memory=lambda options, channels, frames, style_frames: conv_memory(
-        options, channels, frames, style_frames, options["n_fft"] // 2 + 1),
+        options, channels, segment_length(options, frames, frames_per_second(options)), style_frames,
+        options["n_fft"] // 2 + 1),
 )

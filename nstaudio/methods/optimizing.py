@@ -6,13 +6,19 @@ each method's declarations (:mod:`nstaudio.settings`) from those defaults.
 """
 
 from .. import expected
+from ..errors import ParameterError
 from ..settings import Setting
+from .segments import segment_spans
 
 # Beyond 1e6 (10^8 times the default) the content term outweighs any style by so much that the
 # output is the content; larger values only overflow float32 on the way there.
 MAX_ALPHA = 1e6
 # Adam steps in log1p-magnitude units (0..~10) or in samples (-1..1): a step above 10 is no search.
 MAX_LEARNING_RATE = 10.0
+# Segments of a long content (nstaudio.methods.segments), in seconds (docs/decisions.md, "Segments").
+SEGMENT_SECONDS = 12.0
+SEGMENT_OVERLAP_SECONDS = 1.0
+MAX_SEGMENT_SECONDS = 24 * 3600.0
 
 
 def optimization_settings(*, alpha, n_filters, width, optimizers, optimizer, learning_rate, tolerance,
@@ -57,12 +63,59 @@ def optimization_settings(*, alpha, n_filters, width, optimizers, optimizer, lea
         Setting("learning_rate", float, "Adam step size.", default=learning_rate, minimum=0.0, strict_minimum=True,
                 maximum=MAX_LEARNING_RATE, **common),
         Setting("init", str, init_help, default="noise", choices=inits, **common),
+        Setting("segment", float, "Seconds per segment: a longer content is optimized in overlapping segments "
+                "against one style target, crossfaded; 0 optimizes it whole.", default=SEGMENT_SECONDS, minimum=0.0,
+                maximum=MAX_SEGMENT_SECONDS, **common),
+        Setting("segment_overlap", float, "Seconds two neighbouring segments share, crossfaded (a third of a "
+                "segment at most).", default=SEGMENT_OVERLAP_SECONDS, minimum=0.0, maximum=MAX_SEGMENT_SECONDS, **common),
     )
 
 
-def optimization_steps(options):
-    """The steps an optimizing method's progress counts to (``Method.steps``): its iterations."""
-    return options["iterations"]
+def optimization_steps(options, length, per_second):
+    """The steps an optimizing method's progress counts to (``Method.steps``): its iterations in every segment.
+
+    Parameters
+    ----------
+    options : dict
+    length : int
+        The content's length in the method's units (frames or samples).
+    per_second : float
+        Those units per second.
+    """
+    return options["iterations"] * len(spans(options, length, per_second))
+
+
+def spans(options, length, per_second):
+    """The segments (:func:`~nstaudio.methods.segments.segment_spans`) of a content ``length`` units long
+    (``per_second`` of them per second) at the ``segment`` and ``segment_overlap`` of ``options``."""
+    segment, overlap = segment_units(options, per_second)
+    return segment_spans(length, segment, overlap)
+
+
+def segment_units(options, per_second):
+    """``segment`` and ``segment_overlap`` of ``options`` in units of ``per_second`` per second (0: no segments),
+    the overlap no more than a third of the segment."""
+    segment = max(1, round(options["segment"] * per_second)) if options["segment"] > 0 else 0
+    return segment, min(round(options["segment_overlap"] * per_second), segment // 3)
+
+
+def check_segments(options, per_second, minimum):
+    """ParameterError unless a segment holds at least ``minimum`` units."""
+    segment, _ = segment_units(options, per_second)
+    if 0 < segment < minimum:
+        raise ParameterError(f"segment: {options['segment']} s is shorter than the {minimum / per_second:.3f} s "
+                             f"the filter width needs")
+
+
+def segment_length(options, length, per_second):
+    """The longest stretch the method optimizes at once: one segment's length, or the whole ``length``."""
+    start, stop = spans(options, length, per_second)[0]
+    return stop - start
+
+
+def frames_per_second(options):
+    """STFT frames per second at the working rate and hop of ``options``."""
+    return options["sr_work"] / options["hop_length"]
 
 
 def conv_memory(options, channels, frames, style_frames, bins):

@@ -56,7 +56,8 @@ class Method:
     phase_init : str or None
         Its default start of Griffin-Lim, likewise.
     steps : callable
-        ``steps(options) -> int``: the steps its progress callback counts to (the iterations).
+        ``steps(options, length) -> int``: the steps its progress callback counts to for a content
+        ``length`` long along its last axis as ``run`` gets it (the iterations of every segment).
     prepare : callable or None
         ``prepare(styles, options) -> prepared``: the part of the work that depends on the
         styles and settings alone (the random filters and Gram targets of ``optimize``), done
@@ -93,7 +94,7 @@ class Method:
     hop_divisor: int = 4
     phase_iters: Optional[int] = None
     phase_init: Optional[str] = None
-    steps: Callable = field(default=lambda options: 0)
+    steps: Callable = field(default=lambda options, length: 0)
     prepare: Optional[Callable] = None
     style_settings: tuple = ()
     validate: Optional[Callable] = None

@@ -28,8 +28,17 @@ from ..kernels.blas_threads import holds_one_blas_thread
 from ..kernels.products import gram, matmul
 from ..objective import StyleTransferObjective, envelope_terms, normalised_weights
 from ..validation import check_choice, check_float, check_int
-from .optimizing import conv_memory, optimization_settings, optimization_steps
+from .optimizing import (
+    check_segments,
+    conv_memory,
+    frames_per_second,
+    optimization_settings,
+    optimization_steps,
+    segment_length,
+    spans,
+)
 from .registry import Method
+from .segments import run_in_segments
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content")
@@ -267,16 +276,22 @@ def _validate(options):
     if options["hop_length"] > options["n_fft"] // 2:
         raise ParameterError(f"hop_length must be <= n_fft/2 = {options['n_fft'] // 2} for timedomain (beyond that "
                              f"the Hann window leaves samples no weight), got {options['hop_length']}")
+    check_segments(options, options["sr_work"], options["n_fft"] + (options["width"] - 1) * options["hop_length"])
 
 
 def _run(content, styles, options, model, callback):
-    return timedomain(content, styles, style_weights=options["style_weights"], alpha=options["alpha"],
-                      iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
-                      frame=options["n_fft"], hop=options["hop_length"], optimizer=options["optimizer"],
-                      init=options["init"], learning_rate=options["learning_rate"], tolerance=options["tolerance"],
-                      tolerance_window=options["tolerance_window"], temporal_weight=options["temporal_weight"],
-                      spectral_weight=options["spectral_weight"], seed=options["seed"], device=options["device"],
-                      callback=callback)
+    def one(segment, report):
+        return timedomain(segment, styles, style_weights=options["style_weights"], alpha=options["alpha"],
+                          iterations=options["iterations"], n_filters=options["n_filters"], width=options["width"],
+                          frame=options["n_fft"], hop=options["hop_length"], optimizer=options["optimizer"],
+                          init=options["init"], learning_rate=options["learning_rate"],
+                          tolerance=options["tolerance"], tolerance_window=options["tolerance_window"],
+                          temporal_weight=options["temporal_weight"], spectral_weight=options["spectral_weight"],
+                          seed=options["seed"], device=options["device"], callback=report)
+
+    # segments in samples, crossfaded in the waveform
+    return run_in_segments(one, content, spans(options, content.shape[-1], options["sr_work"]),
+                           options["iterations"], callback)
 
 
 METHOD = Method(
@@ -289,9 +304,10 @@ METHOD = Method(
     settings=optimization_settings(
         alpha=1.0, n_filters=4096, width=3, optimizers=OPTIMIZERS, optimizer="lbfgs", learning_rate=1e-3,
         tolerance=1e-3, tolerance_window=20, inits=INITS, init_help="Start from noise or from the content."),
-    hop_divisor=8, steps=optimization_steps,
+    hop_divisor=8, steps=lambda options, length: optimization_steps(options, length, options["sr_work"]),
     run=_run, validate=_validate, min_frames=lambda options: options["width"],
     style_settings=("width",),  # the styles were checked long enough for this width
     memory=lambda options, channels, frames, style_frames: conv_memory(
-        options, channels, frames, style_frames, 3 * (options["n_fft"] // 2 + 1)),
+        options, channels, segment_length(options, frames, frames_per_second(options)), style_frames,
+        3 * (options["n_fft"] // 2 + 1)),
 )
