@@ -98,7 +98,7 @@ class StyleAnalysis:
 @holds_one_blas_thread
 def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=None, style_weights=None,
             sr_work=None, n_fft=None, hop_length=None, phase_iters=None, phase_init=None, seed=0, device="auto",
-            match_loudness=True, callback=None, return_info=False, **settings):
+            match_loudness="lufs", callback=None, return_info=False, **settings):
     """Give ``content`` the timbre of ``style`` (or of a trained style ``model``).
 
     Parameters
@@ -144,8 +144,10 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
         Seeds every random draw (filters, starting noise, random phase).
     device : {"auto", "numpy", "cpu", "cuda"}
         Backend of the optimizer and of Griffin-Lim (a feedforward network runs on numpy/BLAS).
-    match_loudness : bool
-        Scale the output to the content's RMS (lowered if it would clip).
+    match_loudness : {"lufs", "rms", "off"} or bool
+        Bring the output to the content's loudness: ``"lufs"`` (True), integrated loudness as
+        ITU-R BS.1770 / EBU R128 measure it, under a -1 dBTP true peak; ``"rms"``, the RMS under a
+        0.99 sample peak; ``"off"`` (False) leaves the level as the method made it.
     callback : callable or None
         ``callback(stage, step, total, value)`` with stage ``"optimize"`` (value: loss),
         ``"warm start"`` before it with ``init="expected"`` (the expected network's loss), or
@@ -214,8 +216,8 @@ def stylize(content, style=None, sr=None, *, model=None, method=None, style_sr=N
     if not np.all(np.isfinite(y)):
         raise NumericalError("the stylized audio is not finite (the optimizer diverged); lower learning_rate or "
                              "alpha")
-    if options["match_loudness"]:
-        y = audio.match_loudness(y, content)
+    if options["match_loudness"] != "off":
+        y = audio.match_loudness(y, content, sr, mode=options["match_loudness"])
     y = np.ascontiguousarray(y[0] if was_1d else y)  # a new C array of its own, whatever the path
     if not return_info:
         return y

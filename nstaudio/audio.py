@@ -8,6 +8,7 @@ only when complete, so an interrupted run never leaves half a file behind.
 import os
 import re
 import stat
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -29,6 +30,11 @@ _SF_ERR_SYSTEM = 2  # libsndfile's error code for a failing system call (write, 
 # Terms of the polyphase ratio (filter taps = 20 x the larger); the common rates all fit
 # (768000 -> 22050 is 147/5120), so only odd pairs are approximated.
 MAX_POLYPHASE = 8192
+# Loudness: the true-peak ceiling a matched output keeps to (EBU R128's -1 dBTP) and the block of
+# its oversampled peak search.
+TRUE_PEAK_CEILING_DB = -1.0
+TRUE_PEAK_BLOCK = 1 << 16
+LOUDNESS_MODES = ("lufs", "rms", "off")
 # check_output's test signal: long enough to cross a block boundary of every block-coded subtype.
 PROBE_FRAMES = 4096
 _FORMAT_ALIASES = {"AIF": "AIFF", "OGA": "OGG", "OPUS": "OGG"}
@@ -432,17 +438,34 @@ def _write_verified(tmp, y, sr, fmt, subtype, path):
                              f"not {frames} of {channels} at {sr} Hz; choose .wav or .flac")
 
 
-def match_loudness(y, reference):
-    """Scale ``y`` to the RMS of ``reference``, then lower it if that would clip.
+def match_loudness(y, reference, sr=None, *, mode="rms", ceiling_db=TRUE_PEAK_CEILING_DB):
+    """Scale ``y`` to the loudness of ``reference``, then lower it if it would pass the ceiling.
 
     Parameters
     ----------
     y, reference : np.ndarray, shape (channels, samples)
+    sr : int or None
+        Their sample rate (needed for ``"lufs"``).
+    mode : {"lufs", "rms"}
+        ``"lufs"``: integrated loudness as ITU-R BS.1770-4 / EBU R128 measure it (K-weighting and
+        gating, by pyloudnorm), then a true-peak ceiling of ``ceiling_db`` dBTP (the peak of the
+        4x oversampled signal, BS.1770-4 Annex 2); a clip shorter than one 400 ms gating block,
+        or silent, is matched by RMS. ``"rms"``: the RMS, then a sample peak of at most 0.99.
+    ceiling_db : float
+        The true-peak ceiling of ``"lufs"``.
 
     Returns
     -------
-    np.ndarray, same shape as ``y``, float32, peak at most 0.99
+    np.ndarray, same shape as ``y``, float32
     """
+    if mode == "lufs":
+        gain = _loudness_gain(y, reference, sr)
+        if gain is not None:
+            peak = true_peak(y) * gain
+            ceiling = 10.0 ** (ceiling_db / 20.0)
+            if peak > ceiling:
+                gain *= ceiling / peak
+            return (y * np.float32(gain)).astype(np.float32)
     rms_y = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
     rms_ref = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64))))
     gain = rms_ref / rms_y if rms_y > 0 else 1.0
@@ -450,6 +473,48 @@ def match_loudness(y, reference):
     if peak > 0.99:  # never clip: integer formats would wrap or saturate
         gain *= 0.99 / peak
     return (y * gain).astype(np.float32)
+
+
+def integrated_loudness(y, sr):
+    """Integrated loudness of ``y`` (channels, samples) in LUFS (ITU-R BS.1770-4, pyloudnorm's meter);
+    None where it is shorter than one 400 ms block or silent (-inf)."""
+    import pyloudnorm
+
+    if y.shape[-1] < int(np.ceil(0.4 * sr)):
+        return None
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyloudnorm warns of clipping on input above full scale
+        loudness = pyloudnorm.Meter(sr).integrated_loudness(np.asarray(y, dtype=np.float64).T)
+    return float(loudness) if np.isfinite(loudness) else None
+
+
+def _loudness_gain(y, reference, sr):
+    """The gain that brings ``y`` to ``reference``'s integrated loudness, or None where either has none."""
+    if sr is None:
+        raise ParameterError("matching loudness in LUFS needs the sample rate")
+    target, loudness = integrated_loudness(reference, sr), integrated_loudness(y, sr)
+    if target is None or loudness is None:
+        return None
+    return 10.0 ** ((target - loudness) / 20.0)
+
+
+def true_peak(y, *, block=TRUE_PEAK_BLOCK):
+    """The true peak of ``y`` (channels, samples): the largest magnitude of the 4x oversampled signal
+    (ITU-R BS.1770-4, Annex 2), in blocks so that memory stays that of a block.
+
+    Returns
+    -------
+    float
+        Linear (1.0 is 0 dBTP).
+    """
+    y = np.asarray(y, dtype=np.float32)
+    peak, margin = 0.0, 32  # samples beside each block, so that its edges are filtered as inside
+    for start in range(0, y.shape[-1], block):
+        lo, hi = max(0, start - margin), min(y.shape[-1], start + block + margin)
+        upsampled = scipy.signal.resample_poly(y[..., lo:hi].astype(np.float64), 4, 1, axis=-1)
+        inner = upsampled[..., 4 * (start - lo):4 * (min(hi, start + block) - lo)]
+        peak = max(peak, float(np.max(np.abs(inner))) if inner.size else 0.0)
+    return max(peak, float(np.max(np.abs(y))) if y.size else 0.0)
 
 
 def same_file(a, b):

@@ -13,7 +13,10 @@ import textwrap
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+import numpy as np
+
 from . import limits
+from .audio import LOUDNESS_MODES
 from .errors import ParameterError
 from .kernels import DEVICES
 from .spectral import PHASE_INITS
@@ -119,8 +122,9 @@ SHARED = (
     Setting("seed", int, "Seed of every random draw: the same seed gives the same output.", default=0,
             minimum=0, maximum=MAX_SEED),
     Setting("device", str, "Backend of the optimizer and of Griffin-Lim.", default="auto", choices=DEVICES),
-    Setting("match_loudness", bool, "Scale the output to the content's RMS (lowered if it would clip).",
-            default=True, on_cli=False),
+    Setting("match_loudness", str, "Bring the output to the content's loudness: lufs, integrated loudness "
+            "(ITU-R BS.1770 / EBU R128) under a -1 dBTP true peak; rms, the RMS under a 0.99 sample peak; off "
+            "(True is lufs, False off).", default="lufs", flag="--loudness", choices=LOUDNESS_MODES),
 )
 SHARED_NAMES = tuple(setting.name for setting in SHARED)
 # Shared settings of a phase reconstruction, which a method that returns a waveform does not have.
@@ -141,6 +145,13 @@ def method_default(method, name):
         setting = shared(name)
         return setting.method_default(method) if setting.method_default is not None else setting.default
     return None
+
+
+def loudness_mode(value):
+    """``match_loudness`` as one of :data:`~nstaudio.audio.LOUDNESS_MODES` (True is ``"lufs"``, False ``"off"``)."""
+    if value is True or value is False or isinstance(value, np.bool_):
+        return "lufs" if value else "off"
+    return shared("match_loudness").check(value)
 
 
 def takes(method, name):
@@ -321,6 +332,7 @@ def resolve(method, given, *, model_settings=None, methods=()):
         shared("phase_init").check(options["phase_init"])
     for name in ("seed", "device", "match_loudness"):
         options[name] = shared(name).default if options[name] is None else options[name]
+    options["match_loudness"] = loudness_mode(options["match_loudness"])
     options["seed"] = shared("seed").check(options["seed"])  # the device is the backends' to check
     choices = every_setting(methods)
     for setting in method.settings:

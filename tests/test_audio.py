@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.signal
 import soundfile as sf
 
 import nstaudio as nst
@@ -118,12 +119,41 @@ def _write_audio(path, y, subtype="PCM_16"):
 def test_match_loudness_matches_rms_and_never_clips():
     ref = harmonic_tone(0.5)[np.newaxis]
     y = 5 * harmonic_tone(0.5, f0=330)[np.newaxis]
-    out = audio.match_loudness(y, ref)
+    out = audio.match_loudness(y, ref, mode="rms")
     np.testing.assert_allclose(np.sqrt(np.mean(out**2)), np.sqrt(np.mean(ref**2)), rtol=1e-4)
     loud_ref = np.clip(ref * 10, -1, 1)
     spiky = np.zeros_like(ref)
     spiky[0, ::1000] = 1.0
-    assert np.max(np.abs(audio.match_loudness(spiky, loud_ref))) <= 0.99 + 1e-6
+    assert np.max(np.abs(audio.match_loudness(spiky, loud_ref, mode="rms"))) <= 0.99 + 1e-6
+
+
+def test_match_loudness_in_lufs_matches_integrated_loudness_under_a_true_peak_ceiling():
+    sr = 22050
+    ref = np.stack([harmonic_tone(3.0, sr), harmonic_tone(3.0, sr, f0=330.0, seed=1)]) * np.float32(0.3)
+    y = np.stack([harmonic_tone(3.0, sr, f0=500.0, seed=2)] * 2) * np.float32(0.05)
+    out = audio.match_loudness(y, ref, sr, mode="lufs")
+    assert abs(audio.integrated_loudness(out, sr) - audio.integrated_loudness(ref, sr)) < 0.05
+    # a quiet spiky signal brought to a loud reference stops at -1 dBTP, which a sample peak can miss
+    spiky = np.zeros((1, 3 * sr), np.float32)
+    spiky[0, 100::3000] = 0.01
+    spiky[0, 101::3000] = -0.01
+    loud = np.clip(ref[:1] * 4, -1, 1)
+    limited = audio.match_loudness(spiky, loud, sr, mode="lufs")
+    assert audio.true_peak(limited) <= 10 ** (-1 / 20) * (1 + 1e-5)
+    assert audio.true_peak(limited) > np.max(np.abs(limited))  # inter-sample peaks counted
+
+
+def test_lufs_falls_back_to_rms_for_a_clip_shorter_than_a_gating_block():
+    sr = 22050
+    ref, y = harmonic_tone(0.3, sr)[np.newaxis], 0.1 * harmonic_tone(0.3, sr, f0=330.0)[np.newaxis]
+    assert audio.integrated_loudness(ref, sr) is None
+    np.testing.assert_array_equal(audio.match_loudness(y, ref, sr, mode="lufs"), audio.match_loudness(y, ref))
+
+
+def test_the_true_peak_in_blocks_is_the_whole_signals():
+    y = np.random.default_rng(0).standard_normal((2, 5000)).astype(np.float32)
+    whole = float(np.max(np.abs(scipy.signal.resample_poly(y.astype(np.float64), 4, 1, axis=-1))))
+    assert audio.true_peak(y, block=257) == pytest.approx(max(whole, float(np.abs(y).max())), rel=1e-6)
 
 
 def test_same_file(tmp_path):

@@ -16,7 +16,7 @@ MAX_ALPHA = 1e6
 # Adam steps in log1p-magnitude units (0..~10) or in samples (-1..1): a step above 10 is no search.
 MAX_LEARNING_RATE = 10.0
 # Segments of a long content (nstaudio.methods.segments), in seconds (docs/decisions.md, "Segments").
-SEGMENT_SECONDS = 12.0
+SEGMENT_SECONDS = 8.0
 SEGMENT_OVERLAP_SECONDS = 1.0
 MAX_SEGMENT_SECONDS = 24 * 3600.0
 
