@@ -125,7 +125,7 @@ def test_segments_bound_what_the_memory_check_counts():
 
 @pytest.mark.parametrize("args, message", [
     (["--segment-overlap", "-1"], "segment_overlap must be >= 0"),
-    (["--segment", "0.01"], "segment: 0.01 s is shorter than the"),
+    (["--segment", "0.01"], "segment: 0.01 s is shorter than"),
     (["--segment", "-1"], "segment must be >= 0"),
 ])
 def test_bad_segment_settings_get_one_line_and_exit_2(tmp_path, args, message):
@@ -136,3 +136,18 @@ def test_bad_segment_settings_get_one_line_and_exit_2(tmp_path, args, message):
     result = CliRunner().invoke(main, ["run", str(content), str(style), "-o", str(out), "-q", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1 and not out.exists()
+
+
+@settings(max_examples=100, deadline=None)
+@given(length=st.integers(1, 3000), segment=st.integers(2, 300), width=st.integers(1, 100))
+def test_every_segment_a_segment_length_allows_holds_the_filter_width(length, segment, width):
+    """What check_segments lets through gives no segment shorter than the width the method needs."""
+    from nstaudio.methods.optimizing import check_segments, spans
+
+    options = dict(segment=float(segment), segment_overlap=float(segment) / 8)
+    try:
+        check_segments(options, 1.0, width)
+    except ParameterError:
+        assert segment < 2 * width
+        return
+    assert min(stop - start for start, stop in spans(options, length, 1.0)) >= min(width, length)

@@ -100,11 +100,13 @@ def segment_units(options, per_second):
 
 
 def check_segments(options, per_second, minimum):
-    """ParameterError unless a segment holds at least ``minimum`` units."""
+    """ParameterError unless every segment holds at least ``minimum`` units (segments are cut evenly,
+    so one may be half a segment long)."""
     segment, _ = segment_units(options, per_second)
-    if 0 < segment < minimum:
-        raise ParameterError(f"segment: {options['segment']} s is shorter than the {minimum / per_second:.3f} s "
-                             f"the filter width needs")
+    if 0 < segment < 2 * minimum:
+        raise ParameterError(f"segment: {options['segment']} s is shorter than {2 * minimum / per_second:.3f} s "
+                             f"(segments may be cut to half that, and the filter width needs "
+                             f"{minimum / per_second:.3f} s)")
 
 
 def segment_length(options, length, per_second):
